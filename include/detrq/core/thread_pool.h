@@ -1,0 +1,50 @@
+// ThreadPool: a fixed set of workers for data-parallel loops; the calling thread takes part.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace detrq::core {
+
+class ThreadPool {
+ public:
+  // threads <= 0 means one per hardware core. A pool of 1 runs everything on the caller.
+  explicit ThreadPool(int threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const noexcept { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) on disjoint chunks covering [0, n); returns when all are done. Chunks are at
+  // least `grain` long. The first exception thrown by fn is rethrown here. Not reentrant: a nested
+  // call runs serially on the calling thread.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+  static int hardware_threads() noexcept;
+
+ private:
+  void worker_loop();
+  void run_chunks();
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  int64_t job_chunk_ = 0;
+  int64_t next_chunk_ = 0;   // guarded by mutex_
+  int64_t chunks_total_ = 0;
+  int64_t chunks_done_ = 0;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  bool busy_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace detrq::core

@@ -1,0 +1,75 @@
+// The kernel interface: one Kernel object per graph node, made once at load (where it can read its
+// attributes and pre-pack constant weights), asked for its output types during shape inference, and
+// run many times.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "detrq/core/tensor.h"
+#include "detrq/core/thread_pool.h"
+#include "detrq/onnx/model.h"
+
+namespace detrq::runtime {
+
+using core::DType;
+using core::Shape;
+using core::Tensor;
+
+struct TensorType {
+  DType dtype = DType::kUndefined;
+  Shape shape;  // fully static once shape inference has run
+};
+
+struct InferContext {
+  const onnx::Node& node;
+  int opset;
+  std::vector<TensorType> input_types;        // one per node input; dtype kUndefined for omitted ones
+  std::vector<const Tensor*> input_values;    // the value where the input is a constant, else nullptr
+  bool input_present(std::size_t i) const { return i < input_types.size() && input_types[i].dtype != DType::kUndefined; }
+};
+
+struct RunContext {
+  std::span<const Tensor* const> inputs;  // nullptr for omitted optional inputs
+  std::span<Tensor* const> outputs;        // preallocated with the inferred dtype and shape; nullptr if omitted
+  core::ThreadPool& pool;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Output dtypes and shapes from the input types (and constant input values). Throws kInvalidInput
+  // naming the node when the inputs are not acceptable (wrong rank, dtype, broadcast mismatch).
+  virtual std::vector<TensorType> infer(const InferContext& ctx) = 0;
+  // Computes the outputs. Must not allocate per call where it can avoid it.
+  virtual void run(RunContext& ctx) = 0;
+  // Called once after inference with the constant inputs, before the first run: a chance to
+  // pre-pack weights. Default: nothing.
+  virtual void prepare(const InferContext& ctx) { (void)ctx; }
+  // Output 0 may share input 0's storage (Reshape, Squeeze, Identity...): the Session then makes
+  // output 0 a view of input 0 and does not call run() at all.
+  virtual bool output_aliases_input() const { return false; }
+};
+
+using KernelFactory = std::function<std::unique_ptr<Kernel>(const onnx::Node& node, int opset)>;
+
+// Operator type -> factory, by domain and the opset version the implementation starts from.
+class KernelRegistry {
+ public:
+  // The registry with every built-in kernel.
+  static const KernelRegistry& builtin();
+
+  void add(const std::string& domain, const std::string& op_type, int since_version, KernelFactory factory);
+  // The factory for the highest since_version <= opset; nullptr when none.
+  const KernelFactory* find(const std::string& domain, const std::string& op_type, int opset) const;
+  std::vector<std::string> op_types(const std::string& domain = "") const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::map<int, KernelFactory>> factories_;
+};
+
+}  // namespace detrq::runtime

@@ -1,0 +1,66 @@
+// Session: loads an ONNX model, infers every shape, folds constants, plans one memory arena, and runs
+// the graph, calling an Observer with every tensor a node produces.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "detrq/core/tensor.h"
+#include "detrq/onnx/model.h"
+
+namespace detrq::runtime {
+
+// Watches tensors as they are produced (calibration statistics, debugging). Called on the thread
+// that runs the session, in execution order; the tensor is valid only during the call.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_tensor(const std::string& name, const core::Tensor& value) = 0;
+};
+
+struct SessionOptions {
+  int threads = 0;  // 0: one per core
+  // Static shapes for inputs whose declared shape has unknown dimensions.
+  std::map<std::string, core::Shape> input_shapes;
+  bool fold_constants = true;
+};
+
+struct OperatorProfile {
+  std::string op_type;
+  int64_t calls = 0;
+  double total_ms = 0.0;
+};
+
+class Session {
+ public:
+  explicit Session(onnx::Model model, SessionOptions options = {});
+  static Session load(const std::filesystem::path& path, SessionOptions options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  const std::vector<onnx::ValueInfo>& inputs() const;   // with the static shapes in use
+  const std::vector<onnx::ValueInfo>& outputs() const;
+  const onnx::Model& model() const;  // after folding and dead-node removal
+
+  // Runs the graph. Inputs are checked against the static input types (name, dtype, shape) with an
+  // error naming the input. Returned outputs own their storage.
+  std::map<std::string, core::Tensor> run(const std::map<std::string, core::Tensor>& inputs,
+                                          Observer* observer = nullptr);
+
+  std::size_t arena_bytes() const;          // the one arena planned at load
+  std::size_t planned_peak_bytes() const;   // arena plus weights
+  // Per-operator timings accumulated since enable_profiling(true).
+  void enable_profiling(bool on);
+  std::vector<OperatorProfile> profile() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace detrq::runtime

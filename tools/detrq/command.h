@@ -1,0 +1,21 @@
+// How subcommands plug into the detrq tool: each cmd_<name>.cpp adds one CLI11 subcommand whose
+// callback stores the action to run after parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace detrq::cli {
+
+// The chosen subcommand's work; returns the process exit code.
+using CommandAction = std::function<int()>;
+
+// Options every subcommand shares.
+struct GlobalOptions {
+  bool json = false;  // machine-readable results on stdout
+};
+
+// One line per subcommand, defined in cmd_<name>.cpp.
+
+}  // namespace detrq::cli
