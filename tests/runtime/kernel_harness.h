@@ -1,0 +1,52 @@
+// Test helper: runs one built-in kernel on given inputs through the same infer/prepare/run calls the
+// Session makes, so kernels can be tested without building a graph.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "detrq/core/error.h"
+#include "detrq/core/thread_pool.h"
+#include "detrq/runtime/kernel.h"
+
+namespace detrq::testing {
+
+struct KernelCall {
+  onnx::Node node;
+  int opset = 17;
+  std::vector<core::Tensor> inputs;  // an undefined Tensor marks an omitted optional input
+  bool inputs_constant = false;      // pass the values to infer() as constants
+  int threads = 2;
+};
+
+inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
+  const runtime::KernelFactory* factory =
+      runtime::KernelRegistry::builtin().find(call.node.domain, call.node.op_type, call.opset);
+  if (!factory) throw_unsupported(call.node.op_type, "no kernel registered");
+  std::unique_ptr<runtime::Kernel> kernel = (*factory)(call.node, call.opset);
+  runtime::InferContext ictx{call.node, call.opset, {}, {}};
+  for (const auto& t : call.inputs) {
+    ictx.input_types.push_back(t.defined() ? runtime::TensorType{t.dtype(), t.shape()} : runtime::TensorType{});
+    ictx.input_values.push_back(call.inputs_constant && t.defined() ? &t : nullptr);
+  }
+  std::vector<runtime::TensorType> out_types = kernel->infer(ictx);
+  kernel->prepare(ictx);
+  std::vector<core::Tensor> outputs;
+  for (const auto& type : out_types) outputs.push_back(core::Tensor::zeros(type.dtype, type.shape));
+  if (kernel->output_aliases_input()) {
+    outputs[0] = call.inputs[0].reshaped(out_types[0].shape);
+    return outputs;
+  }
+  std::vector<const core::Tensor*> in_ptrs;
+  for (const auto& t : call.inputs) in_ptrs.push_back(t.defined() ? &t : nullptr);
+  std::vector<core::Tensor*> out_ptrs;
+  for (auto& t : outputs) out_ptrs.push_back(&t);
+  core::ThreadPool pool(call.threads);
+  runtime::RunContext rctx{in_ptrs, out_ptrs, pool};
+  kernel->run(rctx);
+  return outputs;
+}
+
+}  // namespace detrq::testing
