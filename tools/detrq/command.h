@@ -17,5 +17,7 @@ struct GlobalOptions {
 };
 
 // One line per subcommand, defined in cmd_<name>.cpp.
+void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

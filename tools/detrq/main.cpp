@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
 
   detrq::cli::CommandAction action;
   // Subcommands, one line each (see command.h).
+  detrq::cli::add_inspect_command(app, action, global);
+  detrq::cli::add_run_command(app, action, global);
 
   try {
     app.parse(argc, argv);
