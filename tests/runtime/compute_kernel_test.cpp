@@ -407,5 +407,240 @@ TEST(Softmax, LongRowsUseTheVectorPath) {
   EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-6);
 }
 
+// ---- GridSample -------------------------------------------------------------------------------
+
+// Bilinear, zeros padding, straight from the formula: unnormalize, 4 neighbours, out-of-range = 0.
+double grid_sample_bilinear_ref(const float* plane, int64_t h, int64_t w, double gx, double gy, bool align) {
+  const double px = align ? (gx + 1) / 2 * (w - 1) : ((gx + 1) * w - 1) / 2;
+  const double py = align ? (gy + 1) / 2 * (h - 1) : ((gy + 1) * h - 1) / 2;
+  const double x0 = std::floor(px), y0 = std::floor(py);
+  auto at = [&](double r, double c) {
+    return (r < 0 || r >= h || c < 0 || c >= w) ? 0.0 : double(plane[int64_t(r) * w + int64_t(c)]);
+  };
+  const double dx = px - x0, dy = py - y0;
+  return (1 - dy) * ((1 - dx) * at(y0, x0) + dx * at(y0, x0 + 1)) + dy * ((1 - dx) * at(y0 + 1, x0) + dx * at(y0 + 1, x0 + 1));
+}
+
+TEST(GridSample, BilinearZerosMatchesFormula) {
+  for (int align = 0; align < 2; ++align) {
+    onnx::Node node = make_node("GridSample", 2);
+    set_int(node, "align_corners", align);
+    KernelCall call = call_for(node);
+    call.opset = 16;
+    call.inputs = {random_tensor({2, 3, 5, 7}, 51), random_tensor({2, 4, 6, 2}, 52, -1.3F, 1.3F)};
+    std::vector<Tensor> out = run_kernel(call);
+    ASSERT_EQ(out[0].shape(), (Shape{2, 3, 4, 6}));
+    std::vector<double> ref;
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t p = 0; p < 24; ++p) {
+          const float* g = call.inputs[1].data<float>() + (n * 24 + p) * 2;
+          ref.push_back(grid_sample_bilinear_ref(call.inputs[0].data<float>() + (n * 3 + c) * 35, 5, 7, g[0], g[1], align));
+        }
+    EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5) << "align_corners " << align;
+  }
+}
+
+TEST(GridSample, IdentityGridReproducesInputInEveryMode) {
+  const int64_t h = 4, w = 5;
+  Tensor grid = Tensor::empty(DType::kFloat32, {1, h, w, 2});
+  for (int64_t i = 0; i < h; ++i)
+    for (int64_t j = 0; j < w; ++j) {
+      grid.data<float>()[(i * w + j) * 2] = -1.0F + 2.0F * j / (w - 1);
+      grid.data<float>()[(i * w + j) * 2 + 1] = -1.0F + 2.0F * i / (h - 1);
+    }
+  Tensor x = random_tensor({1, 2, h, w}, 53);
+  std::vector<double> ref(x.span<float>().begin(), x.span<float>().end());
+  for (const char* mode : {"nearest", "bilinear", "bicubic"}) {
+    for (const char* pad : {"zeros", "border", "reflection"}) {
+      onnx::Node node = make_node("GridSample", 2);
+      set_int(node, "align_corners", 1);
+      set_string(node, "mode", mode);
+      set_string(node, "padding_mode", pad);
+      KernelCall call = call_for(node);
+      call.inputs = {x, grid};
+      std::vector<Tensor> out = run_kernel(call);
+      EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5) << mode << " " << pad;
+    }
+  }
+}
+
+TEST(GridSample, Float64GridWithFloat32Features) {
+  Tensor x = random_tensor({1, 3, 6, 6}, 54);
+  Tensor grid32 = random_tensor({1, 5, 5, 2}, 55, -1.2F, 1.2F);
+  Tensor grid64 = Tensor::empty(DType::kFloat64, {1, 5, 5, 2});
+  for (int64_t i = 0; i < grid32.numel(); ++i) grid64.data<double>()[i] = grid32.data<float>()[i];
+  for (const char* pad : {"zeros", "border", "reflection"}) {
+    onnx::Node node = make_node("GridSample", 2);
+    set_string(node, "padding_mode", pad);
+    KernelCall a = call_for(node), b = call_for(node);
+    a.inputs = {x, grid32};
+    b.inputs = {x, grid64};
+    std::vector<Tensor> oa = run_kernel(a), ob = run_kernel(b);
+    ASSERT_EQ(ob[0].dtype(), DType::kFloat32);
+    std::vector<double> ref(oa[0].span<float>().begin(), oa[0].span<float>().end());
+    EXPECT_LT(testing::max_abs_diff(ob[0], ref), 1e-5) << pad;
+  }
+  KernelCall bad = call_for(make_node("GridSample", 2));
+  bad.inputs = {x, random_tensor({2, 5, 5, 2}, 56)};
+  EXPECT_THROW(run_kernel(bad), Error);
+}
+
+// ---- Resize -----------------------------------------------------------------------------------
+
+TEST(Resize, LinearHalfPixelMatchesBilinearFormula) {
+  onnx::Node node = make_node("Resize", 3);
+  set_string(node, "mode", "linear");
+  KernelCall call = call_for(node);
+  call.inputs = {random_tensor({1, 2, 4, 5}, 61), Tensor(), Tensor::from_vector<float>({4}, {1.0F, 1.0F, 1.5F, 0.6F})};
+  call.inputs_constant = true;
+  std::vector<Tensor> out = run_kernel(call);
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 6, 3}));
+  std::vector<double> ref;
+  const float* x = call.inputs[0].data<float>();
+  auto src = [](int64_t i, double scale, int64_t in, int64_t& lo, double& frac) {
+    double v = std::clamp((i + 0.5) / scale - 0.5, 0.0, double(in - 1));
+    lo = std::min<int64_t>(int64_t(std::floor(v)), in - 1);
+    frac = v - lo;
+  };
+  for (int64_t c = 0; c < 2; ++c)
+    for (int64_t i = 0; i < 6; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        int64_t y0, x0;
+        double fy, fx;
+        src(i, 1.5, 4, y0, fy);
+        src(j, 0.6, 5, x0, fx);
+        const int64_t y1 = std::min<int64_t>(y0 + 1, 3), x1 = std::min<int64_t>(x0 + 1, 4);
+        const float* p = x + c * 20;
+        ref.push_back((1 - fy) * ((1 - fx) * p[y0 * 5 + x0] + fx * p[y0 * 5 + x1]) +
+                      fy * ((1 - fx) * p[y1 * 5 + x0] + fx * p[y1 * 5 + x1]));
+      }
+  EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5);
+}
+
+TEST(Resize, NearestWithSizesRepeatsAndSubsamples) {
+  onnx::Node node = make_node("Resize", 4);
+  set_string(node, "coordinate_transformation_mode", "asymmetric");
+  set_string(node, "nearest_mode", "floor");
+  KernelCall call = call_for(node);
+  call.inputs = {random_tensor({1, 1, 8, 6}, 62), Tensor(), Tensor(), Tensor::from_vector<int64_t>({4}, {1, 1, 4, 12})};
+  call.inputs_constant = true;
+  std::vector<Tensor> out = run_kernel(call);
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 4, 12}));
+  std::vector<double> ref;
+  for (int64_t i = 0; i < 4; ++i)
+    for (int64_t j = 0; j < 12; ++j) ref.push_back(call.inputs[0].data<float>()[(i * 2) * 6 + j / 2]);
+  EXPECT_LT(testing::max_abs_diff(out[0], ref), 0.0 + 1e-12);
+}
+
+TEST(Resize, RefusesDynamicScalesAndAntialias) {
+  onnx::Node node = make_node("Resize", 3);
+  KernelCall call = call_for(node);
+  call.inputs = {random_tensor({1, 1, 4, 4}, 63), Tensor(), Tensor::from_vector<float>({4}, {1, 1, 2, 2})};
+  EXPECT_THROW(run_kernel(call), Error);  // scales not constant
+  onnx::Node aa = make_node("Resize", 3);
+  set_int(aa, "antialias", 1);
+  EXPECT_THROW(
+      {
+        KernelCall c = call_for(aa);
+        c.inputs = call.inputs;
+        c.inputs_constant = true;
+        run_kernel(c);
+      },
+      Error);
+}
+
+// ---- BatchNormalization, InstanceNormalization --------------------------------------------------
+
+TEST(Normalization, BatchAndInstanceMatchFormulas) {
+  Tensor x = random_tensor({2, 3, 4, 5}, 71, -2.0F, 3.0F);
+  Tensor scale = random_tensor({3}, 72), bias = random_tensor({3}, 73), mean = random_tensor({3}, 74);
+  Tensor var = random_tensor({3}, 75, 0.1F, 2.0F);
+  onnx::Node bn = make_node("BatchNormalization", 5);
+  set_float(bn, "epsilon", 1e-3F);
+  KernelCall call = call_for(bn);
+  call.inputs = {x, scale, bias, mean, var};
+  std::vector<Tensor> out = run_kernel(call);
+  std::vector<double> ref;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t c = (i / 20) % 3;
+    ref.push_back((x.data<float>()[i] - mean.data<float>()[c]) / std::sqrt(var.data<float>()[c] + 1e-3) *
+                      scale.data<float>()[c] + bias.data<float>()[c]);
+  }
+  EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5);
+
+  KernelCall icall = call_for(make_node("InstanceNormalization", 3));
+  icall.inputs = {x, scale, bias};
+  out = run_kernel(icall);
+  ref.clear();
+  for (int64_t nc = 0; nc < 6; ++nc) {
+    const float* p = x.data<float>() + nc * 20;
+    double m = 0, v = 0;
+    for (int i = 0; i < 20; ++i) m += p[i];
+    m /= 20;
+    for (int i = 0; i < 20; ++i) v += (p[i] - m) * (p[i] - m);
+    v /= 20;
+    for (int i = 0; i < 20; ++i) {
+      ref.push_back((p[i] - m) / std::sqrt(v + 1e-5) * scale.data<float>()[nc % 3] + bias.data<float>()[nc % 3]);
+    }
+  }
+  EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5);
+
+  onnx::Node training = make_node("BatchNormalization", 5);
+  set_int(training, "training_mode", 1);
+  KernelCall tcall = call_for(training);
+  tcall.inputs = call.inputs;
+  EXPECT_THROW(run_kernel(tcall), Error);
+}
+
+// ---- MaxPool ----------------------------------------------------------------------------------
+
+TEST(MaxPool, WindowsPadsCeilModeAndIndices) {
+  struct Case {
+    std::vector<int64_t> kernel, strides, dilations, pads;
+    int ceil;
+  };
+  for (const Case& tc : {Case{{3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 0}, Case{{3, 2}, {2, 3}, {1, 1}, {0, 0, 0, 0}, 1},
+                         Case{{2, 2}, {1, 1}, {2, 2}, {1, 0, 0, 1}, 0}}) {
+    onnx::Node node = make_node("MaxPool", 1, 2);
+    set_ints(node, "kernel_shape", tc.kernel);
+    set_ints(node, "strides", tc.strides);
+    set_ints(node, "dilations", tc.dilations);
+    set_ints(node, "pads", tc.pads);
+    set_int(node, "ceil_mode", tc.ceil);
+    KernelCall call = call_for(node);
+    const int64_t h = 9, w = 8;
+    call.inputs = {random_tensor({2, 3, h, w}, 81)};
+    std::vector<Tensor> out = run_kernel(call);
+    ASSERT_EQ(out.size(), 2U);
+    const int64_t oh = out[0].dim(2), ow = out[0].dim(3);
+    auto out_size = [&](int64_t in, int a) {
+      const double span = double(in + tc.pads[a] + tc.pads[a + 2] - ((tc.kernel[a] - 1) * tc.dilations[a] + 1)) / tc.strides[a];
+      int64_t o = (tc.ceil ? int64_t(std::ceil(span)) : int64_t(std::floor(span))) + 1;
+      if (tc.ceil && (o - 1) * tc.strides[a] >= in + tc.pads[a]) --o;
+      return o;
+    };
+    ASSERT_EQ(oh, out_size(h, 0));
+    ASSERT_EQ(ow, out_size(w, 1));
+    std::vector<double> ref;
+    for (int64_t p = 0; p < 6; ++p)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double best = -INFINITY;
+          for (int64_t a = 0; a < tc.kernel[0]; ++a)
+            for (int64_t b = 0; b < tc.kernel[1]; ++b) {
+              const int64_t y = i * tc.strides[0] - tc.pads[0] + a * tc.dilations[0];
+              const int64_t x = j * tc.strides[1] - tc.pads[1] + b * tc.dilations[1];
+              if (y >= 0 && y < h && x >= 0 && x < w) best = std::max(best, double(call.inputs[0].data<float>()[(p * h + y) * w + x]));
+            }
+          ref.push_back(best);
+        }
+    EXPECT_EQ(testing::max_abs_diff(out[0], ref), 0.0);
+    for (int64_t i = 0; i < out[0].numel(); ++i) {
+      EXPECT_EQ(call.inputs[0].data<float>()[out[1].data<int64_t>()[i]], out[0].data<float>()[i]);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace detrq

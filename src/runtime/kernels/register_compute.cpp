@@ -12,6 +12,11 @@ void register_compute_kernels(KernelRegistry& registry) {
   registry.add("", "Conv", 1, make_conv_kernel);
   registry.add("", "LayerNormalization", 17, make_layer_normalization_kernel);
   registry.add("", "Softmax", 1, make_softmax_kernel);
+  registry.add("", "GridSample", 16, make_grid_sample_kernel);
+  registry.add("", "Resize", 10, make_resize_kernel);
+  registry.add("", "BatchNormalization", 9, make_batch_normalization_kernel);
+  registry.add("", "InstanceNormalization", 6, make_instance_normalization_kernel);
+  registry.add("", "MaxPool", 8, make_max_pool_kernel);
 }
 
 }  // namespace detrq::runtime::kernels
