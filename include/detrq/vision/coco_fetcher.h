@@ -2,6 +2,7 @@
 // interface, validating each as a complete JPEG before it is renamed into the output folder.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -29,6 +30,7 @@ struct FetchOptions {
   int max_attempts = 4;                  // per id, for connection errors, timeouts and 5xx
   double timeout_s = 60.0;               // per request
   double initial_backoff_s = 0.5;        // doubled after each failed attempt
+  std::size_t max_body_bytes = 64u << 20;  // larger answers are refused (a COCO image is ~160 KB)
 };
 
 struct FetchSummary {
@@ -37,6 +39,7 @@ struct FetchSummary {
   int failed = 0;      // 404, invalid bodies, and ids whose retries ran out
   int requested = 0;
   std::vector<std::string> failures;  // "<file name>: <reason>"
+  bool network_trouble = false;       // some failure was a connection error, timeout or 5xx
   int present() const noexcept { return downloaded + skipped; }
   bool complete() const noexcept { return present() >= requested; }
 };
