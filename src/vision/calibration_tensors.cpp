@@ -59,6 +59,12 @@ CalibrationTensorsSummary write_calibration_tensors(const CalibrationTensorsOpti
   fs::create_directories(options.output_dir, ec);
   if (ec) throw_io(options.output_dir.string(), "cannot create folder: " + ec.message());
 
+  // Temporary files of an interrupted run ("calib_0003.bin.tmp.<pid>...") are never valid tensors.
+  for (const auto& entry : fs::directory_iterator(options.output_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("calib_") && name.find(".bin.tmp.") != std::string::npos) fs::remove(entry.path(), ec);
+  }
+
   // What a previous run left: source name + source bytes -> its entry.
   std::map<std::pair<std::string, std::string>, CalibrationEntry> previous;
   if (fs::exists(options.output_dir / CalibrationManifest::kFileName)) {

@@ -88,7 +88,9 @@ def test_rerun_reuses_tensors_of_unchanged_sources(tmp_path):
     r, s = tensors(src, out)
     assert r.returncode == 0 and s["written"] == 3
     stamps = {p.name: os.stat(p).st_mtime_ns for p in out.glob("calib_*.bin")}
+    (out / "calib_0001.bin.tmp.999.0.5").write_bytes(b"half a tensor")  # left by an interrupted run
     r, s = tensors(src, out)
+    assert not (out / "calib_0001.bin.tmp.999.0.5").exists()
     assert r.returncode == 0 and (s["written"], s["reused"]) == (0, 3)
     assert stamps == {p.name: os.stat(p).st_mtime_ns for p in out.glob("calib_*.bin")}
 
