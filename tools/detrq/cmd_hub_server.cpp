@@ -22,6 +22,7 @@ void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOp
   cmd->add_option("--max-upload-bytes", opts->max_upload_bytes, "Limit for one LFS object")->capture_default_str();
   cmd->add_option("--multipart-mb", *multipart_mb, "Ask for multipart uploads of LFS objects at least this big (MB)");
   cmd->add_option("--io-timeout", opts->io_timeout_s, "Seconds a silent client is waited for")->capture_default_str();
+  cmd->add_option("--header-timeout", opts->header_timeout_s, "Seconds a request head may take")->capture_default_str();
   cmd->callback([opts, multipart_mb, &action] {
     action = [opts, multipart_mb] {
       if (*multipart_mb > 0) {
