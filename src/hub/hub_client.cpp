@@ -480,6 +480,14 @@ std::filesystem::path HubClient::snapshot_download(const std::string& repo_id, c
     for (const std::string& f : files) download_file(repo_id, f, *commit, local_dir);
     return local_dir ? *local_dir : cache.snapshot_dir(*commit);
   }
+  if (!files.empty()) {
+    // Named files need no listing: the first one pins the commit, the rest are fetched at that commit.
+    download_file(repo_id, files[0], revision, local_dir);
+    const auto commit = cache.resolve_offline(revision);
+    if (!commit) throw Error(ErrorKind::kInternal, repo_id, "the revision was not recorded in refs/", "a bug");
+    for (std::size_t i = 1; i < files.size(); ++i) download_file(repo_id, files[i], *commit, local_dir);
+    return local_dir ? *local_dir : cache.snapshot_dir(*commit);
+  }
   const RepoInfo info = repo_info(repo_id, revision);
   std::vector<std::string> wanted = files;
   if (wanted.empty()) {

@@ -634,6 +634,16 @@ struct HubServer::Impl {
   // ---- routing ------------------------------------------------------------------------------------
 
   void handle(HttpExchange& ex) {
+    try {
+      route(ex);
+    } catch (const Error& e) {
+      // Names that validate but resolve outside the root (a planted link) land here.
+      if (e.kind() != ErrorKind::kInvalidInput || ex.responded()) throw;
+      send_error(ex, 400, "invalid repository or path");
+    }
+  }
+
+  void route(HttpExchange& ex) {
     const auto segs_opt = split_path(ex.path());
     if (!segs_opt) return send_error(ex, 400, "malformed percent-encoding in the path");
     const std::vector<std::string>& s = *segs_opt;
