@@ -43,14 +43,15 @@ InputPlacement InputPlacement::letterbox(int source_width, int source_height, in
   if (source_width <= 0 || source_height <= 0 || input_width <= 0 || input_height <= 0) {
     throw_invalid("letterbox", "image and input sizes must be positive");
   }
-  const double scale = std::min(static_cast<double>(input_width) / source_width,
-                                static_cast<double>(input_height) / source_height);
-  const int scaled_w = std::max(1, static_cast<int>(std::lround(source_width * scale)));
-  const int scaled_h = std::max(1, static_cast<int>(std::lround(source_height * scale)));
+  // The same arithmetic as vision's LetterboxTransform::geometry: a float32 scale, truncated sizes,
+  // integer-halved padding. Boxes map back with that one scale.
+  const float scale = std::min(static_cast<float>(input_width) / static_cast<float>(source_width),
+                               static_cast<float>(input_height) / static_cast<float>(source_height));
+  const int scaled_w = static_cast<int>(static_cast<float>(source_width) * scale);
+  const int scaled_h = static_cast<int>(static_cast<float>(source_height) * scale);
   InputPlacement p;
-  // The rounded size, not the exact scale, is what the pixels were resampled to.
-  p.scale_x = static_cast<double>(scaled_w) / source_width;
-  p.scale_y = static_cast<double>(scaled_h) / source_height;
+  p.scale_x = scale;
+  p.scale_y = scale;
   p.offset_x = (input_width - scaled_w) / 2;
   p.offset_y = (input_height - scaled_h) / 2;
   p.input_width = input_width;

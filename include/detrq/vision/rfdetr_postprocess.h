@@ -23,8 +23,9 @@ struct InputPlacement {
   int source_width = 0;   // original image size, for clipping
   int source_height = 0;
 
-  // The placement of a source image letterboxed (aspect kept, centered, padded) into an input of this size:
-  // scaled size rounded to nearest, offsets floor((input - scaled) / 2).
+  // The placement of a source image letterboxed (aspect kept, centered, padded) into an input of this size,
+  // with LetterboxTransform's arithmetic: float32 scale min(in_w / w, in_h / h), scaled sizes truncated,
+  // offsets (input - scaled) / 2 in integers.
   static InputPlacement letterbox(int source_width, int source_height, int input_width, int input_height);
   // The placement of a source image stretched to the input (RF-DETR's own preprocessing).
   static InputPlacement stretch(int source_width, int source_height, int input_width, int input_height);
