@@ -22,5 +22,6 @@ void add_fetch_calibration_command(CLI::App& app, CommandAction& action, const G
 void add_pull_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_publish_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

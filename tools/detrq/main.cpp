@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   detrq::cli::add_pull_command(app, action, global);
   detrq::cli::add_publish_command(app, action, global);
   detrq::cli::add_hub_server_command(app, action, global);
+  detrq::cli::add_eval_command(app, action, global);
 
   try {
     app.parse(argc, argv);
