@@ -11,12 +11,12 @@ namespace {
 class ConcatKernel final : public Kernel {
  public:
   explicit ConcatKernel(const onnx::Node& node) : node_(node) {
-    if (!has_attr(node, "axis")) throw_invalid(node_name(node), "attribute 'axis' is missing");
-    axis_attr_ = get_int(node, "axis", 0);
+    if (!node.has_attr("axis")) throw_invalid(node.describe(), "attribute 'axis' is missing");
+    axis_attr_ = node.attr_int("axis", 0);
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
-    if (ctx.input_types.empty()) throw_invalid(node_name(node_), "has no inputs");
+    if (ctx.input_types.empty()) throw_invalid(node_.describe(), "has no inputs");
     const TensorType& first = require_input(ctx, 0);
     const auto rank = static_cast<int64_t>(first.shape.size());
     const int64_t axis = normalize_axis(node_, axis_attr_, rank);
@@ -25,14 +25,14 @@ class ConcatKernel final : public Kernel {
     for (std::size_t i = 0; i < ctx.input_types.size(); ++i) {
       const TensorType& t = require_input(ctx, i);
       if (t.dtype != first.dtype || static_cast<int64_t>(t.shape.size()) != rank) {
-        throw_invalid(node_name(node_), "input " + std::to_string(i) + " (" + core::dtype_name(t.dtype) +
+        throw_invalid(node_.describe(), "input " + std::to_string(i) + " (" + core::dtype_name(t.dtype) +
                                             core::shape_to_string(t.shape) + ") does not match input 0 (" +
                                             core::dtype_name(first.dtype) + core::shape_to_string(first.shape) + ")");
       }
       for (int64_t d = 0; d < rank; ++d) {
         const auto du = static_cast<std::size_t>(d);
         if (d != axis && t.shape[du] != first.shape[du]) {
-          throw_invalid(node_name(node_), "input " + std::to_string(i) + " shape " + core::shape_to_string(t.shape) +
+          throw_invalid(node_.describe(), "input " + std::to_string(i) + " shape " + core::shape_to_string(t.shape) +
                                               " differs from " + core::shape_to_string(first.shape) + " outside axis " +
                                               std::to_string(axis));
         }

@@ -15,7 +15,7 @@ class ConstantKernel final : public Kernel {
       (void)attr;
       if (key.rfind("value", 0) == 0 || key == "sparse_value") ++forms;
     }
-    if (forms != 1) throw_invalid(node_name(node), "needs exactly one value attribute, has " + std::to_string(forms));
+    if (forms != 1) throw_invalid(node.describe(), "needs exactly one value attribute, has " + std::to_string(forms));
     if (const onnx::Attribute* a = find_attr(node, "value", onnx::Attribute::Kind::kTensor)) {
       value_ = a->t;
     } else if (const onnx::Attribute* f = find_attr(node, "value_float", onnx::Attribute::Kind::kFloat)) {
@@ -27,10 +27,10 @@ class ConstantKernel final : public Kernel {
     } else if (const onnx::Attribute* is = find_attr(node, "value_ints", onnx::Attribute::Kind::kInts)) {
       value_ = Tensor::from_vector<int64_t>({static_cast<int64_t>(is->ints.size())}, is->ints);
     } else {
-      throw_unsupported(node_name(node), "string and sparse constants are not supported");
+      throw_unsupported(node.describe(), "string and sparse constants are not supported");
     }
     if (!value_.defined() || core::dtype_size(value_.dtype()) == 0) {
-      throw_unsupported(node_name(node), std::string("constant of dtype ") + core::dtype_name(value_.dtype()) + " is not supported");
+      throw_unsupported(node.describe(), std::string("constant of dtype ") + core::dtype_name(value_.dtype()) + " is not supported");
     }
   }
 
@@ -52,13 +52,13 @@ class ConstantOfShapeKernel final : public Kernel {
  public:
   explicit ConstantOfShapeKernel(const onnx::Node& node) : node_(node) {
     if (const onnx::Attribute* a = find_attr(node, "value", onnx::Attribute::Kind::kTensor)) {
-      if (a->t.numel() != 1) throw_invalid(node_name(node), "value must hold exactly one element");
+      if (a->t.numel() != 1) throw_invalid(node.describe(), "value must hold exactly one element");
       value_ = a->t;
     } else {
       value_ = Tensor::scalar<float>(0.0F);
     }
     if (core::dtype_size(value_.dtype()) == 0) {
-      throw_unsupported(node_name(node), std::string("value of dtype ") + core::dtype_name(value_.dtype()) + " is not supported");
+      throw_unsupported(node.describe(), std::string("value of dtype ") + core::dtype_name(value_.dtype()) + " is not supported");
     }
   }
 
@@ -67,7 +67,7 @@ class ConstantOfShapeKernel final : public Kernel {
     require_dtype(node_, "shape", ctx.input_types[0].dtype, {DType::kInt64});
     Shape shape = read_int_values(node_, require_constant(ctx, 0, "shape"), "shape");
     for (int64_t d : shape) {
-      if (d < 0) throw_invalid(node_name(node_), "shape " + core::shape_to_string(shape) + " has a negative dimension");
+      if (d < 0) throw_invalid(node_.describe(), "shape " + core::shape_to_string(shape) + " has a negative dimension");
     }
     return {TensorType{value_.dtype(), shape}};
   }

@@ -10,7 +10,7 @@ namespace {
 class CumSumKernel final : public Kernel {
  public:
   explicit CumSumKernel(const onnx::Node& node)
-      : node_(node), exclusive_(get_int(node, "exclusive", 0) != 0), reverse_(get_int(node, "reverse", 0) != 0) {}
+      : node_(node), exclusive_(node.attr_int("exclusive", 0) != 0), reverse_(node.attr_int("reverse", 0) != 0) {}
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_input_count(ctx, 2, 2);
@@ -18,8 +18,8 @@ class CumSumKernel final : public Kernel {
                   {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64,
                    DType::kUInt32, DType::kUInt64});
     require_dtype(node_, "axis", ctx.input_types[1].dtype, {DType::kInt64, DType::kInt32});
-    if (core::shape_numel(ctx.input_types[1].shape) != 1) throw_invalid(node_name(node_), "axis must be a scalar");
-    if (ctx.input_types[0].shape.empty()) throw_invalid(node_name(node_), "input must have rank >= 1");
+    if (core::shape_numel(ctx.input_types[1].shape) != 1) throw_invalid(node_.describe(), "axis must be a scalar");
+    if (ctx.input_types[0].shape.empty()) throw_invalid(node_.describe(), "input must have rank >= 1");
     return {ctx.input_types[0]};
   }
 

@@ -42,7 +42,7 @@ class TileKernel final : public Kernel {
     const std::vector<int64_t> repeats = read_int_values(node_, require_constant(ctx, 1, "repeats"), "repeats");
     const Shape& in = ctx.input_types[0].shape;
     if (repeats.size() != in.size()) {
-      throw_invalid(node_name(node_), "has " + std::to_string(repeats.size()) + " repeats for a rank " + std::to_string(in.size()) + " input");
+      throw_invalid(node_.describe(), "has " + std::to_string(repeats.size()) + " repeats for a rank " + std::to_string(in.size()) + " input");
     }
     // The output [r0*d0, r1*d1, ...] is, row-major, the same memory as [r0, d0, r1, d1, ...] where the repeat
     // dims have stride 0 in the input.
@@ -51,7 +51,7 @@ class TileKernel final : public Kernel {
     view_shape_.clear();
     strides_.clear();
     for (std::size_t d = 0; d < in.size(); ++d) {
-      if (repeats[d] < 0) throw_invalid(node_name(node_), "repeat " + std::to_string(repeats[d]) + " is negative");
+      if (repeats[d] < 0) throw_invalid(node_.describe(), "repeat " + std::to_string(repeats[d]) + " is negative");
       out.push_back(in[d] * repeats[d]);
       view_shape_.push_back(repeats[d]);
       view_shape_.push_back(in[d]);

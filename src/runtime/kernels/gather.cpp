@@ -10,7 +10,7 @@ namespace {
 // Index `i` (negative counts from the back) into a dimension of size `n`, refusing out-of-range ones.
 inline int64_t resolve_index(const onnx::Node& node, int64_t i, int64_t n) {
   if (i < -n || i >= n) {
-    throw_invalid(node_name(node), "index " + std::to_string(i) + " is out of range for a dimension of size " + std::to_string(n));
+    throw_invalid(node.describe(), "index " + std::to_string(i) + " is out of range for a dimension of size " + std::to_string(n));
   }
   return i < 0 ? i + n : i;
 }
@@ -28,7 +28,7 @@ class GatherKernel final : public Kernel {
     require_input_count(ctx, 2, 2);
     const TensorType& data = ctx.input_types[0];
     require_dtype(node_, "indices", ctx.input_types[1].dtype, {DType::kInt64, DType::kInt32});
-    axis_ = normalize_axis(node_, get_int(node_, "axis", 0), static_cast<int64_t>(data.shape.size()));
+    axis_ = normalize_axis(node_, node_.attr_int("axis", 0), static_cast<int64_t>(data.shape.size()));
     Shape out(data.shape.begin(), data.shape.begin() + axis_);
     out.insert(out.end(), ctx.input_types[1].shape.begin(), ctx.input_types[1].shape.end());
     out.insert(out.end(), data.shape.begin() + axis_ + 1, data.shape.end());
@@ -82,13 +82,13 @@ class GatherElementsKernel final : public Kernel {
     const TensorType& indices = ctx.input_types[1];
     require_dtype(node_, "indices", indices.dtype, {DType::kInt64, DType::kInt32});
     if (indices.shape.size() != data.shape.size()) {
-      throw_invalid(node_name(node_), "indices rank " + std::to_string(indices.shape.size()) + " differs from data rank " +
+      throw_invalid(node_.describe(), "indices rank " + std::to_string(indices.shape.size()) + " differs from data rank " +
                                           std::to_string(data.shape.size()));
     }
-    axis_ = normalize_axis(node_, get_int(node_, "axis", 0), static_cast<int64_t>(data.shape.size()));
+    axis_ = normalize_axis(node_, node_.attr_int("axis", 0), static_cast<int64_t>(data.shape.size()));
     for (std::size_t d = 0; d < data.shape.size(); ++d) {
       if (static_cast<int64_t>(d) != axis_ && indices.shape[d] > data.shape[d]) {
-        throw_invalid(node_name(node_), "indices shape " + core::shape_to_string(indices.shape) + " exceeds data shape " +
+        throw_invalid(node_.describe(), "indices shape " + core::shape_to_string(indices.shape) + " exceeds data shape " +
                                             core::shape_to_string(data.shape) + " outside the axis");
       }
     }

@@ -36,17 +36,17 @@ class ReduceKernel final : public Kernel {
     if (axes_from_input) {
       if (ctx.input_present(1)) axes = read_int_values(node_, require_constant(ctx, 1, "axes"), "axes");
     } else {
-      axes = get_ints(node_, "axes", {});
+      axes = node_.attr_ints("axes", {});
     }
-    const bool keepdims = get_int(node_, "keepdims", 1) != 0;
-    const bool noop = get_int(node_, "noop_with_empty_axes", 0) != 0;
+    const bool keepdims = node_.attr_int("keepdims", 1) != 0;
+    const bool noop = node_.attr_int("noop_with_empty_axes", 0) != 0;
     const auto rank = static_cast<int64_t>(x.shape.size());
     reduced_.assign(x.shape.size(), axes.empty());
     identity_ = axes.empty() && noop;
     if (identity_) reduced_.assign(x.shape.size(), false);
     for (int64_t a : axes) {
       const auto d = static_cast<std::size_t>(normalize_axis(node_, a, rank));
-      if (reduced_[d]) throw_invalid(node_name(node_), "axis " + std::to_string(a) + " is listed twice");
+      if (reduced_[d]) throw_invalid(node_.describe(), "axis " + std::to_string(a) + " is listed twice");
       reduced_[d] = true;
     }
     Shape out;

@@ -13,7 +13,7 @@ namespace {
 class ScatterNDKernel final : public Kernel {
  public:
   explicit ScatterNDKernel(const onnx::Node& node) : node_(node) {
-    const std::string reduction = get_string(node, "reduction", "none");
+    const std::string reduction = node.attr_string("reduction", "none");
     if (reduction == "none") {
       reduction_ = Reduction::kNone;
     } else if (reduction == "add") {
@@ -25,7 +25,7 @@ class ScatterNDKernel final : public Kernel {
     } else if (reduction == "min") {
       reduction_ = Reduction::kMin;
     } else {
-      throw_invalid(node_name(node), "unknown reduction '" + reduction + "'", "use none, add, mul, max or min");
+      throw_invalid(node.describe(), "unknown reduction '" + reduction + "'", "use none, add, mul, max or min");
     }
   }
 
@@ -35,17 +35,17 @@ class ScatterNDKernel final : public Kernel {
     const TensorType& indices = ctx.input_types[1];
     const TensorType& updates = ctx.input_types[2];
     require_dtype(node_, "indices", indices.dtype, {DType::kInt64});
-    if (updates.dtype != data.dtype) throw_invalid(node_name(node_), "updates and data have different dtypes");
-    if (indices.shape.empty()) throw_invalid(node_name(node_), "indices must have rank >= 1");
+    if (updates.dtype != data.dtype) throw_invalid(node_.describe(), "updates and data have different dtypes");
+    if (indices.shape.empty()) throw_invalid(node_.describe(), "indices must have rank >= 1");
     const int64_t k = indices.shape.back();
     if (k < 1 || k > static_cast<int64_t>(data.shape.size())) {
-      throw_invalid(node_name(node_), "index tuples of length " + std::to_string(k) + " do not fit data of rank " +
+      throw_invalid(node_.describe(), "index tuples of length " + std::to_string(k) + " do not fit data of rank " +
                                           std::to_string(data.shape.size()));
     }
     Shape expected(indices.shape.begin(), indices.shape.end() - 1);
     expected.insert(expected.end(), data.shape.begin() + k, data.shape.end());
     if (expected != updates.shape) {
-      throw_invalid(node_name(node_), "updates shape " + core::shape_to_string(updates.shape) + " should be " +
+      throw_invalid(node_.describe(), "updates shape " + core::shape_to_string(updates.shape) + " should be " +
                                           core::shape_to_string(expected));
     }
     return {data};
@@ -72,7 +72,7 @@ class ScatterNDKernel final : public Kernel {
         const int64_t n = data.shape()[j];
         int64_t i = ind[static_cast<std::size_t>(t) * k + j];
         if (i < -n || i >= n) {
-          throw_invalid(node_name(node_), "index " + std::to_string(i) + " is out of range for dimension " +
+          throw_invalid(node_.describe(), "index " + std::to_string(i) + " is out of range for dimension " +
                                               std::to_string(j) + " of size " + std::to_string(n));
         }
         if (i < 0) i += n;
@@ -95,7 +95,7 @@ class ScatterNDKernel final : public Kernel {
     dispatch_all(dtype, node_, [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_same_v<T, bool>) {
-        throw_unsupported(node_name(node_), "reductions on bool data are not supported");
+        throw_unsupported(node_.describe(), "reductions on bool data are not supported");
       } else {
         T* d = reinterpret_cast<T*>(to);
         const T* u = reinterpret_cast<const T*>(from);

@@ -17,8 +17,8 @@ class ShapeKernel final : public Kernel {
     const auto rank = static_cast<int64_t>(in.size());
     int64_t start = 0, end = rank;
     if (opset_ >= 15) {
-      start = get_int(node_, "start", 0);
-      end = get_int(node_, "end", rank);
+      start = node_.attr_int("start", 0);
+      end = node_.attr_int("end", rank);
     }
     // Negative values count from the back; both clamp to [0, rank] as the specification says.
     if (start < 0) start += rank;

@@ -17,9 +17,9 @@ class SliceKernel final : public Kernel {
     std::vector<int64_t> starts, ends, axes, steps;
     if (opset_ < 10) {
       require_input_count(ctx, 1, 1);
-      starts = get_ints(node_, "starts", {});
-      ends = get_ints(node_, "ends", {});
-      axes = get_ints(node_, "axes", {});
+      starts = node_.attr_ints("starts", {});
+      ends = node_.attr_ints("ends", {});
+      axes = node_.attr_ints("axes", {});
     } else {
       require_input_count(ctx, 3, 5);
       starts = read_int_values(node_, require_constant(ctx, 1, "starts"), "starts");
@@ -34,7 +34,7 @@ class SliceKernel final : public Kernel {
     }
     if (steps.empty()) steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
-      throw_invalid(node_name(node_), "starts, ends, axes and steps have different lengths");
+      throw_invalid(node_.describe(), "starts, ends, axes and steps have different lengths");
     }
     start_.assign(in.size(), 0);
     step_.assign(in.size(), 1);
@@ -42,11 +42,11 @@ class SliceKernel final : public Kernel {
     std::vector<bool> seen(in.size(), false);
     for (std::size_t i = 0; i < starts.size(); ++i) {
       const auto axis = static_cast<std::size_t>(normalize_axis(node_, axes[i], rank));
-      if (seen[axis]) throw_invalid(node_name(node_), "axis " + std::to_string(axis) + " is sliced twice");
+      if (seen[axis]) throw_invalid(node_.describe(), "axis " + std::to_string(axis) + " is sliced twice");
       seen[axis] = true;
       const int64_t dim = in[axis];
       const int64_t step = steps[i];
-      if (step == 0) throw_invalid(node_name(node_), "step is 0");
+      if (step == 0) throw_invalid(node_.describe(), "step is 0");
       int64_t start = starts[i], end = ends[i];
       if (start < 0) start += dim;
       if (end < 0) end += dim;

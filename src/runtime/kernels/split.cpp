@@ -15,39 +15,39 @@ class SplitKernel final : public Kernel {
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_input_count(ctx, 1, opset_ >= 13 ? 2 : 1);
     const TensorType& in = ctx.input_types[0];
-    const int64_t axis = normalize_axis(node_, get_int(node_, "axis", 0), static_cast<int64_t>(in.shape.size()));
+    const int64_t axis = normalize_axis(node_, node_.attr_int("axis", 0), static_cast<int64_t>(in.shape.size()));
     const int64_t dim = in.shape[static_cast<std::size_t>(axis)];
     const auto n_out = static_cast<int64_t>(node_.outputs.size());
     std::vector<int64_t> parts;
     if (opset_ >= 13 && ctx.input_present(1)) {
       parts = read_int_values(node_, require_constant(ctx, 1, "split"), "split");
-    } else if (opset_ < 13 && has_attr(node_, "split")) {
-      parts = get_ints(node_, "split", {});
+    } else if (opset_ < 13 && node_.has_attr("split")) {
+      parts = node_.attr_ints("split", {});
     } else {
       int64_t n = n_out;
-      if (opset_ >= 18 && has_attr(node_, "num_outputs")) n = get_int(node_, "num_outputs", n_out);
-      if (n <= 0) throw_invalid(node_name(node_), "needs at least one output");
+      if (opset_ >= 18 && node_.has_attr("num_outputs")) n = node_.attr_int("num_outputs", n_out);
+      if (n <= 0) throw_invalid(node_.describe(), "needs at least one output");
       if (opset_ >= 18) {
         // Opset 18: ceil-sized parts, the last one smaller when the axis does not divide evenly.
         const int64_t size = (dim + n - 1) / n;
         for (int64_t i = 0; i < n; ++i) parts.push_back(std::max<int64_t>(0, std::min(size, dim - i * size)));
       } else {
         if (dim % n != 0) {
-          throw_invalid(node_name(node_), "axis of size " + std::to_string(dim) + " does not split into " + std::to_string(n) + " equal parts");
+          throw_invalid(node_.describe(), "axis of size " + std::to_string(dim) + " does not split into " + std::to_string(n) + " equal parts");
         }
         parts.assign(static_cast<std::size_t>(n), dim / n);
       }
     }
     if (static_cast<int64_t>(parts.size()) != n_out) {
-      throw_invalid(node_name(node_), "has " + std::to_string(n_out) + " outputs but " + std::to_string(parts.size()) + " split sizes");
+      throw_invalid(node_.describe(), "has " + std::to_string(n_out) + " outputs but " + std::to_string(parts.size()) + " split sizes");
     }
     int64_t sum = 0;
     for (int64_t p : parts) {
-      if (p < 0) throw_invalid(node_name(node_), "split size " + std::to_string(p) + " is negative");
+      if (p < 0) throw_invalid(node_.describe(), "split size " + std::to_string(p) + " is negative");
       sum += p;
     }
     if (sum != dim) {
-      throw_invalid(node_name(node_), "split sizes add up to " + std::to_string(sum) + ", the axis has " + std::to_string(dim));
+      throw_invalid(node_.describe(), "split sizes add up to " + std::to_string(sum) + ", the axis has " + std::to_string(dim));
     }
     outer_ = 1;
     for (int64_t d = 0; d < axis; ++d) outer_ *= in.shape[static_cast<std::size_t>(d)];

@@ -15,25 +15,25 @@ class TopKKernel final : public Kernel {
   TopKKernel(const onnx::Node& node, int opset)
       : node_(node),
         opset_(opset),
-        largest_(opset < 11 || get_int(node, "largest", 1) != 0),
-        sorted_(opset < 11 || get_int(node, "sorted", 1) != 0) {}
+        largest_(opset < 11 || node.attr_int("largest", 1) != 0),
+        sorted_(opset < 11 || node.attr_int("sorted", 1) != 0) {}
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     const TensorType& x = require_input(ctx, 0);
     if (opset_ < 10) {
       require_input_count(ctx, 1, 1);
-      k_ = get_int(node_, "k", -1);
+      k_ = node_.attr_int("k", -1);
     } else {
       require_input_count(ctx, 2, 2);
       const std::vector<int64_t> k = read_int_values(node_, require_constant(ctx, 1, "k"), "k");
-      if (k.size() != 1) throw_invalid(node_name(node_), "k must hold one value");
+      if (k.size() != 1) throw_invalid(node_.describe(), "k must hold one value");
       k_ = k[0];
     }
     require_dtype(node_, "X", x.dtype, numeric_dtypes());
-    axis_ = normalize_axis(node_, get_int(node_, "axis", -1), static_cast<int64_t>(x.shape.size()));
+    axis_ = normalize_axis(node_, node_.attr_int("axis", -1), static_cast<int64_t>(x.shape.size()));
     const int64_t n = x.shape[static_cast<std::size_t>(axis_)];
     if (k_ < 0 || k_ > n) {
-      throw_invalid(node_name(node_), "k = " + std::to_string(k_) + " is outside [0, " + std::to_string(n) + "] for axis " + std::to_string(axis_));
+      throw_invalid(node_.describe(), "k = " + std::to_string(k_) + " is outside [0, " + std::to_string(n) + "] for axis " + std::to_string(axis_));
     }
     Shape out = x.shape;
     out[static_cast<std::size_t>(axis_)] = k_;

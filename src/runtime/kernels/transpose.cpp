@@ -16,8 +16,8 @@ class TransposeKernel final : public Kernel {
     require_input_count(ctx, 1, 1);
     const Shape& in = ctx.input_types[0].shape;
     const auto rank = static_cast<int64_t>(in.size());
-    std::vector<int64_t> perm = get_ints(node_, "perm", {});
-    if (perm.empty() && !has_attr(node_, "perm")) {
+    std::vector<int64_t> perm = node_.attr_ints("perm", {});
+    if (perm.empty() && !node_.has_attr("perm")) {
       for (int64_t d = rank; d-- > 0;) perm.push_back(d);
     }
     std::vector<int64_t> sorted = perm;
@@ -25,7 +25,7 @@ class TransposeKernel final : public Kernel {
     bool valid = static_cast<int64_t>(perm.size()) == rank;
     for (int64_t d = 0; valid && d < rank; ++d) valid = sorted[static_cast<std::size_t>(d)] == d;
     if (!valid) {
-      throw_invalid(node_name(node_), "perm " + core::shape_to_string(perm) + " is not a permutation of the " +
+      throw_invalid(node_.describe(), "perm " + core::shape_to_string(perm) + " is not a permutation of the " +
                                           std::to_string(rank) + " input dimensions");
     }
     const std::vector<int64_t> contiguous = contiguous_strides(in);

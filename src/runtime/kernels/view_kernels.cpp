@@ -25,8 +25,8 @@ class ViewKernel : public Kernel {
   // Axes from the attribute (before `input_since`) or the constant input 1 (from it); nullopt if absent.
   std::optional<std::vector<int64_t>> axes(const InferContext& ctx, int input_since) const {
     if (opset_ < input_since) {
-      if (!has_attr(node_, "axes")) return std::nullopt;
-      return get_ints(node_, "axes", {});
+      if (!node_.has_attr("axes")) return std::nullopt;
+      return node_.attr_ints("axes", {});
     }
     if (!ctx.input_present(1)) return std::nullopt;
     return read_int_values(node_, require_constant(ctx, 1, "axes"), "axes");
@@ -35,7 +35,7 @@ class ViewKernel : public Kernel {
     for (int64_t& a : axes) a = normalize_axis(node_, a, rank);
     std::sort(axes.begin(), axes.end());
     if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) {
-      throw_invalid(node_name(node_), "axes contain a duplicate");
+      throw_invalid(node_.describe(), "axes contain a duplicate");
     }
     return axes;
   }
@@ -51,30 +51,30 @@ class ReshapeKernel final : public ViewKernel {
     require_input_count(ctx, 2, 2);
     const Shape& in = ctx.input_types[0].shape;
     std::vector<int64_t> target = read_int_values(node_, require_constant(ctx, 1, "shape"), "shape");
-    const bool allow_zero = opset_ >= 14 && get_int(node_, "allowzero", 0) != 0;
+    const bool allow_zero = opset_ >= 14 && node_.attr_int("allowzero", 0) != 0;
     int64_t infer_at = -1;
     int64_t known = 1;
     for (std::size_t i = 0; i < target.size(); ++i) {
       if (target[i] == 0 && !allow_zero) {
-        if (i >= in.size()) throw_invalid(node_name(node_), "shape copies dimension " + std::to_string(i) + " (0) from a rank " + std::to_string(in.size()) + " input");
+        if (i >= in.size()) throw_invalid(node_.describe(), "shape copies dimension " + std::to_string(i) + " (0) from a rank " + std::to_string(in.size()) + " input");
         target[i] = in[i];
       }
       if (target[i] == -1) {
-        if (infer_at >= 0) throw_invalid(node_name(node_), "shape has more than one -1");
+        if (infer_at >= 0) throw_invalid(node_.describe(), "shape has more than one -1");
         infer_at = static_cast<int64_t>(i);
         continue;
       }
-      if (target[i] < 0) throw_invalid(node_name(node_), "shape has a negative dimension " + std::to_string(target[i]));
+      if (target[i] < 0) throw_invalid(node_.describe(), "shape has a negative dimension " + std::to_string(target[i]));
       known *= target[i];
     }
     const int64_t numel = core::shape_numel(in);
     if (infer_at >= 0) {
       if (known == 0 || numel % known != 0) {
-        throw_invalid(node_name(node_), "cannot infer -1 reshaping " + core::shape_to_string(in) + " to " + core::shape_to_string(target));
+        throw_invalid(node_.describe(), "cannot infer -1 reshaping " + core::shape_to_string(in) + " to " + core::shape_to_string(target));
       }
       target[static_cast<std::size_t>(infer_at)] = numel / known;
     } else if (known != numel) {
-      throw_invalid(node_name(node_), "cannot reshape " + core::shape_to_string(in) + " (" + std::to_string(numel) +
+      throw_invalid(node_.describe(), "cannot reshape " + core::shape_to_string(in) + " (" + std::to_string(numel) +
                                           " elements) to " + core::shape_to_string(target));
     }
     return {TensorType{ctx.input_types[0].dtype, target}};
@@ -88,8 +88,8 @@ class FlattenKernel final : public ViewKernel {
     require_input_count(ctx, 1, 1);
     const Shape& in = ctx.input_types[0].shape;
     const auto rank = static_cast<int64_t>(in.size());
-    int64_t axis = get_int(node_, "axis", 1);
-    if (axis < -rank || axis > rank) throw_invalid(node_name(node_), "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    int64_t axis = node_.attr_int("axis", 1);
+    if (axis < -rank || axis > rank) throw_invalid(node_.describe(), "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
     if (axis < 0) axis += rank;
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < rank; ++d) (d < axis ? outer : inner) *= in[static_cast<std::size_t>(d)];
@@ -111,7 +111,7 @@ class SqueezeKernel final : public ViewKernel {
       const auto list = normalized_unique(*given, static_cast<int64_t>(in.size()));
       for (std::size_t d = 0; d < in.size(); ++d) {
         if (std::binary_search(list.begin(), list.end(), static_cast<int64_t>(d))) {
-          if (in[d] != 1) throw_invalid(node_name(node_), "cannot squeeze axis " + std::to_string(d) + " of size " + std::to_string(in[d]) + " in " + core::shape_to_string(in));
+          if (in[d] != 1) throw_invalid(node_.describe(), "cannot squeeze axis " + std::to_string(d) + " of size " + std::to_string(in[d]) + " in " + core::shape_to_string(in));
           continue;
         }
         out.push_back(in[d]);
@@ -128,7 +128,7 @@ class UnsqueezeKernel final : public ViewKernel {
     require_input_count(ctx, opset_ >= 13 ? 2 : 1, opset_ >= 13 ? 2 : 1);
     const Shape& in = ctx.input_types[0].shape;
     const auto given = axes(ctx, 13);
-    if (!given) throw_invalid(node_name(node_), "axes are missing");
+    if (!given) throw_invalid(node_.describe(), "axes are missing");
     const auto rank = static_cast<int64_t>(in.size() + given->size());
     const auto list = normalized_unique(*given, rank);
     Shape out;
