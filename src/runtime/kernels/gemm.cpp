@@ -50,6 +50,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
 
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, const float* b, float* c,
                                                             int64_t ldc, float alpha, bool accumulate) {
+  // The C tile is usually not in cache (it is written once when K is small): start fetching it now.
+  for (int i = 0; i < kGemmMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
