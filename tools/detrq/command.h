@@ -17,5 +17,6 @@ struct GlobalOptions {
 };
 
 // One line per subcommand, defined in cmd_<name>.cpp.
+void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

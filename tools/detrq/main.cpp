@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
 
   detrq::cli::CommandAction action;
   // Subcommands, one line each (see command.h).
+  detrq::cli::add_calibrate_command(app, action, global);
 
   try {
     app.parse(argc, argv);
