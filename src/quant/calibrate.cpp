@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -87,6 +88,15 @@ core::Tensor read_calibration_tensor(const std::filesystem::path& path, const co
   return t;
 }
 
+CalibrationSource tensor_folder_source(const std::filesystem::path& dir) {
+  CalibrationSource source;
+  source.description = dir.string();
+  auto files = std::make_shared<std::vector<std::filesystem::path>>(list_calibration_tensors(dir));
+  for (const auto& f : *files) source.names.push_back(f.filename().string());
+  source.load = [files](std::size_t i, const core::Shape& shape) { return read_calibration_tensor(files->at(i), shape); };
+  return source;
+}
+
 CalibrateResult calibrate(const CalibrateOptions& opt) {
   CalibrateResult result;
   onnx::Model model = onnx::load_model(opt.onnx);
@@ -99,15 +109,16 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   }
   const onnx::ValueInfo input = fp32.inputs()[0];
 
-  const auto files = list_calibration_tensors(opt.tensors_dir);
-  const int available = static_cast<int>(files.size());
+  const CalibrationSource& source = opt.source;
+  const int available = static_cast<int>(source.names.size());
+  if (available == 0) throw_invalid(source.description, "holds no calibration inputs");
   int n_cal = opt.count;
   int n_eval = std::max(0, opt.eval_count);
   if (n_cal <= 0) {
     n_eval = std::min(n_eval, available / 2);
     n_cal = available - n_eval;
   } else if (n_cal > available) {
-    throw Error(ErrorKind::kFailure, opt.tensors_dir.string(),
+    throw Error(ErrorKind::kFailure, source.description,
                 fmt::format("holds {} calibration tensors, fewer than --count {}", available, n_cal),
                 "write more with detrq tensors or lower --count");
   } else {
@@ -116,11 +127,12 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
 
   // 1. Statistics: FP32 runs with the observer; the input itself is observed too.
   StatisticsObserver observer(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
+  if (!opt.all_tensors) observer.watch_only(tensors_to_calibrate(model, opt.policy));
   const auto start = Clock::now();
   {
     core::Progress progress("calibrating", n_cal, "images");
     for (int i = 0; i < n_cal; ++i) {
-      core::Tensor x = read_calibration_tensor(files[static_cast<std::size_t>(i)], input.shape);
+      core::Tensor x = source.load(static_cast<std::size_t>(i), input.shape);
       observer.observe(input.name, x.span<float>());
       fp32.run({{input.name, x}}, &observer);
       progress.advance();
@@ -142,7 +154,7 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   // 3. Q/DQ model, and the check on held-out tensors (needed for the budget, the report, the summary).
   std::vector<core::Tensor> held_out;
   for (int i = n_cal; i < n_cal + n_eval; ++i) {
-    held_out.push_back(read_calibration_tensor(files[static_cast<std::size_t>(i)], input.shape));
+    held_out.push_back(source.load(static_cast<std::size_t>(i), input.shape));
   }
   std::vector<std::map<std::string, core::Tensor>> fp32_outputs;
   PrecisionPolicy policy = opt.policy;

@@ -9,8 +9,31 @@
 #include "command.h"
 #include "detrq/core/error.h"
 #include "detrq/quant/calibrate.h"
+#include "detrq/vision/calibration_tensors.h"
+#include "detrq/vision/image_decoder.h"
+#include "detrq/vision/letterbox_transform.h"
 
 namespace detrq::cli {
+namespace {
+
+// Images decoded and letterboxed exactly as `detrq tensors` does, one at a time.
+quant::CalibrationSource image_folder_source(const std::filesystem::path& dir) {
+  quant::CalibrationSource source;
+  source.description = dir.string();
+  auto files = std::make_shared<std::vector<std::filesystem::path>>(vision::list_calibration_images(dir));
+  for (const auto& f : *files) source.names.push_back(f.filename().string());
+  source.load = [files](std::size_t i, const core::Shape& shape) {
+    if (shape.size() != 4 || shape[0] != 1 || shape[1] != 3 || shape[2] != shape[3]) {
+      throw_unsupported("--images", "the model input " + core::shape_to_string(shape) + " is not 1x3xSxS",
+                        "give preprocessed tensors with --tensors");
+    }
+    vision::LetterboxTransform letterbox(static_cast<int>(shape[2]));
+    return letterbox.apply(vision::decode_image(files->at(i))).chw;
+  };
+  return source;
+}
+
+}  // namespace
 
 void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
   auto opt = std::make_shared<quant::CalibrateOptions>();
@@ -18,7 +41,12 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
   auto budget = std::make_shared<double>(NAN);
   CLI::App* cmd = app.add_subcommand("calibrate", "Calibrate an FP32 ONNX model for INT8 on the CPU");
   cmd->add_option("--onnx", opt->onnx, "FP32 ONNX model")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--tensors", opt->tensors_dir, "Folder of calib_*.bin tensors (from detrq tensors)")->required();
+  auto tensors = std::make_shared<std::filesystem::path>();
+  auto images = std::make_shared<std::filesystem::path>();
+  auto* t_opt = cmd->add_option("--tensors", *tensors, "Folder of calib_*.bin tensors (from detrq tensors)");
+  auto* i_opt = cmd->add_option("--images", *images, "Folder of .jpg/.png images, letterboxed on the fly");
+  t_opt->excludes(i_opt);
+  i_opt->excludes(t_opt);
   cmd->add_option("--count", opt->count, "Calibration tensors to use (default: all but the held-out ones)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-count", opt->eval_count, "Held-out tensors for the INT8-vs-FP32 check")
@@ -35,9 +63,16 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
   cmd->add_option("--include", opt->policy.include, "Node-name glob quantized even where the DETR defaults say float");
   cmd->add_flag("!--no-detr-defaults", opt->policy.detr_defaults, "Quantize attention, sampling and box-head layers too");
   cmd->add_option("--accuracy-budget", *budget, "Keep the most sensitive layers in float until every output reaches DB");
+  cmd->add_flag("--all-tensors", opt->all_tensors,
+                "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
+                "outputs of the layers the policy quantizes");
   cmd->add_option("--threads", opt->threads, "Threads (default: one per core)");
-  cmd->callback([&action, &global, opt, method, budget] {
-    action = [&global, opt, method, budget] {
+  cmd->callback([&action, &global, opt, method, budget, tensors, images] {
+    action = [&global, opt, method, budget, tensors, images] {
+      if (tensors->empty() && images->empty()) {
+        throw detrq::Error(detrq::ErrorKind::kUsage, "calibrate", "give --tensors DIR or --images DIR");
+      }
+      opt->source = tensors->empty() ? image_folder_source(*images) : quant::tensor_folder_source(*tensors);
       opt->method = quant::parse_method(*method);
       if (!std::isnan(*budget)) opt->accuracy_budget_db = *budget;
       if (opt->cache_version.empty() || opt->cache_version.find_first_not_of("0123456789") != std::string::npos) {

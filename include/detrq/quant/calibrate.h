@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,9 +18,17 @@
 
 namespace detrq::quant {
 
+// Where calibration inputs come from: named items loaded one at a time in the model input's shape
+// (calibration tensor files here; decoded and letterboxed images from the CLI, which sits above vision).
+struct CalibrationSource {
+  std::string description;          // "folder X" for messages
+  std::vector<std::string> names;   // one per item, in order
+  std::function<core::Tensor(std::size_t index, const core::Shape& shape)> load;
+};
+
 struct CalibrateOptions {
   std::filesystem::path onnx;
-  std::filesystem::path tensors_dir;  // calib_*.bin, raw float32 of the model input's shape
+  CalibrationSource source;
   int count = 0;                      // calibration tensors to use; 0: all but the held-out ones
   int eval_count = 2;                 // held-out tensors for INT8 against FP32 (0: skip the check)
   CalibrationMethod method = CalibrationMethod::kEntropy;
@@ -31,6 +40,7 @@ struct CalibrateOptions {
   std::filesystem::path report_path;
   PrecisionPolicy policy;
   std::optional<double> accuracy_budget_db;  // keep the most sensitive layers float until every output reaches it
+  bool all_tensors = false;  // observe every float tensor (a complete TensorRT cache) instead of tensors_to_calibrate()
   int threads = 0;
 };
 
@@ -47,6 +57,9 @@ struct CalibrateResult {
 std::vector<std::filesystem::path> list_calibration_tensors(const std::filesystem::path& dir);
 // Reads one raw float32 tensor of `shape`; a file of another size is an error naming it and both sizes.
 core::Tensor read_calibration_tensor(const std::filesystem::path& path, const core::Shape& shape);
+
+// The calib_*.bin files of a folder as a source.
+CalibrationSource tensor_folder_source(const std::filesystem::path& dir);
 
 CalibrateResult calibrate(const CalibrateOptions& options);
 
