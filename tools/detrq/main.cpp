@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
 
   detrq::cli::CommandAction action;
   // Subcommands, one line each (see command.h).
+  detrq::cli::add_tensors_command(app, action, global);
+  detrq::cli::add_fetch_calibration_command(app, action, global);
+  detrq::cli::add_pull_command(app, action, global);
+  detrq::cli::add_publish_command(app, action, global);
+  detrq::cli::add_hub_server_command(app, action, global);
   detrq::cli::add_eval_command(app, action, global);
 
   try {
