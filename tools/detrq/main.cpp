@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   detrq::cli::add_inspect_command(app, action, global);
   detrq::cli::add_run_command(app, action, global);
   detrq::cli::add_calibrate_command(app, action, global);
+  detrq::cli::add_detect_command(app, action, global);
+  detrq::cli::add_build_engine_command(app, action, global);
 
   try {
     app.parse(argc, argv);
