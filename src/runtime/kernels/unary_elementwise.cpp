@@ -1,5 +1,5 @@
 // Unary elementwise operators: Cos, Sin, Exp, Erf, Log, Sqrt, Neg, Abs, Relu, Sigmoid, Tanh, Reciprocal,
-// Floor, Ceil and Not.
+// Floor, Ceil, Round, Sign, Softplus and Not.
 #include <cmath>
 #include <type_traits>
 
@@ -39,6 +39,23 @@ struct FloorOp {
 };
 struct CeilOp {
   template <typename T> T operator()(T x) const { return std::ceil(x); }
+};
+struct RoundOp {
+  // Halves to even, like numpy and the specification (the default rounding mode).
+  template <typename T> T operator()(T x) const { return std::nearbyint(x); }
+};
+struct SoftplusOp {
+  // log(1 + e^x) without overflow for large x.
+  template <typename T> T operator()(T x) const { return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+};
+struct SignOp {
+  template <typename T> T operator()(T x) const {
+    if constexpr (std::is_unsigned_v<T>) {
+      return x > T(0) ? T(1) : T(0);
+    } else {
+      return x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x == T(0) ? T(0) : x));  // NaN stays NaN
+    }
+  }
 };
 struct SigmoidOp {
   // Written so that neither branch overflows: exp of a non-positive number only.
@@ -176,6 +193,9 @@ void register_unary_kernels(KernelRegistry& registry) {
   add<FloorOp, Types::kFloat>(registry, "Floor", 6);
   add<CeilOp, Types::kFloat>(registry, "Ceil", 6);
   add<SigmoidOp, Types::kFloat>(registry, "Sigmoid", 6);
+  add<RoundOp, Types::kFloat>(registry, "Round", 11);
+  add<SoftplusOp, Types::kFloat>(registry, "Softplus", 1);
+  add<SignOp, Types::kNumeric>(registry, "Sign", 9);
   add<NegOp, Types::kSignedAndFloat>(registry, "Neg", 6);
   add<AbsOp, Types::kNumeric>(registry, "Abs", 6);
   add<ReluOp, Types::kSignedAndFloat>(registry, "Relu", 6);
