@@ -102,11 +102,17 @@ void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
   pool.parallel_for(n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) { kLoop(x + begin, y + begin, end - begin); });
 }
 template <typename F>
-constexpr UnaryFn vectorized_float_loop() {
-  if constexpr (std::is_same_v<F, ErfOp>) return &float_loop<&erf_f32>;
-  if constexpr (std::is_same_v<F, ExpOp>) return &float_loop<&exp_f32>;
-  if constexpr (std::is_same_v<F, SigmoidOp>) return &float_loop<&sigmoid_f32>;
-  return nullptr;
+inline constexpr bool kVectorizedFloat =
+    std::is_same_v<F, ErfOp> || std::is_same_v<F, ExpOp> || std::is_same_v<F, SigmoidOp>;
+template <typename F>
+UnaryFn vectorized_float_loop() {
+  if constexpr (std::is_same_v<F, ErfOp>) {
+    return &float_loop<&erf_f32>;
+  } else if constexpr (std::is_same_v<F, ExpOp>) {
+    return &float_loop<&exp_f32>;
+  } else {
+    return &float_loop<&sigmoid_f32>;
+  }
 }
 
 template <typename T, typename F>
@@ -164,10 +170,11 @@ UnaryFn select(DType dtype, const onnx::Node& node) {
                          (kTypes == Types::kSignedAndFloat && std::is_unsigned_v<T>)) {
       return nullptr;  // refused by require_dtype above
     } else {
-      if constexpr (std::is_same_v<T, float>) {
-        if constexpr (vectorized_float_loop<F>() != nullptr) return vectorized_float_loop<F>();
+      if constexpr (std::is_same_v<T, float> && kVectorizedFloat<F>) {
+        return vectorized_float_loop<F>();
+      } else {
+        return &unary_loop<T, F>;
       }
-      return &unary_loop<T, F>;
     }
   });
 }
