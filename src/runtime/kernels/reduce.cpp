@@ -124,7 +124,10 @@ class ReduceKernel final : public Kernel {
     }
     const T* in = cdata<T>(x);
     if (permute_) {
-      scratch_ = Tensor::empty(x.dtype(), perm_shape_);
+      // Allocated on the first run only: shapes are static.
+      if (!scratch_.defined() || scratch_.dtype() != x.dtype() || scratch_.shape() != perm_shape_) {
+        scratch_ = Tensor::empty(x.dtype(), perm_shape_);
+      }
       strided_copy(sizeof(T), perm_shape_, perm_strides_, in, scratch_.raw_data(), pool);
       in = cdata<T>(scratch_);
     }
