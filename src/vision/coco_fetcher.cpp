@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <set>
