@@ -122,6 +122,46 @@ core::Tensor quantize_weight_per_channel(const core::Tensor& weight, int axis, s
   return q;
 }
 
+namespace {
+bool is_candidate(const onnx::Node& node) {
+  return (node.op_type == "Conv" || node.op_type == "MatMul" || node.op_type == "Gemm") &&
+         (node.domain.empty() || node.domain == "ai.onnx");
+}
+
+// The policy's decision before calibration: from the node and which of its inputs are constant.
+NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants, const std::set<std::string>& graph_inputs,
+                        const PrecisionPolicy& policy) {
+  const std::size_t data_inputs = std::min<std::size_t>(node.inputs.size(), 2);
+  bool any_constant = false;
+  bool reads_graph_input = false;
+  for (std::size_t i = 0; i < data_inputs; ++i) {
+    any_constant = any_constant || constants.is_constant(node.inputs[i]);
+    reads_graph_input = reads_graph_input || graph_inputs.count(node.inputs[i]);
+  }
+  return policy.decide(node, !any_constant, reads_graph_input);
+}
+}  // namespace
+
+std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const PrecisionPolicy& policy) {
+  const onnx::Graph& g = model.graph;
+  ConstantLookup constants(g);
+  std::set<std::string> graph_inputs, out;
+  for (const auto& in : g.inputs) {
+    graph_inputs.insert(in.name);
+    out.insert(in.name);
+  }
+  for (const auto& node : g.nodes) {
+    if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, policy).quantize) continue;
+    for (std::size_t i = 0; i < std::min<std::size_t>(node.inputs.size(), 2); ++i) {
+      if (!constants.is_constant(node.inputs[i])) out.insert(node.inputs[i]);
+    }
+    for (const auto& o : node.outputs) {
+      if (!o.empty()) out.insert(o);
+    }
+  }
+  return out;
+}
+
 QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const PrecisionPolicy& policy) {
   onnx::Graph& g = model.graph;
   QdqSummary summary;
@@ -188,17 +228,10 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
   };
 
   for (auto& node : g.nodes) {
-    const bool candidate = node.op_type == "Conv" || node.op_type == "MatMul" || node.op_type == "Gemm";
-    if (!candidate || !(node.domain.empty() || node.domain == "ai.onnx")) continue;
+    if (!is_candidate(node)) continue;
     // Inputs that carry data: Conv/Gemm x and W (their bias stays float), MatMul A and B.
     const std::size_t data_inputs = std::min<std::size_t>(node.inputs.size(), 2);
-    bool any_constant = false;
-    bool reads_graph_input = false;
-    for (std::size_t i = 0; i < data_inputs; ++i) {
-      any_constant = any_constant || constants.is_constant(node.inputs[i]);
-      reads_graph_input = reads_graph_input || graph_inputs.count(node.inputs[i]);
-    }
-    NodeDecision d = policy.decide(node, !any_constant, reads_graph_input);
+    NodeDecision d = pre_decide(node, constants, graph_inputs, policy);
     // Every data input must be quantizable: a calibrated activation or a float32 initializer.
     if (d.quantize) {
       for (std::size_t i = 0; i < data_inputs && d.quantize; ++i) {

@@ -158,3 +158,11 @@ TEST(QuantizeWeightPerChannel, NarrowRangeRoundTripWithinHalfAStep) {
   }
   EXPECT_EQ(q.data<int8_t>()[3], 127);
 }
+
+TEST(TensorsToCalibrate, InputsAndOutputsOfTheLayersThePolicyQuantizes) {
+  auto model = sample_model();
+  auto watched = tensors_to_calibrate(model, PrecisionPolicy{});
+  // Graph inputs; t0/t1 around the quantized conv; rows and t2/t3 of the quantized MatMuls; "masked"
+  // feeds a quantizable MatMul (calibration decides it stays float). Not: off, score (float layers).
+  EXPECT_EQ(watched, (std::set<std::string>{"input", "masked", "t0", "t1", "rows", "t2", "t3", "t4"}));
+}

@@ -4,6 +4,8 @@
 // channel followed by DequantizeLinear.
 #pragma once
 
+#include <set>
+#include <string>
 #include <vector>
 
 #include "detrq/onnx/model.h"
@@ -26,6 +28,12 @@ int weight_channel_axis(const onnx::Node& node, int input_index, const core::Sha
 // Symmetric int8 per-channel weight quantization, narrow range [-127, 127] as TensorRT expects.
 // Returns the int8 tensor and fills one scale per channel (channels of all-zero weights get scale 1).
 core::Tensor quantize_weight_per_channel(const core::Tensor& weight, int axis, std::vector<float>& scales);
+
+// The tensors calibration must observe for `policy`: the graph inputs, and the activation inputs and
+// outputs of every Conv/MatMul/Gemm the policy would quantize (outputs too, so a TensorRT cache lets
+// consecutive INT8 layers chain). Watching only these keeps the observer off the large attention
+// tensors that stay float anyway.
+std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const PrecisionPolicy& policy);
 
 // Rewrites `model` in place. Activation scales come from `table` (tensors it marks unquantized keep
 // their consumers in float, with the reason in the decision). Raises the default opset to >= 13.
