@@ -2,6 +2,7 @@
 // detrq uses, loaded from and saved to .onnx files (inline weights or external data).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -88,9 +89,13 @@ Model load_model(const std::filesystem::path& path);
 // Parses a model from memory (as a fuzzer does); `base_dir` resolves external data ("" refuses it).
 Model parse_model(const void* data, std::size_t size, const std::string& source_name,
                   const std::filesystem::path& base_dir = {});
-// Writes a model atomically. Tensors above `external_threshold_bytes` go to `<file>.data` beside it
-// when the whole model would exceed protobuf's 2 GiB limit; otherwise everything is inline.
-void save_model(const Model& model, const std::filesystem::path& path);
+// Protobuf refuses messages of 2 GiB and more; models whose weights exceed this are saved with
+// external data.
+inline constexpr std::size_t kInlineWeightLimitBytes = std::size_t{1800} << 20;
+// Writes a model atomically. When its weights exceed `inline_limit_bytes`, every initializer of
+// 1 KiB or more goes to `<file>.data` beside it (4 KiB aligned); otherwise everything is inline.
+void save_model(const Model& model, const std::filesystem::path& path,
+                std::size_t inline_limit_bytes = kInlineWeightLimitBytes);
 // Serializes to ONNX protobuf bytes (inline weights).
 std::string serialize_model(const Model& model);
 

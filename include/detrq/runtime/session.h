@@ -22,11 +22,15 @@ class Observer {
   virtual void on_tensor(const std::string& name, const core::Tensor& value) = 0;
 };
 
+class KernelRegistry;
+
 struct SessionOptions {
   int threads = 0;  // 0: one per core
   // Static shapes for inputs whose declared shape has unknown dimensions.
   std::map<std::string, core::Shape> input_shapes;
   bool fold_constants = true;
+  // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
+  const KernelRegistry* registry = nullptr;
 };
 
 struct OperatorProfile {
@@ -45,9 +49,11 @@ class Session {
 
   const std::vector<onnx::ValueInfo>& inputs() const;   // with the static shapes in use
   const std::vector<onnx::ValueInfo>& outputs() const;
-  const onnx::Model& model() const;  // after folding and dead-node removal
+  // After folding and dead-node removal, in execution order; graph.value_info holds the inferred
+  // dtype and static shape of every tensor a node computes.
+  const onnx::Model& model() const;
 
-  // Runs the graph. Inputs are checked against the static input types (name, dtype, shape) with an
+  // Runs the graph (not concurrently: one arena). Inputs are checked against the static input types (name, dtype, shape) with an
   // error naming the input. Returned outputs own their storage.
   std::map<std::string, core::Tensor> run(const std::map<std::string, core::Tensor>& inputs,
                                           Observer* observer = nullptr);

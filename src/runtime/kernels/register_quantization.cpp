@@ -1,8 +1,15 @@
 // Registers the quantization kernels (each kernel lives in its own file beside this one).
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/quantization.h"
 
 namespace detrq::runtime::kernels {
 
-void register_quantization_kernels(KernelRegistry& registry) { (void)registry; }
+void register_quantization_kernels(KernelRegistry& registry) {
+  // Opset 10 is per tensor only; 13 adds axis, 19 saturate (float8 only), 21 blocks (refused).
+  for (int since : {10, 13, 19, 21}) {
+    registry.add("", "QuantizeLinear", since, make_quantize_linear);
+    registry.add("", "DequantizeLinear", since, make_dequantize_linear);
+  }
+}
 
 }  // namespace detrq::runtime::kernels

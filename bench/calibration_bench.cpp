@@ -1,0 +1,118 @@
+// Calibration cost against its peer, plain FP32 inference with detrq's runtime: time of N images with
+// the statistics observer (plus the thresholds) over N FP32 runs, and peak resident memory of each,
+// every mode in a fresh child process so the peaks do not mix.
+//   calibration_bench [MODEL] [IMAGES=100] [THREADS=0]   (MODEL defaults to ../shared's small RF-DETR)
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "detrq/core/tensor.h"
+#include "detrq/quant/calibration_table.h"
+#include "detrq/quant/statistics_observer.h"
+#include "detrq/runtime/session.h"
+
+namespace {
+
+struct Measure {
+  double seconds = 0;      // the N runs
+  double extra_seconds = 0;  // thresholds, after the runs
+  long peak_kib = 0;
+  long statistics_kib = 0;
+};
+
+long peak_rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+Measure run_mode(const std::string& model_path, int images, int threads, bool calibrate) {
+  using Clock = std::chrono::steady_clock;
+  detrq::runtime::SessionOptions options;
+  options.threads = threads;
+  auto session = detrq::runtime::Session::load(model_path, options);
+  const auto& input = session.inputs().at(0);
+  // Inputs shaped like letterboxed images: normalized values with smooth structure.
+  std::vector<detrq::core::Tensor> inputs;
+  std::mt19937 rng(0);
+  std::normal_distribution<float> d(0.0F, 1.0F);
+  for (int k = 0; k < 4; ++k) {
+    auto t = detrq::core::Tensor::empty(detrq::core::DType::kFloat32, input.shape);
+    for (float& v : t.span<float>()) v = d(rng);
+    inputs.push_back(t);
+  }
+  detrq::quant::StatisticsObserver observer(threads > 0 ? threads : detrq::core::ThreadPool::hardware_threads());
+  session.run({{input.name, inputs[0]}});  // warm-up, both modes
+  Measure m;
+  const auto start = Clock::now();
+  for (int i = 0; i < images; ++i) {
+    const auto& x = inputs[static_cast<std::size_t>(i) % inputs.size()];
+    if (calibrate) {
+      observer.observe(input.name, x.span<float>());
+      session.run({{input.name, x}}, &observer);
+    } else {
+      session.run({{input.name, x}});
+    }
+  }
+  m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (calibrate) {
+    const auto t = Clock::now();
+    auto table = detrq::quant::build_calibration_table(observer.statistics(), detrq::quant::CalibrationMethod::kEntropy);
+    m.extra_seconds = std::chrono::duration<double>(Clock::now() - t).count();
+    m.statistics_kib = static_cast<long>(observer.memory_bytes() / 1024);
+    if (table.tensors.empty()) std::abort();
+  }
+  m.peak_kib = peak_rss_kib();
+  return m;
+}
+
+// Runs one mode in a child process and reads its Measure back through a pipe.
+Measure in_child(const std::string& model, int images, int threads, bool calibrate) {
+  int fds[2];
+  if (pipe(fds) != 0) std::abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    Measure m = run_mode(model, images, threads, calibrate);
+    if (write(fds[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(2);
+    _exit(0);
+  }
+  close(fds[1]);
+  Measure m;
+  if (read(fds[0], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) {
+    std::fprintf(stderr, "child failed\n");
+    std::exit(1);
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model = argc > 1 ? argv[1] : std::string(DETRQ_SHARED_DIR) + "/models/rfdetr_small_random.onnx";
+  const int images = argc > 2 ? std::atoi(argv[2]) : 100;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  std::fprintf(stderr, "model %s, %d images, threads %d\n", model.c_str(), images, threads);
+  Measure fp32 = in_child(model, images, threads, false);
+  Measure cal = in_child(model, images, threads, true);
+  std::printf("FP32 runs:        %8.2f s  (%.1f ms/image), peak RSS %ld MiB\n", fp32.seconds, 1000 * fp32.seconds / images,
+              fp32.peak_kib / 1024);
+  std::printf("calibration runs: %8.2f s  (%.1f ms/image) + thresholds %.2f s, peak RSS %ld MiB (statistics %ld KiB)\n",
+              cal.seconds, 1000 * cal.seconds / images, cal.extra_seconds, cal.peak_kib / 1024, cal.statistics_kib);
+  std::printf("time ratio (calibration incl. thresholds / FP32): %.3f   peak memory ratio: %.3f\n",
+              (cal.seconds + cal.extra_seconds) / fp32.seconds,
+              static_cast<double>(cal.peak_kib) / static_cast<double>(fp32.peak_kib));
+  return 0;
+}

@@ -1,0 +1,48 @@
+// The README.md model card published with a prepared model: Hub metadata (YAML front matter), the files,
+// how to build an engine (detrq, trtexec on TensorRT 10 and 11), how to run the Q/DQ model in
+// onnxruntime, and the measured INT8-versus-FP32 accuracy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "detrq/vision/coco_eval.h"
+
+namespace detrq::pipeline {
+
+struct ModelCardFile {
+  std::string name;         // path in the repository
+  std::string description;  // one line
+  uint64_t size = 0;        // bytes
+  std::string sha256;
+};
+
+struct AccuracyFigures {
+  std::string dataset;            // "data/shapes_val (200 images)"
+  std::string runtime;            // what ran both models, e.g. "detrq CPU runtime 0.1.0"
+  vision::CocoMetrics fp32;
+  vision::CocoMetrics int8;
+};
+
+struct ModelCardInfo {
+  std::string repo_id;                // ORG/NAME
+  std::string title;                  // "RF-DETR small, INT8-ready"
+  std::string license = "apache-2.0";
+  std::string base_model;             // optional Hub id of the original weights
+  int input_size = 512;
+  std::string input_name = "input";
+  std::string calibration_method;     // entropy | minmax | percentile | mse
+  int calibration_images = 0;
+  std::string calibration_source;     // "COCO val2017" or a folder name
+  int num_classes = 0;                // labels width (category ids 0..num_classes-1)
+  std::vector<ModelCardFile> files;
+  std::optional<AccuracyFigures> accuracy;  // absent: the card says it was not measured
+  std::string detrq_version;
+};
+
+// The card as Markdown with YAML front matter (license, tags, pipeline_tag, library_name).
+std::string render_model_card(const ModelCardInfo& info);
+
+}  // namespace detrq::pipeline

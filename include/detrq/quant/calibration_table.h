@@ -1,0 +1,59 @@
+// CalibrationTable: the result of calibration for every observed tensor (amax, scale, why a tensor is
+// not quantized, sensitivity), written as calibration.json and turned into a TensorRT cache.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "detrq/onnx/model.h"
+#include "detrq/quant/calibration_cache.h"
+#include "detrq/quant/calibrator.h"
+#include "detrq/quant/tensor_statistics.h"
+
+namespace detrq::quant {
+
+struct TensorCalibration {
+  double amax = 0.0;
+  float scale = 0.0F;  // amax / 127 as float32, the value a Q/DQ node or cache holds
+  double min = 0.0;    // finite range seen
+  double max = 0.0;
+  uint64_t count = 0;
+  uint64_t nonfinite = 0;
+  bool quantized = true;
+  std::string reason;  // why not, when !quantized
+  std::optional<double> sensitivity_db;  // SQNR of the model outputs with only this tensor quantized
+};
+
+struct CalibrationTable {
+  std::string model_fingerprint;  // model_fingerprint() of the FP32 model
+  std::string method = "entropy";
+  double percentile = 0.0;        // set for the percentile method
+  int64_t images = 0;
+  std::map<std::string, TensorCalibration> tensors;
+
+  std::string to_json() const;
+  // The cache TensorRT loads: every quantized tensor's scale.
+  CalibrationCache to_cache(const std::string& version = CalibrationCache::kDefaultVersion) const;
+};
+
+// Above this fraction of non-finite values a tensor is left in float (its range says little).
+inline constexpr double kMaxNonFiniteFraction = 0.5;
+
+// Turns statistics into a table with the chosen calibrator.
+CalibrationTable build_calibration_table(const std::map<std::string, TensorStatistics>& statistics,
+                                         CalibrationMethod method, const CalibratorOptions& options = {});
+
+// A short hash of what identifies a model's graph (inputs, node types, outputs), so a table made
+// for one model is refused for another.
+std::string model_fingerprint(const onnx::Model& model);
+
+CalibrationTable parse_calibration_table(const std::string& json_text, const std::string& source);
+CalibrationTable read_calibration_table(const std::filesystem::path& path);
+void write_calibration_table(const CalibrationTable& table, const std::filesystem::path& path);
+// Throws kInvalidInput naming `source` when the table was made for another model.
+void check_table_matches(const CalibrationTable& table, const onnx::Model& model, const std::string& source);
+
+}  // namespace detrq::quant

@@ -1,0 +1,37 @@
+// PrecisionPolicy: which Conv/MatMul/Gemm nodes run in INT8. A DETR's accuracy hinges on a few places
+// (attention scores, deformable sampling, box regression, patch embedding), which stay float by
+// default; --exclude and --include glob patterns over node names override.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "detrq/onnx/model.h"
+
+namespace detrq::quant {
+
+// Shell-style match: '*' any run of characters, '?' one character.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+struct NodeDecision {
+  std::string node;     // node name
+  std::string op_type;
+  bool quantize = false;
+  std::string reason;   // why it stays float, or what forced it to INT8
+};
+
+struct PrecisionPolicy {
+  bool detr_defaults = true;
+  std::vector<std::string> exclude;  // node-name patterns kept in float
+  std::vector<std::string> include;  // node-name patterns quantized even where a default or exclude says float
+
+  // The DETR defaults as (pattern, reason), applied after include/exclude.
+  static const std::vector<std::pair<std::string, std::string>>& detr_patterns();
+
+  // Decision for a Conv/MatMul/Gemm node; `all_inputs_activations` is true for a MatMul of two
+  // computed tensors (an attention product); `reads_graph_input` when it consumes a graph input.
+  NodeDecision decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input) const;
+};
+
+}  // namespace detrq::quant

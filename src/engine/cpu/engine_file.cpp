@@ -1,0 +1,334 @@
+// Writing and mapping CPU engine files (see engine_file.h).
+#include "detrq/engine/cpu/engine_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <cstring>
+#include <fstream>
+#include <functional>
+
+#include "detrq/core/error.h"
+
+namespace detrq::engine::cpu {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+static_assert(std::endian::native == std::endian::little, "engine files are little-endian");
+
+constexpr std::size_t kPreambleBytes = 64;
+constexpr std::size_t kAlign = 64;
+
+struct Preamble {
+  char magic[8];
+  uint32_t version;
+  uint32_t flags;
+  uint64_t header_bytes;
+  uint64_t payload_offset;
+  uint64_t payload_bytes;
+  uint64_t header_checksum;
+  uint64_t payload_checksum;
+  uint64_t reserved;
+};
+static_assert(sizeof(Preamble) == kPreambleBytes);
+
+std::size_t align_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// A fast 64-bit checksum (four independent multiply-xor lanes): catches truncation and bit flips in the
+// weights at memory speed, where a cryptographic hash would cost more than the whole load.
+uint64_t checksum(const std::byte* data, std::size_t size) {
+  constexpr uint64_t kPrime = 0x100000001b3ULL;
+  uint64_t lane[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL};
+  std::size_t i = 0;
+  for (; i + 32 <= size; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, data + i + 8 * k, 8);
+      lane[k] = (lane[k] ^ w) * kPrime;
+    }
+  }
+  uint64_t h = lane[0] ^ (lane[1] << 1) ^ (lane[2] << 2) ^ (lane[3] << 3);
+  for (; i < size; ++i) h = (h ^ static_cast<uint64_t>(data[i])) * kPrime;
+  return (h ^ size) * kPrime;
+}
+
+[[noreturn]] void corrupt(const fs::path& path, const std::string& what) {
+  throw_invalid(path.string(), "not a valid detrq engine file: " + what,
+                "rebuild it with `detrq build-engine`; engine files are not portable between detrq versions");
+}
+
+json attribute_json(const onnx::Attribute& a, const std::function<int64_t(const core::Tensor&)>& add_tensor) {
+  using K = onnx::Attribute::Kind;
+  switch (a.kind) {
+    case K::kFloat: return {{"kind", "f"}, {"v", a.f}};
+    case K::kInt: return {{"kind", "i"}, {"v", a.i}};
+    case K::kString: return {{"kind", "s"}, {"v", a.s}};
+    case K::kTensor: return {{"kind", "t"}, {"v", add_tensor(a.t)}};
+    case K::kFloats: return {{"kind", "floats"}, {"v", a.floats}};
+    case K::kInts: return {{"kind", "ints"}, {"v", a.ints}};
+    case K::kStrings: return {{"kind", "strings"}, {"v", a.strings}};
+  }
+  return {};
+}
+
+json value_info_json(const onnx::ValueInfo& v) {
+  return {{"name", v.name}, {"dtype", static_cast<int>(v.dtype)}, {"shape", v.shape}, {"has_shape", v.has_shape}};
+}
+onnx::ValueInfo value_info_from(const json& j) {
+  onnx::ValueInfo v;
+  v.name = j.at("name").get<std::string>();
+  v.dtype = static_cast<core::DType>(j.at("dtype").get<int>());
+  v.shape = j.at("shape").get<core::Shape>();
+  v.has_shape = j.at("has_shape").get<bool>();
+  return v;
+}
+
+EngineHeader header_from(const json& h) {
+  EngineHeader e;
+  e.format_version = h.at("format_version").get<uint32_t>();
+  e.detrq_version = h.at("detrq_version").get<std::string>();
+  e.cpu_features = h.at("cpu_features").get<std::vector<std::string>>();
+  e.built_on_features = h.at("built_on_features").get<std::vector<std::string>>();
+  e.source_name = h.at("source_name").get<std::string>();
+  e.source_sha256 = h.at("source_sha256").get<std::string>();
+  e.precision = h.at("precision").get<std::string>();
+  e.arena_bytes = h.at("arena_bytes").get<uint64_t>();
+  e.weight_bytes = h.at("weight_bytes").get<uint64_t>();
+  e.node_count = h.at("node_count").get<uint64_t>();
+  return e;
+}
+
+struct Parsed {
+  Preamble pre;
+  json doc;
+};
+
+// Reads and checks the preamble and header of a mapped file.
+Parsed parse_preamble_and_header(const fs::path& path, const std::byte* data, std::size_t size) {
+  if (size < kPreambleBytes) corrupt(path, "shorter than its 64-byte preamble");
+  Parsed p;
+  std::memcpy(&p.pre, data, sizeof(Preamble));
+  if (std::memcmp(p.pre.magic, kEngineMagic, sizeof(kEngineMagic)) != 0) {
+    throw_invalid(path.string(), "not a detrq engine file (wrong magic bytes)",
+                  "pass an engine made by `detrq build-engine`, or an ONNX model with --onnx");
+  }
+  if (p.pre.version != kEngineFormatVersion) {
+    throw_invalid(path.string(),
+                  "engine format version " + std::to_string(p.pre.version) + ", this detrq reads version " +
+                      std::to_string(kEngineFormatVersion),
+                  "rebuild the engine with this detrq's `detrq build-engine`");
+  }
+  if (p.pre.header_bytes > size - kPreambleBytes) corrupt(path, "header runs past the end of the file (truncated?)");
+  if (p.pre.payload_offset < kPreambleBytes + p.pre.header_bytes || p.pre.payload_offset % kAlign != 0 ||
+      p.pre.payload_offset > size || p.pre.payload_bytes != size - p.pre.payload_offset) {
+    corrupt(path, "file size " + std::to_string(size) + " does not match its recorded layout (truncated?)");
+  }
+  const std::byte* header = data + kPreambleBytes;
+  if (checksum(header, p.pre.header_bytes) != p.pre.header_checksum) corrupt(path, "header checksum mismatch");
+  try {
+    p.doc = json::parse(reinterpret_cast<const char*>(header), reinterpret_cast<const char*>(header) + p.pre.header_bytes);
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("header is not JSON: ") + e.what());
+  }
+  return p;
+}
+
+}  // namespace
+
+void write_engine_file(const onnx::Model& model, const EngineHeader& header, const fs::path& path) {
+  // Payload: every tensor, 64-byte aligned, in a fixed order so that builds are reproducible.
+  std::vector<const core::Tensor*> tensors;
+  std::vector<std::size_t> offsets;
+  std::size_t payload = 0;
+  auto add_tensor = [&](const core::Tensor& t) -> int64_t {
+    if (t.dtype() == core::DType::kString || core::dtype_size(t.dtype()) == 0) {
+      throw_unsupported(path.string(), std::string("cannot store a tensor of type ") + core::dtype_name(t.dtype()));
+    }
+    payload = align_up(payload);
+    offsets.push_back(payload);
+    tensors.push_back(&t);
+    payload += t.nbytes();
+    return static_cast<int64_t>(tensors.size() - 1);
+  };
+
+  const onnx::Graph& g = model.graph;
+  json nodes = json::array();
+  for (const auto& n : g.nodes) {
+    json attrs = json::object();
+    for (const auto& [key, a] : n.attributes) attrs[key] = attribute_json(a, add_tensor);
+    nodes.push_back({{"name", n.name}, {"op", n.op_type}, {"domain", n.domain}, {"inputs", n.inputs},
+                     {"outputs", n.outputs}, {"attributes", attrs}});
+  }
+  json inits = json::object();
+  for (const auto& [name, t] : g.initializers) inits[name] = add_tensor(t);
+  json table = json::array();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    table.push_back({{"dtype", static_cast<int>(tensors[i]->dtype())}, {"shape", tensors[i]->shape()},
+                     {"offset", offsets[i]}, {"bytes", tensors[i]->nbytes()}});
+  }
+  json inputs = json::array(), outputs = json::array(), value_info = json::object();
+  for (const auto& v : g.inputs) inputs.push_back(value_info_json(v));
+  for (const auto& v : g.outputs) outputs.push_back(value_info_json(v));
+  for (const auto& [name, v] : g.value_info) value_info[name] = value_info_json(v);
+
+  json doc = {
+      {"engine",
+       {{"format_version", kEngineFormatVersion},
+        {"detrq_version", header.detrq_version},
+        {"cpu_features", header.cpu_features},
+        {"built_on_features", header.built_on_features},
+        {"source_name", header.source_name},
+        {"source_sha256", header.source_sha256},
+        {"precision", header.precision},
+        {"arena_bytes", header.arena_bytes},
+        {"weight_bytes", payload},
+        {"node_count", g.nodes.size()}}},
+      {"model",
+       {{"ir_version", model.ir_version},
+        {"producer_name", model.producer_name},
+        {"producer_version", model.producer_version},
+        {"opset_imports", model.opset_imports},
+        {"metadata", model.metadata},
+        {"graph_name", g.name},
+        {"inputs", inputs},
+        {"outputs", outputs},
+        {"value_info", value_info},
+        {"nodes", nodes},
+        {"initializers", inits},
+        {"tensors", table}}}};
+  const std::string header_text = doc.dump();
+
+  std::string payload_bytes(payload, '\0');
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i]->nbytes()) std::memcpy(payload_bytes.data() + offsets[i], tensors[i]->raw_data(), tensors[i]->nbytes());
+  }
+  Preamble pre{};
+  std::memcpy(pre.magic, kEngineMagic, sizeof(kEngineMagic));
+  pre.version = kEngineFormatVersion;
+  pre.header_bytes = header_text.size();
+  pre.payload_offset = align_up(kPreambleBytes + header_text.size());
+  pre.payload_bytes = payload;
+  pre.header_checksum = checksum(reinterpret_cast<const std::byte*>(header_text.data()), header_text.size());
+  pre.payload_checksum = checksum(reinterpret_cast<const std::byte*>(payload_bytes.data()), payload);
+
+  core::AtomicFile out(path);
+  out.write(&pre, sizeof(pre));
+  out.write(header_text);
+  const std::string pad(pre.payload_offset - kPreambleBytes - header_text.size(), '\0');
+  out.write(pad);
+  out.write(payload_bytes);
+  out.commit();
+}
+
+EngineHeader read_engine_header(const fs::path& path) {
+  auto map = core::MappedFile::open(path);
+  Parsed p = parse_preamble_and_header(path, map->data(), map->size());
+  try {
+    return header_from(p.doc.at("engine"));
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("header lacks a field: ") + e.what());
+  }
+}
+
+bool is_engine_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, sizeof(magic));
+  return in.gcount() == sizeof(magic) && std::memcmp(magic, kEngineMagic, sizeof(magic)) == 0;
+}
+
+EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>& available_features) {
+  EngineFile ef;
+  ef.mapping = core::MappedFile::open(path);
+  const std::byte* data = ef.mapping->data();
+  Parsed p = parse_preamble_and_header(path, data, ef.mapping->size());
+  try {
+    ef.header = header_from(p.doc.at("engine"));
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("header lacks a field: ") + e.what());
+  }
+  // The CPU test comes before the weight checksum: it is the more useful message of the two.
+  const auto missing = missing_cpu_features(ef.header.cpu_features, available_features);
+  if (!missing.empty()) {
+    std::string list, have;
+    for (const auto& f : missing) list += (list.empty() ? "" : ", ") + f;
+    for (const auto& f : available_features) have += (have.empty() ? "" : ", ") + f;
+    throw_unsupported(path.string(),
+                      "engine was built for CPU features this CPU lacks: " + list + " (this CPU has: " +
+                          (have.empty() ? "none of those detrq uses" : have) + ")",
+                      "build the engine on this machine, or with `--cpu-features` naming only what it has");
+  }
+  const std::byte* payload = data + p.pre.payload_offset;
+  if (checksum(payload, p.pre.payload_bytes) != p.pre.payload_checksum) corrupt(path, "weights checksum mismatch");
+
+  try {
+    const json& m = p.doc.at("model");
+    onnx::Model& model = ef.model;
+    model.ir_version = m.at("ir_version").get<int64_t>();
+    model.producer_name = m.at("producer_name").get<std::string>();
+    model.producer_version = m.at("producer_version").get<std::string>();
+    model.opset_imports = m.at("opset_imports").get<std::map<std::string, int64_t>>();
+    model.metadata = m.at("metadata").get<std::map<std::string, std::string>>();
+    onnx::Graph& g = model.graph;
+    g.name = m.at("graph_name").get<std::string>();
+
+    std::vector<core::Tensor> tensors;
+    std::shared_ptr<const void> keep(ef.mapping, ef.mapping.get());
+    for (const auto& t : m.at("tensors")) {
+      const auto dtype = static_cast<core::DType>(t.at("dtype").get<int>());
+      const auto shape = t.at("shape").get<core::Shape>();
+      const auto offset = t.at("offset").get<uint64_t>();
+      const auto bytes = t.at("bytes").get<uint64_t>();
+      for (int64_t d : shape)
+        if (d < 0) corrupt(path, "negative tensor dimension");
+      if (core::dtype_size(dtype) == 0 ||
+          static_cast<uint64_t>(core::shape_numel(shape)) * core::dtype_size(dtype) != bytes ||
+          offset % kAlign != 0 || offset > p.pre.payload_bytes || bytes > p.pre.payload_bytes - offset) {
+        corrupt(path, "a tensor's recorded type, shape or place does not fit the file");
+      }
+      // Weights are read-only: the mapping is, and the runtime never writes initializers.
+      tensors.push_back(core::Tensor::view(dtype, shape, const_cast<std::byte*>(payload + offset), keep));
+    }
+    auto tensor_at = [&](const json& id) -> core::Tensor {
+      const auto i = id.get<int64_t>();
+      if (i < 0 || static_cast<std::size_t>(i) >= tensors.size()) corrupt(path, "a tensor reference is out of range");
+      return tensors[static_cast<std::size_t>(i)];
+    };
+    for (const auto& v : m.at("inputs")) g.inputs.push_back(value_info_from(v));
+    for (const auto& v : m.at("outputs")) g.outputs.push_back(value_info_from(v));
+    for (const auto& [name, v] : m.at("value_info").items()) g.value_info[name] = value_info_from(v);
+    for (const auto& [name, id] : m.at("initializers").items()) g.initializers[name] = tensor_at(id);
+    for (const auto& jn : m.at("nodes")) {
+      onnx::Node n;
+      n.name = jn.at("name").get<std::string>();
+      n.op_type = jn.at("op").get<std::string>();
+      n.domain = jn.at("domain").get<std::string>();
+      n.inputs = jn.at("inputs").get<std::vector<std::string>>();
+      n.outputs = jn.at("outputs").get<std::vector<std::string>>();
+      for (const auto& [key, ja] : jn.at("attributes").items()) {
+        onnx::Attribute a;
+        const std::string kind = ja.at("kind").get<std::string>();
+        const json& v = ja.at("v");
+        using K = onnx::Attribute::Kind;
+        if (kind == "f") a.kind = K::kFloat, a.f = v.get<float>();
+        else if (kind == "i") a.kind = K::kInt, a.i = v.get<int64_t>();
+        else if (kind == "s") a.kind = K::kString, a.s = v.get<std::string>();
+        else if (kind == "t") a.kind = K::kTensor, a.t = tensor_at(v);
+        else if (kind == "floats") a.kind = K::kFloats, a.floats = v.get<std::vector<float>>();
+        else if (kind == "ints") a.kind = K::kInts, a.ints = v.get<std::vector<int64_t>>();
+        else if (kind == "strings") a.kind = K::kStrings, a.strings = v.get<std::vector<std::string>>();
+        else corrupt(path, "unknown attribute kind '" + kind + "'");
+        n.attributes[key] = std::move(a);
+      }
+      g.nodes.push_back(std::move(n));
+    }
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("graph description is malformed: ") + e.what());
+  }
+  return ef;
+}
+
+}  // namespace detrq::engine::cpu

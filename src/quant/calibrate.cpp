@@ -1,0 +1,237 @@
+// calibrate(): statistics, thresholds, outputs, and the INT8-vs-FP32 check, in that order.
+#include "detrq/quant/calibrate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "detrq/core/error.h"
+#include "detrq/core/file_io.h"
+#include "detrq/core/log.h"
+#include "detrq/quant/fidelity.h"
+#include "detrq/quant/statistics_observer.h"
+#include "detrq/runtime/session.h"
+
+namespace detrq::quant {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// INT8 against FP32 on the given tensors: SQNR per output, agreement of top detections on "labels"
+// (the class logits of RF-DETR exports, [1, queries, classes]).
+FidelityReport compare(runtime::Session& fp32, runtime::Session& int8, const std::string& input_name,
+                       const std::vector<core::Tensor>& inputs,
+                       std::vector<std::map<std::string, core::Tensor>>* fp32_cache) {
+  FidelityReport report;
+  std::map<std::string, SqnrAccumulator> acc;
+  double agreement = 0.0;
+  int agreement_images = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    std::map<std::string, core::Tensor> feed{{input_name, inputs[i]}};
+    if (fp32_cache->size() <= i) fp32_cache->push_back(fp32.run(feed));
+    const auto& ref = (*fp32_cache)[i];
+    auto test = int8.run(feed);
+    for (const auto& [name, r] : ref) {
+      if (r.dtype() != core::DType::kFloat32) continue;
+      const core::Tensor& t = test.at(name);
+      acc[name].add(r.span<float>(), t.span<float>());
+      if (name == "labels" && r.rank() == 3) {
+        agreement += top_detection_agreement(r.span<float>(), t.span<float>(), r.dim(1), r.dim(2));
+        ++agreement_images;
+      }
+    }
+  }
+  report.images = static_cast<int>(inputs.size());
+  for (const auto& [name, a] : acc) report.outputs.push_back({name, a.db()});
+  if (agreement_images) report.top_detection_agreement = agreement / agreement_images;
+  return report;
+}
+
+double worst_db(const FidelityReport& r) {
+  double worst = std::numeric_limits<double>::infinity();
+  for (const auto& o : r.outputs) worst = std::min(worst, o.sqnr_db);
+  return worst;
+}
+
+}  // namespace
+
+std::vector<std::filesystem::path> list_calibration_tensors(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw_io(dir.string(), "is not a folder", "give the folder written by detrq tensors");
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.rfind("calib_", 0) == 0 && e.path().extension() == ".bin") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw_invalid(dir.string(), "holds no calib_*.bin files", "write them with detrq tensors");
+  return files;
+}
+
+core::Tensor read_calibration_tensor(const std::filesystem::path& path, const core::Shape& shape) {
+  auto file = core::MappedFile::open(path);
+  const std::size_t expected = static_cast<std::size_t>(core::shape_numel(shape)) * sizeof(float);
+  if (file->size() != expected) {
+    throw_invalid(path.string(),
+                  fmt::format("holds {} bytes; the model input {} float32 needs {}", file->size(),
+                              core::shape_to_string(shape), expected),
+                  "calibration tensors must be preprocessed for this model's input size");
+  }
+  core::Tensor t = core::Tensor::empty(core::DType::kFloat32, shape);
+  std::memcpy(t.raw_data(), file->data(), expected);
+  return t;
+}
+
+CalibrationSource tensor_folder_source(const std::filesystem::path& dir) {
+  CalibrationSource source;
+  source.description = dir.string();
+  auto files = std::make_shared<std::vector<std::filesystem::path>>(list_calibration_tensors(dir));
+  for (const auto& f : *files) source.names.push_back(f.filename().string());
+  source.load = [files](std::size_t i, const core::Shape& shape) { return read_calibration_tensor(files->at(i), shape); };
+  return source;
+}
+
+CalibrateResult calibrate(const CalibrateOptions& opt) {
+  CalibrateResult result;
+  onnx::Model model = onnx::load_model(opt.onnx);
+  const std::string fingerprint = model_fingerprint(model);
+  runtime::SessionOptions session_options;
+  session_options.threads = opt.threads;
+  runtime::Session fp32(model, session_options);
+  if (fp32.inputs().size() != 1 || fp32.inputs()[0].dtype != core::DType::kFloat32) {
+    throw_unsupported(opt.onnx.string(), "calibration needs a model with one float32 input");
+  }
+  const onnx::ValueInfo input = fp32.inputs()[0];
+
+  const CalibrationSource& source = opt.source;
+  const int available = static_cast<int>(source.names.size());
+  if (available == 0) throw_invalid(source.description, "holds no calibration inputs");
+  int n_cal = opt.count;
+  int n_eval = std::max(0, opt.eval_count);
+  if (n_cal <= 0) {
+    n_eval = std::min(n_eval, available / 2);
+    n_cal = available - n_eval;
+  } else if (n_cal > available) {
+    throw Error(ErrorKind::kFailure, source.description,
+                fmt::format("holds {} calibration tensors, fewer than --count {}", available, n_cal),
+                "write more with detrq tensors or lower --count");
+  } else {
+    n_eval = std::min(n_eval, available - n_cal);
+  }
+
+  // 1. Statistics: FP32 runs with the observer; the input itself is observed too.
+  StatisticsObserver observer(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
+  if (!opt.all_tensors) observer.watch_only(tensors_to_calibrate(model, opt.policy));
+  const auto start = Clock::now();
+  {
+    core::Progress progress("calibrating", n_cal, "images");
+    for (int i = 0; i < n_cal; ++i) {
+      core::Tensor x = source.load(static_cast<std::size_t>(i), input.shape);
+      observer.observe(input.name, x.span<float>());
+      fp32.run({{input.name, x}}, &observer);
+      progress.advance();
+    }
+    progress.finish();
+  }
+  result.statistics_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.statistics_bytes = observer.memory_bytes();
+  result.calibration_images = n_cal;
+  core::log_info("statistics of {} tensors from {} images in {:.1f} s", observer.statistics().size(), n_cal,
+                 result.statistics_seconds);
+
+  // 2. Thresholds.
+  result.table = build_calibration_table(observer.statistics(), opt.method, opt.calibrator);
+  result.table.model_fingerprint = fingerprint;
+  result.table.images = n_cal;
+  if (!opt.cache_path.empty()) write_calibration_cache(result.table.to_cache(opt.cache_version), opt.cache_path);
+
+  // 3. Q/DQ model, and the check on held-out tensors (needed for the budget, the report, the summary).
+  std::vector<core::Tensor> held_out;
+  for (int i = n_cal; i < n_cal + n_eval; ++i) {
+    held_out.push_back(source.load(static_cast<std::size_t>(i), input.shape));
+  }
+  std::vector<std::map<std::string, core::Tensor>> fp32_outputs;
+  PrecisionPolicy policy = opt.policy;
+  onnx::Model qdq_model = model;
+  result.qdq = insert_qdq(qdq_model, result.table, policy);
+  if (!held_out.empty()) {
+    runtime::Session int8(qdq_model, session_options);
+    result.fidelity = compare(fp32, int8, input.name, held_out, &fp32_outputs);
+  }
+
+  // 4. Accuracy budget: measure each quantized layer alone, then return the most sensitive to float
+  //    until every output reaches the budget.
+  if (opt.accuracy_budget_db && !held_out.empty() && worst_db(result.fidelity) < *opt.accuracy_budget_db) {
+    std::vector<std::pair<double, std::string>> sensitivity;  // (SQNR with only this layer in INT8, node)
+    std::vector<std::string> quantized;
+    for (const auto& d : result.qdq.decisions) {
+      if (d.quantize) quantized.push_back(d.node);
+    }
+    const std::vector<core::Tensor> probe(held_out.begin(), held_out.begin() + 1);
+    for (const auto& node : quantized) {
+      PrecisionPolicy only = policy;
+      only.detr_defaults = false;
+      only.include = {node};
+      only.exclude = {"*"};
+      onnx::Model m = model;
+      insert_qdq(m, result.table, only);
+      runtime::Session s(m, session_options);
+      const double db = worst_db(compare(fp32, s, input.name, probe, &fp32_outputs));
+      sensitivity.emplace_back(db, node);
+      // The layer's activation inputs carry its sensitivity in the table.
+      for (const auto& n : model.graph.nodes) {
+        if (n.name != node) continue;
+        for (const auto& in : n.inputs) {
+          auto it = result.table.tensors.find(in);
+          if (it != result.table.tensors.end()) {
+            it->second.sensitivity_db = std::min(it->second.sensitivity_db.value_or(db), db);
+          }
+        }
+      }
+    }
+    std::sort(sensitivity.begin(), sensitivity.end());
+    // Return layers in growing batches so the number of full evaluations stays logarithmic.
+    std::size_t returned = 0;
+    std::size_t batch = 1;
+    while (worst_db(result.fidelity) < *opt.accuracy_budget_db && returned < sensitivity.size()) {
+      for (std::size_t k = 0; k < batch && returned < sensitivity.size(); ++k, ++returned) {
+        policy.exclude.push_back(sensitivity[returned].second);
+      }
+      batch *= 2;
+      qdq_model = model;
+      result.qdq = insert_qdq(qdq_model, result.table, policy);
+      runtime::Session int8(qdq_model, session_options);
+      result.fidelity = compare(fp32, int8, input.name, held_out, &fp32_outputs);
+      core::log_info("accuracy budget: {} layers back in float, worst output {:.2f} dB", returned,
+                     worst_db(result.fidelity));
+    }
+    for (auto& d : result.qdq.decisions) {
+      for (std::size_t k = 0; k < returned; ++k) {
+        if (!d.quantize && sensitivity[k].second == d.node) {
+          d.reason = fmt::format("accuracy budget: alone in INT8 it gives {:.2f} dB", sensitivity[k].first);
+        }
+      }
+    }
+  }
+
+  if (!opt.qdq_out.empty()) onnx::save_model(qdq_model, opt.qdq_out);
+  if (!opt.table_path.empty()) write_calibration_table(result.table, opt.table_path);
+  if (!opt.report_path.empty()) {
+    CalibrationReportInput report;
+    report.model_name = opt.onnx.filename().string();
+    report.table = &result.table;
+    report.statistics = &observer.statistics();
+    report.decisions = result.qdq.decisions;
+    report.fidelity = result.fidelity;
+    write_calibration_report(report, opt.report_path);
+  }
+  return result;
+}
+
+}  // namespace detrq::quant

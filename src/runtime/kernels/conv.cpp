@@ -1,0 +1,174 @@
+// Conv (1-D and 2-D, groups including depthwise, strides, dilations, pads, auto_pad, bias) as
+// im2col + GEMM per image and group: Y_g[M/G, OH*OW] = W_g[M/G, C/G*kh*kw] x col_g. A 1x1 conv with
+// unit strides and no padding multiplies the input directly.
+#include <cstring>
+#include <memory>
+
+#include "runtime/kernels/compute_kernels.h"
+#include "runtime/kernels/compute_util.h"
+#include "runtime/kernels/gemm.h"
+
+namespace detrq::runtime::kernels {
+namespace {
+
+class ConvKernel final : public Kernel {
+ public:
+  explicit ConvKernel(const onnx::Node& node) : node_(node), group_(node.attr_int("group", 1)) {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) override {
+    require_inputs(ctx, 2);
+    const TensorType& x = ctx.input_types[0];
+    const TensorType& w = ctx.input_types[1];
+    require_dtype(node_, x, {DType::kFloat32, DType::kFloat64}, "input X");
+    if (w.dtype != x.dtype) fail_node(node_, "W has a different dtype than X");
+    const std::size_t spatial = x.shape.size() >= 2 ? x.shape.size() - 2 : 0;
+    if (spatial < 1 || spatial > 2) {
+      unsupported_node(node_, "Conv with input " + shape_to_string(x.shape) + " is not supported",
+                       "detrq runs 1-D and 2-D convolutions (N x C x [H x] W)");
+    }
+    if (w.shape.size() != x.shape.size()) fail_node(node_, "W " + shape_to_string(w.shape) + " does not match X's rank");
+    batch_ = x.shape[0];
+    channels_ = x.shape[1];
+    out_channels_ = w.shape[0];
+    if (group_ < 1 || channels_ % group_ != 0 || out_channels_ % group_ != 0 || w.shape[1] * group_ != channels_) {
+      fail_node(node_, "group " + std::to_string(group_) + " does not fit X " + shape_to_string(x.shape) + " and W " +
+                           shape_to_string(w.shape));
+    }
+    std::vector<int64_t> kernel(w.shape.begin() + 2, w.shape.end());
+    if (node_.has_attr("kernel_shape") && node_.attr_ints("kernel_shape") != kernel) {
+      fail_node(node_, "kernel_shape disagrees with W's shape " + shape_to_string(w.shape));
+    }
+    const std::vector<WindowAxis> axes =
+        window_geometry(node_, Shape(x.shape.begin() + 2, x.shape.end()), kernel, false);
+    // 1-D runs as 2-D with a height of 1.
+    h_ = spatial == 2 ? axes[0] : WindowAxis{1, 1, 1, 1, 0, 0, 1};
+    w_ = axes[spatial - 1];
+    if (ctx.input_present(2)) {
+      const TensorType& b = ctx.input_types[2];
+      if (b.dtype != x.dtype || shape_numel(b.shape) != out_channels_) {
+        fail_node(node_, "B must be a 1-D tensor of " + std::to_string(out_channels_) + " values like X's dtype");
+      }
+      has_bias_ = true;
+    }
+    Shape out{batch_, out_channels_};
+    for (const WindowAxis& a : axes) out.push_back(a.out);
+    direct_ = h_.kernel == 1 && w_.kernel == 1 && h_.stride == 1 && w_.stride == 1 && h_.pad_begin == 0 &&
+              h_.pad_end == 0 && w_.pad_begin == 0 && w_.pad_end == 0;
+    return {TensorType{x.dtype, out}};
+  }
+
+  void run(RunContext& ctx) override {
+    if (ctx.inputs[0]->dtype() == DType::kFloat32) {
+      run_typed<float>(ctx);
+    } else {
+      run_typed<double>(ctx);
+    }
+  }
+
+ private:
+  // Unfolds the windows of channels [c0, c0+count) of one image into rows (c, ki, kj) x (oh, ow).
+  template <typename T>
+  void im2col(const T* x, int64_t c0, int64_t count, T* col, core::ThreadPool& pool) const {
+    const int64_t kh = h_.kernel, kw = w_.kernel, oh_n = h_.out, ow_n = w_.out;
+    const int64_t rows = count * kh * kw;
+    pool.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t c = c0 + row / (kh * kw);
+        const int64_t ki = (row / kw) % kh, kj = row % kw;
+        const T* plane = x + c * h_.in * w_.in;
+        T* out = col + row * oh_n * ow_n;
+        for (int64_t oh = 0; oh < oh_n; ++oh) {
+          const int64_t ih = oh * h_.stride - h_.pad_begin + ki * h_.dilation;
+          T* orow = out + oh * ow_n;
+          if (ih < 0 || ih >= h_.in) {
+            std::fill_n(orow, ow_n, T(0));
+            continue;
+          }
+          const T* irow = plane + ih * w_.in;
+          for (int64_t ow = 0; ow < ow_n; ++ow) {
+            const int64_t iw = ow * w_.stride - w_.pad_begin + kj * w_.dilation;
+            orow[ow] = (iw >= 0 && iw < w_.in) ? irow[iw] : T(0);
+          }
+        }
+      }
+    });
+  }
+
+  template <typename T>
+  void run_typed(RunContext& ctx) {
+    const T* x = ctx.inputs[0]->template data<T>();
+    const T* w = ctx.inputs[1]->template data<T>();
+    const T* bias = has_bias_ && ctx.inputs.size() > 2 && ctx.inputs[2] ? ctx.inputs[2]->template data<T>() : nullptr;
+    T* y = ctx.outputs[0]->template data<T>();
+    const int64_t cg = channels_ / group_, mg = out_channels_ / group_;
+    const int64_t k = cg * h_.kernel * w_.kernel;
+    const int64_t spatial_out = h_.out * w_.out;
+    const int64_t spatial_in = h_.in * w_.in;
+    if (spatial_out == 0 || out_channels_ == 0) return;
+    std::vector<T>& col = scratch<T>();
+    if (!direct_) col.resize(static_cast<std::size_t>(channels_ * h_.kernel * w_.kernel * spatial_out));
+    for (int64_t n = 0; n < batch_; ++n) {
+      const T* xn = x + n * channels_ * spatial_in;
+      T* yn = y + n * out_channels_ * spatial_out;
+      if (bias) {
+        for (int64_t m = 0; m < out_channels_; ++m) std::fill_n(yn + m * spatial_out, spatial_out, bias[m]);
+      }
+      if (!direct_) im2col<T>(xn, 0, channels_, col.data(), ctx.pool);
+      const T* cols = direct_ ? xn : col.data();
+      if constexpr (std::is_same_v<T, float>) {
+        packed_.resize(static_cast<std::size_t>(group_));
+        items_.resize(static_cast<std::size_t>(group_));
+        if (group_ == 1) {
+          packed_[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool);
+        } else {
+          ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t g = begin; g < end; ++g) {
+              packed_[static_cast<std::size_t>(g)].pack(k, spatial_out,
+                                                        MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1});
+            }
+          });
+        }
+        for (int64_t g = 0; g < group_; ++g) {
+          items_[static_cast<std::size_t>(g)] =
+              SgemmItem{MatrixView<float>{w + g * mg * k, k, 1}, &packed_[static_cast<std::size_t>(g)],
+                        yn + g * mg * spatial_out};
+        }
+        sgemm_packed(mg, spatial_out, k, 1.0F, bias != nullptr, items_, spatial_out, &ctx.pool);
+      } else {
+        for (int64_t g = 0; g < group_; ++g) {
+          gemm_reference<T>(mg, spatial_out, k, T(1), MatrixView<T>{w + g * mg * k, k, 1},
+                            MatrixView<T>{cols + g * k * spatial_out, spatial_out, 1}, bias != nullptr,
+                            yn + g * mg * spatial_out, spatial_out);
+        }
+      }
+    }
+  }
+
+  template <typename T>
+  std::vector<T>& scratch() {
+    if constexpr (std::is_same_v<T, float>) {
+      return col_f32_;
+    } else {
+      return col_f64_;
+    }
+  }
+
+  onnx::Node node_;
+  int64_t group_;
+  int64_t batch_ = 0, channels_ = 0, out_channels_ = 0;
+  WindowAxis h_, w_;
+  bool has_bias_ = false;
+  bool direct_ = false;
+  std::vector<float> col_f32_;
+  std::vector<double> col_f64_;
+  std::vector<PackedMatrixB> packed_;
+  std::vector<SgemmItem> items_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_conv_kernel(const onnx::Node& node, int /*opset*/) {
+  return std::make_unique<ConvKernel>(node);
+}
+
+}  // namespace detrq::runtime::kernels

@@ -1,0 +1,263 @@
+// The float32 GEMM fast path: packing, tiling over the thread pool, and the micro-kernels.
+#include "runtime/kernels/gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace detrq::runtime::kernels {
+namespace {
+
+// Computes the mr x kGemmNr tile sum_k a[k][i] * b[k][j] and stores alpha * tile (+ C) into c.
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                             bool accumulate);
+
+struct MicroKernelInfo {
+  MicroKernel fn;
+  int64_t mr;
+  const char* name;
+};
+
+constexpr int64_t kGemmMr = 6;  // rows of the AVX2 and portable tiles
+
+void micro_kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                           bool accumulate) {
+  float acc[kGemmMr][kGemmNr] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int64_t i = 0; i < kGemmMr; ++i) {
+      const float av = a[p * kGemmMr + i];
+      for (int64_t j = 0; j < kGemmNr; ++j) acc[i][j] += av * b[p * kGemmNr + j];
+    }
+  }
+  for (int64_t i = 0; i < kGemmMr; ++i) {
+    float* row = c + i * ldc;
+    for (int64_t j = 0; j < kGemmNr; ++j) row[j] = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
+  }
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(float* row, __m256 lo, __m256 hi,
+                                                                                __m256 va, bool accumulate) {
+  lo = _mm256_mul_ps(lo, va);
+  hi = _mm256_mul_ps(hi, va);
+  if (accumulate) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(row));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(row + 8));
+  }
+  _mm256_storeu_ps(row, lo);
+  _mm256_storeu_ps(row + 8, hi);
+}
+
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, const float* b, float* c,
+                                                            int64_t ldc, float alpha, bool accumulate) {
+  // The C tile is usually not in cache (it is written once when K is small): start fetching it now.
+  for (int i = 0; i < kGemmMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+  }
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += kGemmMr;
+    b += kGemmNr;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  store_row_avx2(c + 0 * ldc, c00, c01, va, accumulate);
+  store_row_avx2(c + 1 * ldc, c10, c11, va, accumulate);
+  store_row_avx2(c + 2 * ldc, c20, c21, va, accumulate);
+  store_row_avx2(c + 3 * ldc, c30, c31, va, accumulate);
+  store_row_avx2(c + 4 * ldc, c40, c41, va, accumulate);
+  store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate);
+}
+
+std::atomic<int> g_isa{static_cast<int>(GemmIsa::kAuto)};
+
+bool cpu_has_avx2_fma() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
+}
+
+MicroKernelInfo select_micro_kernel() {
+  const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
+  if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kGemmMr, "avx2"};
+  return {micro_kernel_portable, kGemmMr, "portable"};
+}
+
+// Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into panels of tile_mr rows, k-major, zero-padded.
+void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t kc, int64_t tile_mr, float* out) {
+  for (int64_t r = 0; r < rows; r += tile_mr) {
+    const int64_t mr = std::min(tile_mr, rows - r);
+    const float* base = a.data + (row0 + r) * a.row_stride + k0 * a.col_stride;
+    if (a.col_stride == 1) {
+      for (int64_t i = 0; i < mr; ++i) {
+        const float* src = base + i * a.row_stride;
+        for (int64_t p = 0; p < kc; ++p) out[p * tile_mr + i] = src[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t i = 0; i < mr; ++i) out[p * tile_mr + i] = base[i * a.row_stride + p * a.col_stride];
+      }
+    }
+    for (int64_t i = mr; i < tile_mr; ++i) {
+      for (int64_t p = 0; p < kc; ++p) out[p * tile_mr + i] = 0.0F;
+    }
+    out += kc * tile_mr;
+  }
+}
+
+// Runs the micro-kernel on a possibly partial tile: partial tiles go through a scratch tile.
+inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                 int64_t mr, int64_t nr, float alpha, bool accumulate) {
+  if (mr == kernel.mr && nr == kGemmNr) {
+    kernel.fn(kc, a, b, c, ldc, alpha, accumulate);
+    return;
+  }
+  float scratch[kGemmMaxMr * kGemmNr];
+  kernel.fn(kc, a, b, scratch, kGemmNr, alpha, false);
+  for (int64_t i = 0; i < mr; ++i) {
+    for (int64_t j = 0; j < nr; ++j) {
+      c[i * ldc + j] = scratch[i * kGemmNr + j] + (accumulate ? c[i * ldc + j] : 0.0F);
+    }
+  }
+}
+
+}  // namespace
+
+void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool) {
+  k_ = k;
+  n_ = n;
+  const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
+  n_padded_ = panels * kGemmNr;
+  data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
+  const int64_t k_blocks = (k + kGemmKc - 1) / kGemmKc;
+  auto pack_panels = [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t k0 = (t / panels) * kGemmKc;
+      const int64_t np = t % panels;
+      const int64_t kc = std::min(kGemmKc, k - k0);
+      float* out = data_.data() + k0 * n_padded_ + np * kc * kGemmNr;
+      const int64_t col0 = np * kGemmNr;
+      const int64_t nr = std::min(kGemmNr, n - col0);
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b.data + (k0 + p) * b.row_stride + col0 * b.col_stride;
+        float* dst = out + p * kGemmNr;
+        if (b.col_stride == 1) {
+          for (int64_t j = 0; j < nr; ++j) dst[j] = src[j];  // 16 floats: a library call costs more
+        } else {
+          for (int64_t j = 0; j < nr; ++j) dst[j] = src[j * b.col_stride];
+        }
+        for (int64_t j = nr; j < kGemmNr; ++j) dst[j] = 0.0F;
+      }
+    }
+  };
+  // Worth spreading only for large operands (a convolution's unfolded input).
+  if (pool && k * n >= (1 << 18)) {
+    pool->parallel_for(k_blocks * panels, 4, pack_panels);
+  } else {
+    pack_panels(0, k_blocks * panels);
+  }
+}
+
+void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate, std::span<const SgemmItem> items,
+                  int64_t ldc, core::ThreadPool* pool) {
+  if (m <= 0 || n <= 0 || items.empty()) return;
+  if (k == 0) {
+    for (const SgemmItem& item : items) {
+      for (int64_t i = 0; i < m && !accumulate; ++i) std::fill_n(item.c + i * ldc, n, 0.0F);
+    }
+    return;
+  }
+  const MicroKernelInfo kernel = select_micro_kernel();
+  const int64_t batch = static_cast<int64_t>(items.size());
+  const int threads = pool ? pool->size() : 1;
+  const int64_t n_panels = (n + kGemmNr - 1) / kGemmNr;
+  // Column chunks of at most 32 panels keep the B panels of one task in L2; row tiles of up to
+  // 96 rows keep the packed A block there too. Tiles shrink until every thread has several.
+  const int64_t n_tiles = (n_panels + 31) / 32;
+  const int64_t panels_per_tile = (n_panels + n_tiles - 1) / n_tiles;
+  const int64_t mr = kernel.mr;
+  const int64_t mc_max = std::max<int64_t>(1, 96 / mr) * mr;
+  int64_t mc = mc_max;
+  const int64_t wanted = 4 * static_cast<int64_t>(threads);
+  while (mc > mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= mr;
+  const int64_t m_tiles = (m + mc - 1) / mc;
+  const int64_t tasks = batch * m_tiles * n_tiles;
+
+  auto run = [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> a_pack;
+    a_pack.resize(static_cast<std::size_t>(mc_max * kGemmKc));
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t bi = t / (m_tiles * n_tiles);
+      const int64_t rem = t % (m_tiles * n_tiles);
+      const int64_t mt = rem / n_tiles;
+      const int64_t nt = rem % n_tiles;
+      const SgemmItem& item = items[static_cast<std::size_t>(bi)];
+      const int64_t row0 = mt * mc;
+      const int64_t rows = std::min(mc, m - row0);
+      const int64_t np0 = nt * panels_per_tile;
+      const int64_t np1 = std::min(n_panels, np0 + panels_per_tile);
+      for (int64_t kb = 0; kb * kGemmKc < k; ++kb) {
+        const int64_t k0 = kb * kGemmKc;
+        const int64_t kc = std::min(kGemmKc, k - k0);
+        pack_a(item.a, row0, rows, k0, kc, mr, a_pack.data());
+        const bool acc = accumulate || kb > 0;
+        for (int64_t np = np0; np < np1; ++np) {
+          const float* bp = item.b->panel(kb, np);
+          const int64_t col0 = np * kGemmNr;
+          const int64_t nr = std::min(kGemmNr, n - col0);
+          for (int64_t r = 0; r < rows; r += mr) {
+            const int64_t tile_rows = std::min(mr, rows - r);
+            tile(kernel, kc, a_pack.data() + r * kc, bp, item.c + (row0 + r) * ldc + col0, ldc, tile_rows, nr, alpha,
+                 acc);
+          }
+        }
+      }
+    }
+  };
+  if (pool && tasks > 1) {
+    pool->parallel_for(tasks, 1, run);
+  } else {
+    run(0, tasks);
+  }
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
+           float* c, int64_t ldc, core::ThreadPool* pool) {
+  PackedMatrixB packed;
+  packed.pack(k, n, b);
+  const SgemmItem item{a, &packed, c};
+  sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool);
+}
+
+const char* sgemm_isa() { return select_micro_kernel().name; }
+
+void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
+
+}  // namespace detrq::runtime::kernels

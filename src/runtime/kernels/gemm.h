@@ -1,0 +1,86 @@
+// Matrix multiplication for the compute kernels: a plain reference for every dtype, and the fast
+// float32 path (operands packed into panels, an AVX2/FMA micro-kernel chosen at run time, the
+// session's thread pool over tiles of the output).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "detrq/core/thread_pool.h"
+
+namespace detrq::runtime::kernels {
+
+// A read-only matrix operand: element (r, c) is at data[r * row_stride + c * col_stride], so a
+// transposed operand is the same memory with the strides swapped.
+template <typename T>
+struct MatrixView {
+  const T* data = nullptr;
+  int64_t row_stride = 0;
+  int64_t col_stride = 1;
+  T at(int64_t r, int64_t c) const { return data[r * row_stride + c * col_stride]; }
+};
+
+// C[M,N] = alpha * A[M,K] * B[K,N] + (accumulate ? C : 0), straightforward loops, any arithmetic T.
+template <typename T>
+void gemm_reference(int64_t m, int64_t n, int64_t k, T alpha, MatrixView<T> a, MatrixView<T> b, bool accumulate,
+                    T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* row = c + i * ldc;
+    if (!accumulate) {
+      for (int64_t j = 0; j < n; ++j) row[j] = T(0);
+    }
+    for (int64_t p = 0; p < k; ++p) {
+      const T av = static_cast<T>(alpha * a.at(i, p));
+      for (int64_t j = 0; j < n; ++j) row[j] += av * b.at(p, j);
+    }
+  }
+}
+
+inline constexpr int64_t kGemmNr = 16;    // columns of a micro-kernel tile (two AVX registers)
+inline constexpr int64_t kGemmMaxMr = 6;  // rows of the largest micro-kernel tile
+inline constexpr int64_t kGemmKc = 256;  // depth of one packed block (an A panel and a B panel fit L1)
+
+// A float32 B operand packed for the fast path: K split into blocks of kGemmKc, each block into
+// panels of kGemmNr columns stored k-major (zero-padded at the right edge). Constant weights are
+// packed once at load; activations are packed per run into storage that is kept between runs.
+class PackedMatrixB {
+ public:
+  void pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool = nullptr);
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  // The panel of columns [np*kGemmNr, ...) for depth block kb (kc_len rows of kGemmNr floats).
+  const float* panel(int64_t kb, int64_t np) const {
+    const int64_t kc_len = std::min(kGemmKc, k_ - kb * kGemmKc);
+    return data_.data() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
+  }
+
+ private:
+  int64_t k_ = 0, n_ = 0, n_padded_ = 0;
+  std::vector<float> data_;
+};
+
+// One multiplication of a batch: C = alpha * A * B (+ C when accumulating).
+struct SgemmItem {
+  MatrixView<float> a;
+  const PackedMatrixB* b = nullptr;
+  float* c = nullptr;
+};
+
+// Runs every item (all of shape M x N x K, output row stride ldc) over the pool's threads.
+void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate, std::span<const SgemmItem> items,
+                  int64_t ldc, core::ThreadPool* pool);
+
+// Convenience: packs B and multiplies, for one-off products (tests, benchmarks, small cases).
+void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
+           float* c, int64_t ldc, core::ThreadPool* pool);
+
+// The micro-kernels, best first. kAuto picks the best one this CPU runs; forcing one the CPU lacks
+// falls back to the next (tests run every path the machine has against the reference). An AVX-512
+// 14x16 kernel was measured on the team's AMD EPYC (Zen 4) and was no faster than AVX2, so there is none.
+enum class GemmIsa { kAuto, kAvx2, kPortable };
+void sgemm_set_isa(GemmIsa isa);
+// Which micro-kernel the fast path uses now ("avx2" or "portable"); benches print it.
+const char* sgemm_isa();
+
+}  // namespace detrq::runtime::kernels

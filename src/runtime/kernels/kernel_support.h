@@ -1,0 +1,156 @@
+// Shared plumbing for the elementwise, shape and reduction kernels: attribute access,
+// dtype dispatch (with half types), axis handling, constant-input reading and multidirectional broadcasting.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "detrq/core/error.h"
+#include "detrq/core/tensor.h"
+#include "detrq/runtime/kernel.h"
+
+namespace detrq::runtime::kernels {
+
+// Storage types for the 16-bit floats; arithmetic happens in float.
+struct Half {
+  uint16_t bits;
+};
+struct BFloat16 {
+  uint16_t bits;
+};
+
+// The attribute `key` when present, refusing one of another kind (for attributes such as Constant's
+// value forms, whose kind is part of their meaning); nullptr when absent.
+const onnx::Attribute* find_attr(const onnx::Node& node, const std::string& key, onnx::Attribute::Kind kind);
+
+// Type views of a tensor's storage (Half/BFloat16 included, which Tensor::data<T> does not know).
+template <typename T>
+const T* cdata(const Tensor& t) {
+  return static_cast<const T*>(t.raw_data());
+}
+template <typename T>
+T* mdata(Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+template <typename T>
+struct Tag {
+  using type = T;
+};
+
+// Calls f(Tag<T>{}) with the C++ storage type of `dtype`; unsupported dtypes are refused naming the node.
+template <typename F>
+decltype(auto) dispatch_all(DType dtype, const onnx::Node& node, F&& f) {
+  switch (dtype) {
+    case DType::kFloat32: return f(Tag<float>{});
+    case DType::kFloat64: return f(Tag<double>{});
+    case DType::kFloat16: return f(Tag<Half>{});
+    case DType::kBFloat16: return f(Tag<BFloat16>{});
+    case DType::kInt8: return f(Tag<int8_t>{});
+    case DType::kUInt8: return f(Tag<uint8_t>{});
+    case DType::kInt16: return f(Tag<int16_t>{});
+    case DType::kUInt16: return f(Tag<uint16_t>{});
+    case DType::kInt32: return f(Tag<int32_t>{});
+    case DType::kUInt32: return f(Tag<uint32_t>{});
+    case DType::kInt64: return f(Tag<int64_t>{});
+    case DType::kUInt64: return f(Tag<uint64_t>{});
+    case DType::kBool: return f(Tag<bool>{});
+    default: break;
+  }
+  throw_unsupported(node.describe(), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
+}
+
+// Data movement only cares about the element size.
+template <typename F>
+decltype(auto) dispatch_by_size(DType dtype, const onnx::Node& node, F&& f) {
+  switch (core::dtype_size(dtype)) {
+    case 1: return f(Tag<uint8_t>{});
+    case 2: return f(Tag<uint16_t>{});
+    case 4: return f(Tag<uint32_t>{});
+    case 8: return f(Tag<uint64_t>{});
+    default: break;
+  }
+  throw_unsupported(node.describe(), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
+}
+
+template <typename T>
+inline constexpr bool kIsHalfType = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+
+// The type arithmetic on T is done in: float for the half types, T otherwise.
+template <typename T>
+using ComputeType = std::conditional_t<kIsHalfType<T>, float, T>;
+
+template <typename T>
+inline ComputeType<T> load(T v) {
+  if constexpr (std::is_same_v<T, Half>) {
+    return core::half_to_float(v.bits);
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return core::bfloat16_to_float(v.bits);
+  } else {
+    return v;
+  }
+}
+template <typename T, typename C>
+inline T store(C v) {
+  if constexpr (std::is_same_v<T, Half>) {
+    return Half{core::float_to_half(static_cast<float>(v))};
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return BFloat16{core::float_to_bfloat16(static_cast<float>(v))};
+  } else {
+    return static_cast<T>(v);
+  }
+}
+
+// Refuses a dtype outside `allowed`, naming the node and input.
+void require_dtype(const onnx::Node& node, const char* what, DType dtype, const std::vector<DType>& allowed);
+// The numeric dtypes ONNX allows for arithmetic, and the float-only subset.
+const std::vector<DType>& numeric_dtypes();
+const std::vector<DType>& float_dtypes();
+
+// Resolves a possibly negative axis against `rank`, refusing out-of-range values.
+int64_t normalize_axis(const onnx::Node& node, int64_t axis, int64_t rank);
+
+// Values of a constant int32/int64 tensor (an axes, shape, starts... input) as int64.
+std::vector<int64_t> read_int_values(const onnx::Node& node, const Tensor& t, const char* what);
+// The constant value of input `i`; refuses a non-constant one, since the output shape depends on it.
+const Tensor& require_constant(const InferContext& ctx, std::size_t i, const char* what);
+// Input i's type, refusing an omitted input.
+const TensorType& require_input(const InferContext& ctx, std::size_t i);
+void require_input_count(const InferContext& ctx, std::size_t min, std::size_t max);
+
+// Numpy-style multidirectional broadcast of several shapes; refuses incompatible ones naming the node.
+Shape broadcast_shapes(const onnx::Node& node, const std::vector<Shape>& shapes);
+
+// Row-major strides (in elements) of `shape`.
+std::vector<int64_t> contiguous_strides(const Shape& shape);
+
+// A broadcast loop nest, simplified: the output is split into rows of `inner` elements; within a row,
+// input k advances by inner_step[k] (0 or 1) per element, and row r starts at row_offset(k, r).
+// Adjacent dimensions with the same broadcast pattern are merged, so most real cases become one or two
+// dimensions.
+class BroadcastPlan {
+ public:
+  BroadcastPlan(const Shape& out, const std::vector<Shape>& inputs);
+  int64_t rows() const { return rows_; }
+  int64_t inner() const { return inner_; }
+  int64_t inner_step(std::size_t k) const { return inner_step_[k]; }
+  // Element offsets of each input at the start of row `r` (computed by walking the outer dims).
+  void row_offsets(int64_t r, int64_t* offsets) const;
+
+ private:
+  std::size_t n_inputs_ = 0;
+  int64_t rows_ = 1;
+  int64_t inner_ = 1;
+  std::vector<int64_t> inner_step_;
+  std::vector<int64_t> outer_dims_;                   // merged outer dims, slowest first
+  std::vector<std::vector<int64_t>> outer_strides_;  // per input, per outer dim
+};
+
+// A grain (elements per chunk) that keeps per-chunk overhead small for memory-bound loops.
+inline constexpr int64_t kElementwiseGrain = 32768;
+
+}  // namespace detrq::runtime::kernels

@@ -1,0 +1,113 @@
+// Softmax rows: max, exp and sum, scale. The AVX2 exp is a degree-5 polynomial on the reduced
+// argument (relative error ~2e-7), with inputs below the float range flushed to exactly 0 so that
+// masked (-inf) logits give 0 like std::exp.
+#include "runtime/kernels/vector_math.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace detrq::runtime::kernels {
+namespace {
+
+bool cpu_has_avx2_fma() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
+  const __m256 kMax = _mm256_set1_ps(88.3762626647949F);
+  const __m256 kMin = _mm256_set1_ps(-87.3365478515625F);
+  const __m256 underflow = _mm256_cmp_ps(x, kMin, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, kMin), kMax);
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341F)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375F), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4F), x);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4F);
+  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3F));
+  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3F));
+  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2F));
+  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1F));
+  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1F));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  p = _mm256_fmadd_ps(p, x2, _mm256_add_ps(x, _mm256_set1_ps(1.0F)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  const __m256 r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(underflow, r);
+}
+
+__attribute__((target("avx2,fma"))) float horizontal_max(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+__attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// Writes exp(x - shift) to y and returns its sum.
+__attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float* y, int64_t n, float shift) {
+  const __m256 vs = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = horizontal_sum(acc);
+  for (; i < n; ++i) {
+    y[i] = std::exp(x[i] - shift);
+    sum += y[i];
+  }
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  float r = horizontal_max(m);
+  for (; i < n; ++i) r = std::max(r, x[i]);
+  return r;
+}
+
+float row_max(const float* x, int64_t n) {
+  if (cpu_has_avx2_fma()) return max_avx2(x, n);
+  float r = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) r = std::max(r, x[i]);
+  return r;
+}
+
+float exp_shifted(const float* x, float* y, int64_t n, float shift) {
+  if (cpu_has_avx2_fma()) return exp_shifted_avx2(x, y, n, shift);
+  float sum = 0.0F;
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = std::exp(x[i] - shift);
+    sum += y[i];
+  }
+  return sum;
+}
+
+}  // namespace
+
+void softmax_row(const float* x, float* y, int64_t n) {
+  if (n <= 0) return;
+  const float mx = row_max(x, n);
+  const float sum = exp_shifted(x, y, n, mx);
+  const float inv = 1.0F / sum;
+  for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+}  // namespace detrq::runtime::kernels

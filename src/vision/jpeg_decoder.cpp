@@ -1,0 +1,93 @@
+// JPEG decoding with libjpeg-turbo into RGB8. Any libjpeg warning (e.g. "premature end of data") is
+// treated as corruption: a calibration image must be exactly what the reference decoder sees.
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+#include <jpeglib.h>
+
+#include "detrq/core/error.h"
+#include "vision/detail/codecs.h"
+
+namespace detrq::vision::detail {
+namespace {
+
+// libjpeg reports errors through a callback that must not return; we longjmp back into the C-only
+// frames below (no C++ object with a destructor lives across a setjmp).
+struct JpegErrorManager {
+  jpeg_error_mgr base;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void on_message(j_common_ptr cinfo, int level) {
+  if (level < 0) on_error(cinfo);  // a warning: corrupt or truncated data
+}
+
+bool read_header(jpeg_decompress_struct* cinfo, JpegErrorManager* err, const uint8_t* data, std::size_t size) {
+  if (setjmp(err->jump)) return false;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(cinfo, TRUE);
+  cinfo->out_color_space = JCS_RGB;
+  cinfo->dct_method = JDCT_ISLOW;  // what Pillow uses: results must match it
+  jpeg_start_decompress(cinfo);
+  return true;
+}
+
+bool read_pixels(jpeg_decompress_struct* cinfo, JpegErrorManager* err, uint8_t* out, std::size_t row_bytes) {
+  if (setjmp(err->jump)) return false;
+  JSAMPROW rows[16];
+  while (cinfo->output_scanline < cinfo->output_height) {
+    const JDIMENSION first = cinfo->output_scanline;
+    const JDIMENSION n = std::min<JDIMENSION>(16, cinfo->output_height - first);
+    for (JDIMENSION i = 0; i < n; ++i) rows[i] = out + (first + i) * row_bytes;
+    jpeg_read_scanlines(cinfo, rows, n);
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
+}
+
+}  // namespace
+
+RgbImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
+  jpeg_decompress_struct cinfo;
+  JpegErrorManager err;
+  std::memset(&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error(&err.base);
+  err.base.error_exit = on_error;
+  err.base.emit_message = on_message;
+  err.message[0] = '\0';
+
+  struct Destroy {
+    jpeg_decompress_struct* c;
+    ~Destroy() { jpeg_destroy_decompress(c); }
+  } destroy{&cinfo};
+
+  if (!read_header(&cinfo, &err, bytes.data(), bytes.size())) {
+    throw_invalid(name, std::string("corrupt JPEG: ") + err.message, "re-download or re-export the image");
+  }
+  if (cinfo.output_components != 3) {
+    throw_unsupported(name, "JPEG decodes to " + std::to_string(cinfo.output_components) + " channels",
+                      "convert it to RGB");
+  }
+  if (static_cast<int64_t>(cinfo.output_width) * cinfo.output_height > kMaxImagePixels) {
+    throw_unsupported(name, "image of " + std::to_string(cinfo.output_width) + "x" +
+                                std::to_string(cinfo.output_height) + " pixels is too large",
+                      "downscale it below 179 megapixels");
+  }
+  RgbImage image(static_cast<int>(cinfo.output_width), static_cast<int>(cinfo.output_height));
+  if (!read_pixels(&cinfo, &err, image.pixels.data(), image.row_bytes())) {
+    throw_invalid(name, std::string("corrupt or truncated JPEG: ") + err.message,
+                  "re-download or re-export the image");
+  }
+  return image;
+}
+
+}  // namespace detrq::vision::detail

@@ -1,0 +1,65 @@
+// The model card: front matter a Hub accepts, the files, the build commands, and the accuracy table.
+#include "detrq/pipeline/model_card.h"
+
+#include <gtest/gtest.h>
+
+namespace detrq::pipeline {
+namespace {
+
+ModelCardInfo info() {
+  ModelCardInfo i;
+  i.repo_id = "acme/rfdetr-shapes-int8";
+  i.title = "RF-DETR shapes";
+  i.calibration_method = "entropy";
+  i.calibration_images = 64;
+  i.calibration_source = "data/shapes_calib";
+  i.num_classes = 4;
+  i.detrq_version = "0.1.0";
+  i.files = {{"inference_model.onnx", "FP32", 10u << 20, std::string(64, 'a')},
+             {"calibration.cache", "TensorRT cache", 2048, std::string(64, 'b')},
+             {"inference_model.qdq.onnx", "Q/DQ", 5u << 20, std::string(64, 'c')}};
+  return i;
+}
+
+TEST(ModelCard, FrontMatterFilesAndCommands) {
+  const std::string md = render_model_card(info());
+  ASSERT_EQ(md.rfind("---\nlicense: apache-2.0\n", 0), 0U) << md;
+  const auto end = md.find("\n---\n", 4);
+  ASSERT_NE(end, std::string::npos);
+  const std::string front = md.substr(0, end);
+  EXPECT_NE(front.find("pipeline_tag: object-detection"), std::string::npos);
+  EXPECT_NE(front.find("tags:\n- object-detection\n"), std::string::npos);
+  EXPECT_NE(md.find("| `inference_model.onnx` | FP32 | 10.0 MB |"), std::string::npos) << md;
+  EXPECT_NE(md.find("detrq build-engine --hf-repo acme/rfdetr-shapes-int8 --output model.engine"), std::string::npos);
+  EXPECT_NE(md.find("trtexec --onnx=inference_model.onnx --int8 --fp16 --calib=calibration.cache"), std::string::npos);
+  EXPECT_NE(md.find("trtexec --onnx=inference_model.qdq.onnx --stronglyTyped"), std::string::npos);
+  EXPECT_NE(md.find("ort.InferenceSession(\"inference_model.qdq.onnx\""), std::string::npos);
+  EXPECT_NE(md.find("Not measured"), std::string::npos);
+}
+
+TEST(ModelCard, AccuracyTableWithChangeInPoints) {
+  ModelCardInfo i = info();
+  AccuracyFigures a;
+  a.dataset = "data/shapes_val (200 images)";
+  a.runtime = "detrq CPU runtime";
+  a.fp32.ap = 0.80;
+  a.fp32.ap50 = 0.95;
+  a.int8.ap = 0.7925;
+  a.int8.ap50 = 0.951;
+  i.accuracy = a;
+  const std::string md = render_model_card(i);
+  EXPECT_NE(md.find("| AP | 0.8000 | 0.7925 | -0.75 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| AP50 | 0.9500 | 0.9510 | +0.10 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| AP_small | n/a | n/a | n/a |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Not measured"), std::string::npos);
+}
+
+TEST(ModelCard, QuotesYamlValuesThatNeedIt) {
+  ModelCardInfo i = info();
+  i.license = "other: see \"LICENSE\"";
+  const std::string md = render_model_card(i);
+  EXPECT_NE(md.find("license: \"other: see \\\"LICENSE\\\"\"\n"), std::string::npos) << md;
+}
+
+}  // namespace
+}  // namespace detrq::pipeline

@@ -1,0 +1,116 @@
+// detrq calibrate: INT8 calibration on the CPU; writes the TensorRT cache, calibration.json, the Q/DQ
+// model and the report, then prints INT8 against FP32 on held-out tensors.
+#include <cmath>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "detrq/core/error.h"
+#include "detrq/quant/calibrate.h"
+#include "detrq/vision/calibration_tensors.h"
+#include "detrq/vision/image_decoder.h"
+#include "detrq/vision/letterbox_transform.h"
+
+namespace detrq::cli {
+namespace {
+
+// Images decoded and letterboxed exactly as `detrq tensors` does, one at a time.
+quant::CalibrationSource image_folder_source(const std::filesystem::path& dir) {
+  quant::CalibrationSource source;
+  source.description = dir.string();
+  auto files = std::make_shared<std::vector<std::filesystem::path>>(vision::list_calibration_images(dir));
+  for (const auto& f : *files) source.names.push_back(f.filename().string());
+  source.load = [files](std::size_t i, const core::Shape& shape) {
+    if (shape.size() != 4 || shape[0] != 1 || shape[1] != 3 || shape[2] != shape[3]) {
+      throw_unsupported("--images", "the model input " + core::shape_to_string(shape) + " is not 1x3xSxS",
+                        "give preprocessed tensors with --tensors");
+    }
+    vision::LetterboxTransform letterbox(static_cast<int>(shape[2]));
+    return letterbox.apply(vision::decode_image(files->at(i))).chw;
+  };
+  return source;
+}
+
+}  // namespace
+
+void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
+  auto opt = std::make_shared<quant::CalibrateOptions>();
+  auto method = std::make_shared<std::string>("entropy");
+  auto budget = std::make_shared<double>(NAN);
+  CLI::App* cmd = app.add_subcommand("calibrate", "Calibrate an FP32 ONNX model for INT8 on the CPU");
+  cmd->add_option("--onnx", opt->onnx, "FP32 ONNX model")->required()->check(CLI::ExistingFile);
+  auto tensors = std::make_shared<std::filesystem::path>();
+  auto images = std::make_shared<std::filesystem::path>();
+  auto* t_opt = cmd->add_option("--tensors", *tensors, "Folder of calib_*.bin tensors (from detrq tensors)");
+  auto* i_opt = cmd->add_option("--images", *images, "Folder of .jpg/.png images, letterboxed on the fly");
+  t_opt->excludes(i_opt);
+  i_opt->excludes(t_opt);
+  cmd->add_option("--count", opt->count, "Calibration tensors to use (default: all but the held-out ones)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-count", opt->eval_count, "Held-out tensors for the INT8-vs-FP32 check")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--method", *method, "entropy | minmax | percentile | mse")->capture_default_str();
+  cmd->add_option("--percentile", opt->calibrator.percentile, "Percentile for --method percentile")->capture_default_str();
+  cmd->add_option("--cache-path", opt->cache_path, "TensorRT calibration cache to write")->required();
+  cmd->add_option("--cache-version", opt->cache_version, "TensorRT version number in the cache header")
+      ->capture_default_str();
+  cmd->add_option("--qdq-out", opt->qdq_out, "Q/DQ ONNX model to write");
+  cmd->add_option("--table", opt->table_path, "calibration.json to write");
+  cmd->add_option("--report", opt->report_path, "report.html to write");
+  cmd->add_option("--exclude", opt->policy.exclude, "Node-name glob kept in float (repeatable)");
+  cmd->add_option("--include", opt->policy.include, "Node-name glob quantized even where the DETR defaults say float");
+  cmd->add_flag("!--no-detr-defaults", opt->policy.detr_defaults, "Quantize attention, sampling and box-head layers too");
+  cmd->add_option("--accuracy-budget", *budget, "Keep the most sensitive layers in float until every output reaches DB");
+  cmd->add_flag("--all-tensors", opt->all_tensors,
+                "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
+                "outputs of the layers the policy quantizes");
+  cmd->add_option("--threads", opt->threads, "Threads (default: one per core)");
+  cmd->callback([&action, &global, opt, method, budget, tensors, images] {
+    action = [&global, opt, method, budget, tensors, images] {
+      if (tensors->empty() && images->empty()) {
+        throw detrq::Error(detrq::ErrorKind::kUsage, "calibrate", "give --tensors DIR or --images DIR");
+      }
+      opt->source = tensors->empty() ? image_folder_source(*images) : quant::tensor_folder_source(*tensors);
+      opt->method = quant::parse_method(*method);
+      if (!std::isnan(*budget)) opt->accuracy_budget_db = *budget;
+      if (opt->cache_version.empty() || opt->cache_version.find_first_not_of("0123456789") != std::string::npos) {
+        throw detrq::Error(detrq::ErrorKind::kUsage, "--cache-version", "must be digits, like 8601 or 100100");
+      }
+      quant::CalibrateResult r = quant::calibrate(*opt);
+      int quantized = 0;
+      for (const auto& [name, t] : r.table.tensors) quantized += t.quantized ? 1 : 0;
+      if (global.json) {
+        nlohmann::ordered_json j;
+        j["images"] = r.calibration_images;
+        j["method"] = r.table.method;
+        j["tensors"] = r.table.tensors.size();
+        j["tensors_with_scale"] = quantized;
+        j["quantized_nodes"] = r.qdq.quantized_nodes;
+        j["statistics_seconds"] = r.statistics_seconds;
+        nlohmann::ordered_json outs = nlohmann::ordered_json::object();
+        for (const auto& o : r.fidelity.outputs) outs[o.name] = std::isfinite(o.sqnr_db) ? nlohmann::ordered_json(o.sqnr_db) : nullptr;
+        j["sqnr_db"] = outs;
+        j["heldout_images"] = r.fidelity.images;
+        if (r.fidelity.top_detection_agreement >= 0) j["top_detection_agreement"] = r.fidelity.top_detection_agreement;
+        std::printf("%s\n", j.dump(2).c_str());
+      } else {
+        std::printf("calibrated %d images with %s: %d of %zu tensors have a scale, %d of %zu nodes in INT8\n",
+                    r.calibration_images, r.table.method.c_str(), quantized, r.table.tensors.size(),
+                    r.qdq.quantized_nodes, r.qdq.decisions.size());
+        if (r.fidelity.images == 0) std::printf("INT8 against FP32: not measured (no held-out tensors)\n");
+        for (const auto& o : r.fidelity.outputs) {
+          std::printf("INT8 against FP32 on %d held-out images: %s SQNR %.2f dB\n", r.fidelity.images, o.name.c_str(),
+                      o.sqnr_db);
+        }
+        if (r.fidelity.top_detection_agreement >= 0) {
+          std::printf("top-detection agreement: %.1f%%\n", 100.0 * r.fidelity.top_detection_agreement);
+        }
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace detrq::cli
