@@ -1,7 +1,8 @@
 // Calibration cost against its peer, plain FP32 inference with detrq's runtime: time of N images with
 // the statistics observer (plus the thresholds) over N FP32 runs, and peak resident memory of each,
 // every mode in a fresh child process so the peaks do not mix.
-//   calibration_bench [MODEL] [IMAGES=100] [THREADS=0]   (MODEL defaults to ../shared's small RF-DETR)
+//   calibration_bench [MODEL] [IMAGES=100] [THREADS=0] [all]   (MODEL defaults to ../shared's small RF-DETR;
+//   "all": observe every float tensor, as --all-tensors does)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +14,9 @@
 #include <string>
 
 #include "detrq/core/tensor.h"
+#include "detrq/onnx/model.h"
 #include "detrq/quant/calibration_table.h"
+#include "detrq/quant/qdq_insertion.h"
 #include "detrq/quant/statistics_observer.h"
 #include "detrq/runtime/session.h"
 
@@ -35,6 +38,8 @@ long peak_rss_kib() {
   return 0;
 }
 
+bool all_tensors = false;
+
 Measure run_mode(const std::string& model_path, int images, int threads, bool calibrate) {
   using Clock = std::chrono::steady_clock;
   detrq::runtime::SessionOptions options;
@@ -51,6 +56,8 @@ Measure run_mode(const std::string& model_path, int images, int threads, bool ca
     inputs.push_back(t);
   }
   detrq::quant::StatisticsObserver observer(threads > 0 ? threads : detrq::core::ThreadPool::hardware_threads());
+  // What detrq calibrate observes by default: the tensors of the layers the DETR policy quantizes.
+  if (!all_tensors) observer.watch_only(detrq::quant::tensors_to_calibrate(detrq::onnx::load_model(model_path), {}));
   session.run({{input.name, inputs[0]}});  // warm-up, both modes
   Measure m;
   const auto start = Clock::now();
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
   std::string model = argc > 1 ? argv[1] : std::string(DETRQ_SHARED_DIR) + "/models/rfdetr_small_random.onnx";
   const int images = argc > 2 ? std::atoi(argv[2]) : 100;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  all_tensors = argc > 4 && std::string(argv[4]) == "all";
   std::fprintf(stderr, "model %s, %d images, threads %d\n", model.c_str(), images, threads);
   Measure fp32 = in_child(model, images, threads, false);
   Measure cal = in_child(model, images, threads, true);

@@ -36,8 +36,11 @@ def test_rfdetr_small_int8_reaches_30_db_on_held_out_images(tmp_path):
     summary = json.loads(r.stdout)
     print(summary)
     assert summary["heldout_images"] == 3
-    assert summary["sqnr_db"]["dets"] >= 30.0
-    assert summary["sqnr_db"]["labels"] >= 30.0
+    # null: bit-identical to FP32 (infinite SQNR). With random weights the box head's last layer is
+    # zero, so `dets` are the selected proposals, which the policy keeps float up to the TopK.
+    for output in ("dets", "labels"):
+        db = summary["sqnr_db"][output]
+        assert db is None or db >= 30.0, (output, db)
 
     q = onnx.load(str(tmp_path / "q.onnx"))
     onnx.checker.check_model(q)
