@@ -129,9 +129,8 @@ struct FileMetadata {
   std::string location;  // where the bytes are (the storage URL after a redirect to another host)
 };
 
-}  // namespace
-
-// The per-call helpers live in a class local to this file so the public header stays small.
+// The per-call helpers live in a class local to this file so the public header stays small. Each public
+// call makes its own session (its own connection), so one HubClient may serve several threads.
 class HubSession {
  public:
   HubSession(const HubConfig& config, int max_retries)
@@ -345,8 +344,6 @@ class HubSession {
   std::string endpoint_origin_;
   HttpClient http_;
 };
-
-namespace {
 
 std::string resolve_url_for(const HubConfig& c, const std::string& repo, const std::string& revision,
                             const std::string& path) {

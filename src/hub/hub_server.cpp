@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -709,6 +710,8 @@ void HubServer::start() {
   if (s.options.root.empty()) throw Error(ErrorKind::kUsage, "hub-server", "no --root folder given");
   s.load_tokens();
   s.store = std::make_unique<detail::RepoStore>(s.options.root);
+  // sendfile() has no MSG_NOSIGNAL: a client that hangs up mid-file must not kill the process.
+  ::signal(SIGPIPE, SIG_IGN);
   unsigned char key[32];
   if (RAND_bytes(key, sizeof key) != 1) throw Error(ErrorKind::kInternal, "hub-server", "no randomness for the URL key");
   s.secret.assign(reinterpret_cast<const char*>(key), sizeof key);

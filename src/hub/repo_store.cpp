@@ -86,7 +86,7 @@ bool RepoStore::exists(const RepoKey& key) const {
 }
 
 bool RepoStore::create(const RepoKey& key, bool is_private) {
-  std::lock_guard guard(const_cast<RepoStore*>(this)->repo_mutex(key));
+  std::lock_guard guard(repo_mutex(key));
   const std::filesystem::path dir = repo_dir(key);
   std::filesystem::create_directories(dir);
   FileLock lock(dir / "lock");

@@ -1,7 +1,13 @@
 // Loading and saving ONNX models through Debian's libonnx protobuf classes: ModelProto <-> detrq's IR.
 #include <onnx/onnx_pb.h>
 
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <set>
 
 #include "detrq/core/error.h"
@@ -197,8 +203,8 @@ constexpr std::size_t kExternalThresholdBytes = 1024;
 constexpr std::size_t kExternalAlignment = 4096;
 }  // namespace
 
-Model parse_model(const void* data, std::size_t size, const std::string& source_name,
-                  const std::filesystem::path& base_dir) {
+namespace {
+::onnx::ModelProto parse_proto(const void* data, std::size_t size, const std::string& source_name) {
   if (size > static_cast<std::size_t>(INT_MAX)) {
     throw_unsupported(source_name, "is larger than 2 GiB", "store the weights as ONNX external data");
   }
@@ -206,6 +212,13 @@ Model parse_model(const void* data, std::size_t size, const std::string& source_
   if (!proto.ParseFromArray(data, static_cast<int>(size))) {
     throw_invalid(source_name, "is not a valid ONNX model (protobuf parsing failed)", "the file is truncated or corrupt");
   }
+  return proto;
+}
+}  // namespace
+
+Model parse_model(const void* data, std::size_t size, const std::string& source_name,
+                  const std::filesystem::path& base_dir) {
+  ::onnx::ModelProto proto = parse_proto(data, size, source_name);
   ExternalData external(base_dir);
   return model_from_proto(proto, source_name, &external);
 }
@@ -213,11 +226,27 @@ Model parse_model(const void* data, std::size_t size, const std::string& source_
 Model load_model(const std::filesystem::path& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw_io(path.string(), "is a folder, not an ONNX file");
-  // Map rather than read: the protobuf parser copies what it keeps, so the file is never held twice.
-  auto file = core::MappedFile::open(path);
+  // Stream the file into the message (no second copy of it in memory); initializers then move
+  // into tensors one at a time, so the weights are never resident twice.
+  ::onnx::ModelProto proto;
+  {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_io(path.string(), std::string("cannot open: ") + std::strerror(errno));
+    google::protobuf::io::FileInputStream stream(fd);
+    stream.SetCloseOnDelete(true);
+    if (std::filesystem::file_size(path, ec) > static_cast<std::uintmax_t>(INT_MAX) && !ec) {
+      throw_unsupported(path.string(), "is larger than 2 GiB", "store the weights as ONNX external data");
+    }
+    if (!proto.ParseFromZeroCopyStream(&stream)) {
+      if (stream.GetErrno() != 0) throw_io(path.string(), std::string("read failed: ") + std::strerror(stream.GetErrno()));
+      throw_invalid(path.string(), "is not a valid ONNX model (protobuf parsing failed)",
+                    "the file is truncated or corrupt");
+    }
+  }
   std::filesystem::path base = path.parent_path();
   if (base.empty()) base = ".";
-  return parse_model(file->data(), file->size(), path.string(), base);
+  ExternalData external(base);
+  return model_from_proto(proto, path.string(), &external);
 }
 
 std::string serialize_model(const Model& model) {

@@ -143,7 +143,9 @@ std::vector<StepReport> StepRunner::run(const std::vector<Step>& steps, const Ru
       continue;
     }
 
-    std::string why = options.force ? "forced" : staleness(step, state.steps, hasher, pending);
+    std::string why = options.force ? "forced"
+                      : step.always_run ? "always runs"
+                                        : staleness(step, state.steps, hasher, pending);
     if (why.empty()) {
       report.outcome = StepOutcome::kUpToDate;
       reports.push_back(report);

@@ -140,7 +140,7 @@ void refuse_unsupported(const onnx::Model& model, const onnx::Graph& graph, cons
                    std::to_string(opset) + ")");
   }
   if (!missing.empty()) {
-    throw_unsupported("model", std::to_string(missing.size()) + " unsupported operator" +
+    throw_unsupported("", std::to_string(missing.size()) + " unsupported operator" +
                                    (missing.size() == 1 ? "" : "s") + ": " +
                                    join(std::vector<std::string>(missing.begin(), missing.end())),
                       "detrq has no kernel for them at this opset");
@@ -436,7 +436,7 @@ Session Session::load(const std::filesystem::path& path, SessionOptions options)
     return Session(std::move(model), std::move(options));
   } catch (const Error& e) {
     // Name the file: plan errors only know nodes and tensors.
-    throw Error(e.kind(), path.string() + ": " + e.where(), e.problem(), e.hint());
+    throw Error(e.kind(), e.where().empty() ? path.string() : path.string() + ": " + e.where(), e.problem(), e.hint());
   }
 }
 

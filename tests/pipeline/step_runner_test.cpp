@@ -168,6 +168,18 @@ TEST_F(StepRunnerTest, SkippedStepNeedsItsOutputsUnlessOptional) {
   EXPECT_EQ(r[1].outcome, StepOutcome::kSkipped);
 }
 
+TEST_F(StepRunnerTest, AlwaysRunStepRunsEveryTimeAndDependentsStayFresh) {
+  StepRunner runner(dir_ / "state.json");
+  auto steps = chain();
+  steps[0].always_run = true;
+  runner.run(steps);
+  auto r = runner.run(steps);
+  EXPECT_EQ(r[0].outcome, StepOutcome::kRan);
+  EXPECT_EQ(r[0].reason, "always runs");
+  EXPECT_EQ(r[1].outcome, StepOutcome::kUpToDate);  // same bytes again
+  EXPECT_EQ(runs_upper_, 2);
+}
+
 TEST_F(StepRunnerTest, CorruptStateFileOnlyCostsARerun) {
   StepRunner runner(dir_ / "state.json");
   runner.run(chain());

@@ -68,15 +68,19 @@ std::vector<double> matmul_ref(const float* a, const float* b, int64_t m, int64_
 
 // ---- GEMM core --------------------------------------------------------------------------------
 
-class SgemmTest : public ::testing::TestWithParam<bool> {
+using runtime::kernels::GemmIsa;
+
+// Every micro-kernel against the reference (an ISA the CPU lacks falls back to the next one).
+class SgemmTest : public ::testing::TestWithParam<GemmIsa> {
  protected:
-  void SetUp() override { runtime::kernels::sgemm_force_portable(GetParam()); }
-  void TearDown() override { runtime::kernels::sgemm_force_portable(false); }
+  void SetUp() override { runtime::kernels::sgemm_set_isa(GetParam()); }
+  void TearDown() override { runtime::kernels::sgemm_set_isa(GemmIsa::kAuto); }
 };
 
 TEST_P(SgemmTest, MatchesReferenceOnEdgeSizesAndTransposes) {
   core::ThreadPool pool(2);
-  const int64_t sizes[][3] = {{1, 1, 1}, {7, 17, 5}, {6, 16, 256}, {13, 33, 300}, {100, 40, 513}, {97, 130, 64}};
+  const int64_t sizes[][3] = {{1, 1, 1},      {7, 17, 5},     {6, 16, 256},  {14, 16, 257},
+                              {13, 33, 300},  {100, 40, 513}, {97, 130, 64}, {250, 530, 70}};
   uint32_t seed = 1;
   for (const auto& s : sizes) {
     const int64_t m = s[0], n = s[1], k = s[2];
@@ -103,8 +107,8 @@ TEST_P(SgemmTest, MatchesReferenceOnEdgeSizesAndTransposes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, SgemmTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? std::string("portable") : std::string("native"); });
+INSTANTIATE_TEST_SUITE_P(Isa, SgemmTest, ::testing::Values(GemmIsa::kAvx2, GemmIsa::kPortable),
+                         [](const auto& info) { return std::string(info.param == GemmIsa::kAvx2 ? "avx2" : "portable"); });
 
 // ---- MatMul -----------------------------------------------------------------------------------
 

@@ -129,6 +129,36 @@ TEST(UnaryKernel, SigmoidIsStableAtTheExtremes) {
   expect_tensor<float>(y[0], {5}, {0.5F, 0.8807970780F, 0.1192029220F, 1, 0});
 }
 
+TEST(UnaryKernel, VectorizedFloatActivationsMatchLibm) {
+  // float32 Erf/Exp/Sigmoid use polynomial approximations; sweep them against double-precision libm.
+  std::vector<float> x;
+  for (float v = -100.0F; v <= 100.0F; v += 0.0137F) x.push_back(v);
+  x.insert(x.end(), {0.0F, -0.0F, 1e-30F, -1e-30F, kInf, -kInf, kNaN});
+  const auto n = static_cast<int64_t>(x.size());
+  auto in = f32({n}, x);
+  const Tensor erf = run(make_node("Erf"), {in})[0];
+  const Tensor exp = run(make_node("Exp"), {in})[0];
+  const Tensor sig = run(make_node("Sigmoid"), {in})[0];
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[static_cast<std::size_t>(i)];
+    if (std::isnan(v)) {
+      EXPECT_TRUE(std::isnan(erf.data<float>()[i]) && std::isnan(exp.data<float>()[i]) && std::isnan(sig.data<float>()[i]));
+      continue;
+    }
+    EXPECT_NEAR(erf.data<float>()[i], std::erf(v), 3e-7 + 1e-6 * std::fabs(std::erf(v))) << "erf(" << v << ")";
+    const double e = std::exp(v);
+    if (e > std::numeric_limits<float>::max()) {
+      EXPECT_EQ(exp.data<float>()[i], kInf) << "exp(" << v << ")";
+    } else if (e < std::numeric_limits<float>::min()) {  // below the normal range: flushed to 0 is fine
+      EXPECT_LE(exp.data<float>()[i], std::numeric_limits<float>::min()) << "exp(" << v << ")";
+    } else {
+      EXPECT_NEAR(exp.data<float>()[i], e, 4e-7 * e) << "exp(" << v << ")";
+    }
+    const double s = 1.0 / (1.0 + std::exp(-v));
+    EXPECT_NEAR(sig.data<float>()[i], s, 4e-7 * s + 1e-38) << "sigmoid(" << v << ")";
+  }
+}
+
 TEST(UnaryKernel, IntegerAndBoolVariants) {
   expect_tensor<int64_t>(run(make_node("Neg"), {i64({2}, {3, -4})})[0], {2}, {-3, 4});
   expect_tensor<int32_t>(run(make_node("Relu"), {tensor<int32_t>({3}, {-3, 0, 4})})[0], {3}, {0, 0, 4});

@@ -69,7 +69,7 @@ def detrq_stats(gt_path, dt_path):
     r = subprocess.run([DETRQ, "--json", "eval", "--detections", str(dt_path), "--annotations", str(gt_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    metrics = json.loads(r.stdout)["metrics"]
+    metrics = json.loads(r.stdout)["results"][0]["metrics"]
     return [metrics[n] for n in NAMES]
 
 

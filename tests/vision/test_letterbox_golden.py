@@ -47,9 +47,9 @@ def test_shared_images_match_pillow(tmp_path):
 def make_image(path, w, h, mode="RGB", seed=0, **save):
     rng = np.random.default_rng(seed)
     # Smooth gradients plus noise: both the antialiasing filter and exact sampling positions matter.
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = ((xx * 255 // max(w - 1, 1) + yy * 97 // max(h - 1, 1)) % 256).astype(np.int32)
-    noise = rng.integers(-40, 40, size=(h, w, 3))
+    yy, xx = np.ogrid[0:h, 0:w]
+    base = ((xx * 255 // max(w - 1, 1) + yy * 97 // max(h - 1, 1)) % 256).astype(np.int16)
+    noise = rng.integers(-40, 40, size=(h, w, 3), dtype=np.int16)
     rgb = np.clip(base[..., None] + noise, 0, 255).astype(np.uint8)
     im = Image.fromarray(rgb, "RGB")
     if mode == "RGBA":

@@ -23,6 +23,10 @@ void add_pull_command(CLI::App& app, CommandAction& action, const GlobalOptions&
 void add_publish_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_build_engine_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

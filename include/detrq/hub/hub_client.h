@@ -36,6 +36,7 @@ struct RepoInfo {
   std::vector<RepoFileInfo> files;
 };
 
+// Every call opens its own connection, so one HubClient may be used from several threads at once.
 class HubClient {
  public:
   explicit HubClient(HubConfig config = HubConfig::from_environment());

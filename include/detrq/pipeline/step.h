@@ -27,6 +27,9 @@ struct Step {
   // When skipped, whether its outputs must already exist (a skipped export needs the ONNX to be there;
   // a skipped upload produces nothing anyone downstream needs).
   bool skipped_outputs_required = true;
+  // Runs every time (unless skipped): for steps whose freshness is decided elsewhere, such as a Hub
+  // download, where the Hub resolves the revision and the client's cache makes a repeat cheap.
+  bool always_run = false;
   std::function<void()> run;  // does the work; writes its outputs atomically
 };
 

@@ -164,7 +164,7 @@ class BinaryKernel final : public Kernel {
     const DType a = ctx.input_types[0].dtype;
     const DType b = ctx.input_types[1].dtype;
     if (family_ != Family::kPow && a != b) {
-      throw_invalid(node_name(node_), std::string("inputs have different dtypes (") + core::dtype_name(a) + " and " +
+      throw_invalid(node_.describe(), std::string("inputs have different dtypes (") + core::dtype_name(a) + " and " +
                                           core::dtype_name(b) + ")",
                     "ONNX requires both inputs of this operator to have the same type");
     }
@@ -192,7 +192,7 @@ class BinaryKernel final : public Kernel {
       const T* p = cdata<T>(b);
       if constexpr (std::is_integral_v<T>) {
         for (int64_t i = 0; i < b.numel(); ++i) {
-          if (p[i] == T(0)) throw_invalid(node_name(node_), "integer division by zero", "check the divisor input");
+          if (p[i] == T(0)) throw_invalid(node_.describe(), "integer division by zero", "check the divisor input");
         }
       }
     });

@@ -44,8 +44,8 @@ void cast_loop(const void* sv, void* dv, int64_t n, core::ThreadPool& pool) {
 class CastKernel final : public Kernel {
  public:
   explicit CastKernel(const onnx::Node& node) : node_(node) {
-    if (!has_attr(node, "to")) throw_invalid(node_name(node), "attribute 'to' is missing");
-    to_ = static_cast<DType>(get_int(node, "to", 0));
+    if (!node.has_attr("to")) throw_invalid(node.describe(), "attribute 'to' is missing");
+    to_ = static_cast<DType>(node.attr_int("to", 0));
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) override {

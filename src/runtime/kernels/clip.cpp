@@ -13,8 +13,8 @@ class ClipKernel final : public Kernel {
  public:
   ClipKernel(const onnx::Node& node, int opset) : node_(node), opset_(opset) {
     if (opset < 11) {
-      attr_min_ = get_float(node, "min", std::numeric_limits<float>::lowest());
-      attr_max_ = get_float(node, "max", std::numeric_limits<float>::max());
+      attr_min_ = node.attr_float("min", std::numeric_limits<float>::lowest());
+      attr_max_ = node.attr_float("max", std::numeric_limits<float>::max());
     }
   }
 
@@ -25,7 +25,7 @@ class ClipKernel final : public Kernel {
     for (std::size_t i = 1; i < ctx.input_types.size(); ++i) {
       if (!ctx.input_present(i)) continue;
       if (ctx.input_types[i].dtype != dtype || core::shape_numel(ctx.input_types[i].shape) != 1) {
-        throw_invalid(node_name(node_), std::string(i == 1 ? "min" : "max") + " must be a scalar of the input's dtype");
+        throw_invalid(node_.describe(), std::string(i == 1 ? "min" : "max") + " must be a scalar of the input's dtype");
       }
     }
     return {ctx.input_types[0]};

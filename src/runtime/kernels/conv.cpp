@@ -118,12 +118,16 @@ class ConvKernel final : public Kernel {
       if constexpr (std::is_same_v<T, float>) {
         packed_.resize(static_cast<std::size_t>(group_));
         items_.resize(static_cast<std::size_t>(group_));
-        ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
-          for (int64_t g = begin; g < end; ++g) {
-            packed_[static_cast<std::size_t>(g)].pack(k, spatial_out,
-                                                      MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1});
-          }
-        });
+        if (group_ == 1) {
+          packed_[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool);
+        } else {
+          ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t g = begin; g < end; ++g) {
+              packed_[static_cast<std::size_t>(g)].pack(k, spatial_out,
+                                                        MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1});
+            }
+          });
+        }
         for (int64_t g = 0; g < group_; ++g) {
           items_[static_cast<std::size_t>(g)] =
               SgemmItem{MatrixView<float>{w + g * mg * k, k, 1}, &packed_[static_cast<std::size_t>(g)],

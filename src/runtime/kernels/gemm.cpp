@@ -5,14 +5,21 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 
 namespace detrq::runtime::kernels {
 namespace {
 
-// Computes the kGemmMr x kGemmNr tile sum_k a[k][i] * b[k][j] and stores alpha * tile (+ C) into c.
+// Computes the mr x kGemmNr tile sum_k a[k][i] * b[k][j] and stores alpha * tile (+ C) into c.
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                              bool accumulate);
+
+struct MicroKernelInfo {
+  MicroKernel fn;
+  int64_t mr;
+  const char* name;
+};
+
+constexpr int64_t kGemmMr = 6;  // rows of the AVX2 and portable tiles
 
 void micro_kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                            bool accumulate) {
@@ -43,6 +50,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
 
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, const float* b, float* c,
                                                             int64_t ldc, float alpha, bool accumulate) {
+  // The C tile is usually not in cache (it is written once when K is small): start fetching it now.
+  for (int i = 0; i < kGemmMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -82,7 +94,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const flo
   store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate);
 }
 
-std::atomic<bool> g_force_portable{false};
+std::atomic<int> g_isa{static_cast<int>(GemmIsa::kAuto)};
 
 bool cpu_has_avx2_fma() {
   static const bool has = [] {
@@ -92,42 +104,43 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
-MicroKernel select_micro_kernel() {
-  if (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) return micro_kernel_avx2;
-  return micro_kernel_portable;
+MicroKernelInfo select_micro_kernel() {
+  const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
+  if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kGemmMr, "avx2"};
+  return {micro_kernel_portable, kGemmMr, "portable"};
 }
 
-// Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into kGemmMr-row panels, k-major, zero-padded.
-void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t kc, float* out) {
-  for (int64_t r = 0; r < rows; r += kGemmMr) {
-    const int64_t mr = std::min(kGemmMr, rows - r);
+// Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into panels of tile_mr rows, k-major, zero-padded.
+void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t kc, int64_t tile_mr, float* out) {
+  for (int64_t r = 0; r < rows; r += tile_mr) {
+    const int64_t mr = std::min(tile_mr, rows - r);
     const float* base = a.data + (row0 + r) * a.row_stride + k0 * a.col_stride;
     if (a.col_stride == 1) {
       for (int64_t i = 0; i < mr; ++i) {
         const float* src = base + i * a.row_stride;
-        for (int64_t p = 0; p < kc; ++p) out[p * kGemmMr + i] = src[p];
+        for (int64_t p = 0; p < kc; ++p) out[p * tile_mr + i] = src[p];
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        for (int64_t i = 0; i < mr; ++i) out[p * kGemmMr + i] = base[i * a.row_stride + p * a.col_stride];
+        for (int64_t i = 0; i < mr; ++i) out[p * tile_mr + i] = base[i * a.row_stride + p * a.col_stride];
       }
     }
-    for (int64_t i = mr; i < kGemmMr; ++i) {
-      for (int64_t p = 0; p < kc; ++p) out[p * kGemmMr + i] = 0.0F;
+    for (int64_t i = mr; i < tile_mr; ++i) {
+      for (int64_t p = 0; p < kc; ++p) out[p * tile_mr + i] = 0.0F;
     }
-    out += kc * kGemmMr;
+    out += kc * tile_mr;
   }
 }
 
 // Runs the micro-kernel on a possibly partial tile: partial tiles go through a scratch tile.
-inline void tile(MicroKernel kernel, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr,
-                 int64_t nr, float alpha, bool accumulate) {
-  if (mr == kGemmMr && nr == kGemmNr) {
-    kernel(kc, a, b, c, ldc, alpha, accumulate);
+inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                 int64_t mr, int64_t nr, float alpha, bool accumulate) {
+  if (mr == kernel.mr && nr == kGemmNr) {
+    kernel.fn(kc, a, b, c, ldc, alpha, accumulate);
     return;
   }
-  float scratch[kGemmMr * kGemmNr];
-  kernel(kc, a, b, scratch, kGemmNr, alpha, false);
+  float scratch[kGemmMaxMr * kGemmNr];
+  kernel.fn(kc, a, b, scratch, kGemmNr, alpha, false);
   for (int64_t i = 0; i < mr; ++i) {
     for (int64_t j = 0; j < nr; ++j) {
       c[i * ldc + j] = scratch[i * kGemmNr + j] + (accumulate ? c[i * ldc + j] : 0.0F);
@@ -137,15 +150,18 @@ inline void tile(MicroKernel kernel, int64_t kc, const float* a, const float* b,
 
 }  // namespace
 
-void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b) {
+void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool) {
   k_ = k;
   n_ = n;
   const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
   n_padded_ = panels * kGemmNr;
   data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
-  for (int64_t k0 = 0; k0 < k; k0 += kGemmKc) {
-    const int64_t kc = std::min(kGemmKc, k - k0);
-    for (int64_t np = 0; np < panels; ++np) {
+  const int64_t k_blocks = (k + kGemmKc - 1) / kGemmKc;
+  auto pack_panels = [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t k0 = (t / panels) * kGemmKc;
+      const int64_t np = t % panels;
+      const int64_t kc = std::min(kGemmKc, k - k0);
       float* out = data_.data() + k0 * n_padded_ + np * kc * kGemmNr;
       const int64_t col0 = np * kGemmNr;
       const int64_t nr = std::min(kGemmNr, n - col0);
@@ -153,13 +169,19 @@ void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b) {
         const float* src = b.data + (k0 + p) * b.row_stride + col0 * b.col_stride;
         float* dst = out + p * kGemmNr;
         if (b.col_stride == 1) {
-          std::memcpy(dst, src, static_cast<std::size_t>(nr) * sizeof(float));
+          for (int64_t j = 0; j < nr; ++j) dst[j] = src[j];  // 16 floats: a library call costs more
         } else {
           for (int64_t j = 0; j < nr; ++j) dst[j] = src[j * b.col_stride];
         }
         for (int64_t j = nr; j < kGemmNr; ++j) dst[j] = 0.0F;
       }
     }
+  };
+  // Worth spreading only for large operands (a convolution's unfolded input).
+  if (pool && k * n >= (1 << 18)) {
+    pool->parallel_for(k_blocks * panels, 4, pack_panels);
+  } else {
+    pack_panels(0, k_blocks * panels);
   }
 }
 
@@ -172,7 +194,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
     }
     return;
   }
-  const MicroKernel kernel = select_micro_kernel();
+  const MicroKernelInfo kernel = select_micro_kernel();
   const int64_t batch = static_cast<int64_t>(items.size());
   const int threads = pool ? pool->size() : 1;
   const int64_t n_panels = (n + kGemmNr - 1) / kGemmNr;
@@ -180,15 +202,17 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   // 96 rows keep the packed A block there too. Tiles shrink until every thread has several.
   const int64_t n_tiles = (n_panels + 31) / 32;
   const int64_t panels_per_tile = (n_panels + n_tiles - 1) / n_tiles;
-  int64_t mc = 96;
+  const int64_t mr = kernel.mr;
+  const int64_t mc_max = std::max<int64_t>(1, 96 / mr) * mr;
+  int64_t mc = mc_max;
   const int64_t wanted = 4 * static_cast<int64_t>(threads);
-  while (mc > kGemmMr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= kGemmMr;
+  while (mc > mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= mr;
   const int64_t m_tiles = (m + mc - 1) / mc;
   const int64_t tasks = batch * m_tiles * n_tiles;
 
   auto run = [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> a_pack;
-    a_pack.resize(static_cast<std::size_t>(96 * kGemmKc));
+    a_pack.resize(static_cast<std::size_t>(mc_max * kGemmKc));
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bi = t / (m_tiles * n_tiles);
       const int64_t rem = t % (m_tiles * n_tiles);
@@ -202,15 +226,16 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
       for (int64_t kb = 0; kb * kGemmKc < k; ++kb) {
         const int64_t k0 = kb * kGemmKc;
         const int64_t kc = std::min(kGemmKc, k - k0);
-        pack_a(item.a, row0, rows, k0, kc, a_pack.data());
+        pack_a(item.a, row0, rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
         for (int64_t np = np0; np < np1; ++np) {
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
           const int64_t nr = std::min(kGemmNr, n - col0);
-          for (int64_t r = 0; r < rows; r += kGemmMr) {
-            const int64_t mr = std::min(kGemmMr, rows - r);
-            tile(kernel, kc, a_pack.data() + r * kc, bp, item.c + (row0 + r) * ldc + col0, ldc, mr, nr, alpha, acc);
+          for (int64_t r = 0; r < rows; r += mr) {
+            const int64_t tile_rows = std::min(mr, rows - r);
+            tile(kernel, kc, a_pack.data() + r * kc, bp, item.c + (row0 + r) * ldc + col0, ldc, tile_rows, nr, alpha,
+                 acc);
           }
         }
       }
@@ -231,10 +256,8 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, Ma
   sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool);
 }
 
-const char* sgemm_isa() {
-  return (!g_force_portable.load(std::memory_order_relaxed) && cpu_has_avx2_fma()) ? "avx2" : "portable";
-}
+const char* sgemm_isa() { return select_micro_kernel().name; }
 
-void sgemm_force_portable(bool on) { g_force_portable.store(on, std::memory_order_relaxed); }
+void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
 
 }  // namespace detrq::runtime::kernels

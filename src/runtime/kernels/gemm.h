@@ -37,8 +37,8 @@ void gemm_reference(int64_t m, int64_t n, int64_t k, T alpha, MatrixView<T> a, M
   }
 }
 
-inline constexpr int64_t kGemmMr = 6;    // rows of the micro-kernel tile
-inline constexpr int64_t kGemmNr = 16;   // columns of the micro-kernel tile (two AVX registers)
+inline constexpr int64_t kGemmNr = 16;    // columns of a micro-kernel tile (two AVX registers)
+inline constexpr int64_t kGemmMaxMr = 6;  // rows of the largest micro-kernel tile
 inline constexpr int64_t kGemmKc = 256;  // depth of one packed block (an A panel and a B panel fit L1)
 
 // A float32 B operand packed for the fast path: K split into blocks of kGemmKc, each block into
@@ -46,7 +46,7 @@ inline constexpr int64_t kGemmKc = 256;  // depth of one packed block (an A pane
 // packed once at load; activations are packed per run into storage that is kept between runs.
 class PackedMatrixB {
  public:
-  void pack(int64_t k, int64_t n, MatrixView<float> b);
+  void pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool = nullptr);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   // The panel of columns [np*kGemmNr, ...) for depth block kb (kc_len rows of kGemmNr floats).
@@ -75,9 +75,12 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
 void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
            float* c, int64_t ldc, core::ThreadPool* pool);
 
-// Which micro-kernel the fast path uses on this CPU ("avx2" or "portable"); tests and benches say it.
+// The micro-kernels, best first. kAuto picks the best one this CPU runs; forcing one the CPU lacks
+// falls back to the next (tests run every path the machine has against the reference). An AVX-512
+// 14x16 kernel was measured on the team's AMD EPYC (Zen 4) and was no faster than AVX2, so there is none.
+enum class GemmIsa { kAuto, kAvx2, kPortable };
+void sgemm_set_isa(GemmIsa isa);
+// Which micro-kernel the fast path uses now ("avx2" or "portable"); benches print it.
 const char* sgemm_isa();
-// Forces the portable micro-kernel (tests compare both paths against the reference).
-void sgemm_force_portable(bool on);
 
 }  // namespace detrq::runtime::kernels

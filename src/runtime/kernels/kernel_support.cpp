@@ -24,40 +24,18 @@ const onnx::Attribute* find_attr(const onnx::Node& node, const std::string& key,
   auto it = node.attributes.find(key);
   if (it == node.attributes.end()) return nullptr;
   if (it->second.kind != kind) {
-    throw_invalid(node_name(node),
+    throw_invalid(node.describe(),
                   "attribute '" + key + "' is " + kind_name(it->second.kind) + ", expected " + kind_name(kind),
                   "the model does not follow the operator's specification");
   }
   return &it->second;
 }
 
-bool has_attr(const onnx::Node& node, const std::string& key) { return node.attributes.count(key) != 0; }
-
-int64_t get_int(const onnx::Node& node, const std::string& key, int64_t fallback) {
-  const onnx::Attribute* a = find_attr(node, key, onnx::Attribute::Kind::kInt);
-  return a ? a->i : fallback;
-}
-
-float get_float(const onnx::Node& node, const std::string& key, float fallback) {
-  const onnx::Attribute* a = find_attr(node, key, onnx::Attribute::Kind::kFloat);
-  return a ? a->f : fallback;
-}
-
-std::string get_string(const onnx::Node& node, const std::string& key, const std::string& fallback) {
-  const onnx::Attribute* a = find_attr(node, key, onnx::Attribute::Kind::kString);
-  return a ? a->s : fallback;
-}
-
-std::vector<int64_t> get_ints(const onnx::Node& node, const std::string& key, const std::vector<int64_t>& fallback) {
-  const onnx::Attribute* a = find_attr(node, key, onnx::Attribute::Kind::kInts);
-  return a ? a->ints : fallback;
-}
-
 void require_dtype(const onnx::Node& node, const char* what, DType dtype, const std::vector<DType>& allowed) {
   if (std::find(allowed.begin(), allowed.end(), dtype) != allowed.end()) return;
   std::string list;
   for (DType d : allowed) list += std::string(list.empty() ? "" : ", ") + core::dtype_name(d);
-  throw_invalid(node_name(node), std::string(what) + " has dtype " + core::dtype_name(dtype) + ", expected one of " + list,
+  throw_invalid(node.describe(), std::string(what) + " has dtype " + core::dtype_name(dtype) + ", expected one of " + list,
                 "check the model's types against the operator's specification");
 }
 
@@ -75,7 +53,7 @@ const std::vector<DType>& float_dtypes() {
 
 int64_t normalize_axis(const onnx::Node& node, int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank || rank == 0) {
-    throw_invalid(node_name(node), "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    throw_invalid(node.describe(), "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   }
   return axis < 0 ? axis + rank : axis;
 }
@@ -87,14 +65,14 @@ std::vector<int64_t> read_int_values(const onnx::Node& node, const Tensor& t, co
   } else if (t.dtype() == DType::kInt32) {
     std::copy_n(cdata<int32_t>(t), out.size(), out.begin());
   } else {
-    throw_invalid(node_name(node), std::string(what) + " must be int64 or int32, not " + core::dtype_name(t.dtype()));
+    throw_invalid(node.describe(), std::string(what) + " must be int64 or int32, not " + core::dtype_name(t.dtype()));
   }
   return out;
 }
 
 const TensorType& require_input(const InferContext& ctx, std::size_t i) {
   if (!ctx.input_present(i)) {
-    throw_invalid(node_name(ctx.node), "input " + std::to_string(i) + " is missing", "the operator requires it");
+    throw_invalid(ctx.node.describe(), "input " + std::to_string(i) + " is missing", "the operator requires it");
   }
   return ctx.input_types[i];
 }
@@ -102,7 +80,7 @@ const TensorType& require_input(const InferContext& ctx, std::size_t i) {
 const Tensor& require_constant(const InferContext& ctx, std::size_t i, const char* what) {
   require_input(ctx, i);
   if (i >= ctx.input_values.size() || ctx.input_values[i] == nullptr) {
-    throw_unsupported(node_name(ctx.node), std::string(what) + " (input " + std::to_string(i) + ") is not a constant",
+    throw_unsupported(ctx.node.describe(), std::string(what) + " (input " + std::to_string(i) + ") is not a constant",
                       "detrq plans static shapes; export the model with constant " + std::string(what));
   }
   return *ctx.input_values[i];
@@ -111,7 +89,7 @@ const Tensor& require_constant(const InferContext& ctx, std::size_t i, const cha
 void require_input_count(const InferContext& ctx, std::size_t min, std::size_t max) {
   const std::size_t n = ctx.input_types.size();
   if (n < min || n > max) {
-    throw_invalid(node_name(ctx.node), "has " + std::to_string(n) + " inputs, expected " + std::to_string(min) +
+    throw_invalid(ctx.node.describe(), "has " + std::to_string(n) + " inputs, expected " + std::to_string(min) +
                                            (min == max ? "" : " to " + std::to_string(max)));
   }
   for (std::size_t i = 0; i < min; ++i) require_input(ctx, i);
@@ -135,7 +113,7 @@ Shape broadcast_shapes(const onnx::Node& node, const std::vector<Shape>& shapes)
       }
       std::string list;
       for (const Shape& t : shapes) list += (list.empty() ? "" : " and ") + core::shape_to_string(t);
-      throw_invalid(node_name(node), "cannot broadcast shapes " + list,
+      throw_invalid(node.describe(), "cannot broadcast shapes " + list,
                     "each dimension must match or be 1 (numpy broadcasting)");
     }
   }

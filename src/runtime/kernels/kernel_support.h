@@ -1,4 +1,4 @@
-// Shared plumbing for the elementwise, shape and reduction kernels: node naming and attribute access,
+// Shared plumbing for the elementwise, shape and reduction kernels: attribute access,
 // dtype dispatch (with half types), axis handling, constant-input reading and multidirectional broadcasting.
 #pragma once
 
@@ -23,17 +23,9 @@ struct BFloat16 {
   uint16_t bits;
 };
 
-// "Add 'name'", the way errors name a node. (Formatted here rather than through Node::describe so the
-// kernels do not depend on the onnx module's sources.)
-inline std::string node_name(const onnx::Node& node) { return node.op_type + " '" + node.name + "'"; }
-
-// Attribute access with a fallback; a present attribute of the wrong kind is an invalid model.
+// The attribute `key` when present, refusing one of another kind (for attributes such as Constant's
+// value forms, whose kind is part of their meaning); nullptr when absent.
 const onnx::Attribute* find_attr(const onnx::Node& node, const std::string& key, onnx::Attribute::Kind kind);
-int64_t get_int(const onnx::Node& node, const std::string& key, int64_t fallback);
-float get_float(const onnx::Node& node, const std::string& key, float fallback);
-std::string get_string(const onnx::Node& node, const std::string& key, const std::string& fallback);
-std::vector<int64_t> get_ints(const onnx::Node& node, const std::string& key, const std::vector<int64_t>& fallback);
-bool has_attr(const onnx::Node& node, const std::string& key);
 
 // Type views of a tensor's storage (Half/BFloat16 included, which Tensor::data<T> does not know).
 template <typename T>
@@ -69,7 +61,7 @@ decltype(auto) dispatch_all(DType dtype, const onnx::Node& node, F&& f) {
     case DType::kBool: return f(Tag<bool>{});
     default: break;
   }
-  throw_unsupported(node_name(node), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
+  throw_unsupported(node.describe(), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
 }
 
 // Data movement only cares about the element size.
@@ -82,7 +74,7 @@ decltype(auto) dispatch_by_size(DType dtype, const onnx::Node& node, F&& f) {
     case 8: return f(Tag<uint64_t>{});
     default: break;
   }
-  throw_unsupported(node_name(node), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
+  throw_unsupported(node.describe(), std::string("dtype ") + core::dtype_name(dtype) + " is not supported");
 }
 
 template <typename T>

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "runtime/kernels/basic_kernels.h"
+#include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/kernel_support.h"
 
 namespace detrq::runtime::kernels {
@@ -76,6 +77,21 @@ struct NotOp {
 
 using UnaryFn = void (*)(const void*, void*, int64_t, core::ThreadPool&);
 
+// float32 Erf, Exp and Sigmoid go through the vectorized loops of float_activations.h.
+template <void (*kLoop)(const float*, float*, int64_t)>
+void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
+  const auto* x = static_cast<const float*>(xv);
+  auto* y = static_cast<float*>(yv);
+  pool.parallel_for(n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) { kLoop(x + begin, y + begin, end - begin); });
+}
+template <typename F>
+constexpr UnaryFn vectorized_float_loop() {
+  if constexpr (std::is_same_v<F, ErfOp>) return &float_loop<&erf_f32>;
+  if constexpr (std::is_same_v<F, ExpOp>) return &float_loop<&exp_f32>;
+  if constexpr (std::is_same_v<F, SigmoidOp>) return &float_loop<&sigmoid_f32>;
+  return nullptr;
+}
+
 template <typename T, typename F>
 void unary_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
   const T* x = static_cast<const T*>(xv);
@@ -131,6 +147,9 @@ UnaryFn select(DType dtype, const onnx::Node& node) {
                          (kTypes == Types::kSignedAndFloat && std::is_unsigned_v<T>)) {
       return nullptr;  // refused by require_dtype above
     } else {
+      if constexpr (std::is_same_v<T, float>) {
+        if constexpr (vectorized_float_loop<F>() != nullptr) return vectorized_float_loop<F>();
+      }
       return &unary_loop<T, F>;
     }
   });

@@ -16,7 +16,7 @@ class WhereKernel final : public Kernel {
     require_dtype(node_, "condition", ctx.input_types[0].dtype, {DType::kBool});
     const DType x = ctx.input_types[1].dtype;
     if (ctx.input_types[2].dtype != x) {
-      throw_invalid(node_name(node_), std::string("X and Y have different dtypes (") + core::dtype_name(x) + " and " +
+      throw_invalid(node_.describe(), std::string("X and Y have different dtypes (") + core::dtype_name(x) + " and " +
                                           core::dtype_name(ctx.input_types[2].dtype) + ")");
     }
     std::vector<Shape> shapes{ctx.input_types[0].shape, ctx.input_types[1].shape, ctx.input_types[2].shape};

@@ -1,0 +1,134 @@
+// GEMM micro-benchmark on the MatMul shapes of rfdetr_small_random.onnx: detrq's packed AVX2 path
+// against OpenBLAS (cblas_sgemm) and oneDNN (dnnl_sgemm), all on 2 threads, in the same run.
+// Run: build/release/bench/gemm_bench  (figures go to bench/RESULTS.md, "kernels-compute" section)
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "detrq/core/thread_pool.h"
+#include "runtime/kernels/gemm.h"
+
+namespace {
+
+using detrq::runtime::kernels::MatrixView;
+using detrq::runtime::kernels::PackedMatrixB;
+using detrq::runtime::kernels::SgemmItem;
+
+// 2 threads as in the comparison; DETRQ_BENCH_THREADS overrides (1 shows per-core efficiency).
+const int kThreads = std::getenv("DETRQ_BENCH_THREADS") ? std::atoi(std::getenv("DETRQ_BENCH_THREADS")) : 2;
+
+struct Shape {
+  const char* what;
+  int64_t batch, m, n, k;
+  bool b_constant;  // weights (packed once at load) or activations (packed every run)
+};
+
+// The products that dominate the model: backbone projections and MLP (4 windows x 257 tokens = 1028
+// rows), windowed and global attention, decoder FFN.
+const Shape kShapes[] = {
+    {"qkv_proj_1028x384x384", 1, 1028, 384, 384, true},
+    {"mlp_up_1028x1536x384", 1, 1028, 1536, 384, true},
+    {"mlp_down_1028x384x1536", 1, 1028, 384, 1536, true},
+    {"win_attn_qk_24x257x257x64", 24, 257, 257, 64, false},
+    {"win_attn_av_24x257x64x257", 24, 257, 64, 257, false},
+    {"glob_attn_qk_6x1028x1028x64", 6, 1028, 1028, 64, false},
+    {"dec_ffn_300x2048x256", 1, 300, 2048, 256, true},
+};
+
+struct Data {
+  std::vector<float> a, b, c;
+  explicit Data(const Shape& s)
+      : a(static_cast<std::size_t>(s.batch * s.m * s.k)),
+        b(static_cast<std::size_t>(s.batch * s.k * s.n)),
+        c(static_cast<std::size_t>(s.batch * s.m * s.n)) {
+    std::mt19937 gen(1);
+    std::uniform_real_distribution<float> d(-1, 1);
+    for (float& v : a) v = d(gen);
+    for (float& v : b) v = d(gen);
+  }
+};
+
+void set_flops(benchmark::State& state, const Shape& s) {
+  state.counters["GFLOPS"] = benchmark::Counter(2.0 * static_cast<double>(s.batch * s.m * s.n * s.k),
+                                                benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
+void bm_detrq(benchmark::State& state, Shape s, detrq::runtime::kernels::GemmIsa isa) {
+  detrq::runtime::kernels::sgemm_set_isa(isa);
+  Data d(s);
+  detrq::core::ThreadPool pool(kThreads);
+  std::vector<PackedMatrixB> packed(static_cast<std::size_t>(s.batch));
+  std::vector<SgemmItem> items(static_cast<std::size_t>(s.batch));
+  auto pack = [&] {
+    pool.parallel_for(s.batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) {
+        packed[static_cast<std::size_t>(i)].pack(s.k, s.n, MatrixView<float>{d.b.data() + i * s.k * s.n, s.n, 1});
+      }
+    });
+  };
+  pack();
+  for (int64_t i = 0; i < s.batch; ++i) {
+    items[static_cast<std::size_t>(i)] = SgemmItem{MatrixView<float>{d.a.data() + i * s.m * s.k, s.k, 1},
+                                                   &packed[static_cast<std::size_t>(i)], d.c.data() + i * s.m * s.n};
+  }
+  for (auto _ : state) {
+    if (!s.b_constant) pack();
+    detrq::runtime::kernels::sgemm_packed(s.m, s.n, s.k, 1.0F, false, items, s.n, &pool);
+    benchmark::DoNotOptimize(d.c.data());
+  }
+  state.SetLabel(detrq::runtime::kernels::sgemm_isa());
+  detrq::runtime::kernels::sgemm_set_isa(detrq::runtime::kernels::GemmIsa::kAuto);
+  set_flops(state, s);
+}
+
+void bm_openblas(benchmark::State& state, Shape s) {
+  Data d(s);
+  openblas_set_num_threads(kThreads);
+  for (auto _ : state) {
+    for (int64_t i = 0; i < s.batch; ++i) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.m), static_cast<int>(s.n),
+                  static_cast<int>(s.k), 1.0F, d.a.data() + i * s.m * s.k, static_cast<int>(s.k),
+                  d.b.data() + i * s.k * s.n, static_cast<int>(s.n), 0.0F, d.c.data() + i * s.m * s.n,
+                  static_cast<int>(s.n));
+    }
+    benchmark::DoNotOptimize(d.c.data());
+  }
+  set_flops(state, s);
+}
+
+void bm_onednn(benchmark::State& state, Shape s) {
+  Data d(s);
+  omp_set_num_threads(kThreads);
+  for (auto _ : state) {
+    for (int64_t i = 0; i < s.batch; ++i) {
+      dnnl_sgemm('N', 'N', s.m, s.n, s.k, 1.0F, d.a.data() + i * s.m * s.k, s.k, d.b.data() + i * s.k * s.n, s.n,
+                 0.0F, d.c.data() + i * s.m * s.n, s.n);
+    }
+    benchmark::DoNotOptimize(d.c.data());
+  }
+  set_flops(state, s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (const Shape& s : kShapes) {
+    using detrq::runtime::kernels::GemmIsa;
+    benchmark::RegisterBenchmark((std::string(s.what) + "/detrq").c_str(), bm_detrq, s, GemmIsa::kAuto)
+        ->UseRealTime()
+        ->MinTime(0.5);
+    benchmark::RegisterBenchmark((std::string(s.what) + "/openblas").c_str(), bm_openblas, s)->UseRealTime()->MinTime(0.5);
+    benchmark::RegisterBenchmark((std::string(s.what) + "/onednn").c_str(), bm_onednn, s)->UseRealTime()->MinTime(0.5);
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

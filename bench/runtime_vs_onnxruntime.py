@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""End-to-end runtime benchmark: detrq against onnxruntime (PyPI) on one model, same input, same
+thread count, one sitting. Reports median latency, peak RSS of each process, and checks parity
+(dets within 1e-4, labels within 1e-3). Optionally writes the figures into bench/RESULTS.md.
+
+Usage (from the checkout, after building the release preset):
+  .venv/bin/python bench/runtime_vs_onnxruntime.py [--model ../shared/models/rfdetr_small_random.onnx]
+      [--threads 2] [--repeat 10] [--detrq build/release/detrq] [--write-results]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def run_measured(cmd):
+    """Runs cmd and returns (stdout, stderr, peak RSS MiB of that child alone, from wait4)."""
+    with tempfile.TemporaryFile("w+") as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, text=True)
+        out = proc.stdout.read()  # until the child closes it; then reap it ourselves
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err_file.seek(0)
+        err = err_file.read()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:2])} failed ({proc.returncode}):\n{err}")
+    return out, err, usage.ru_maxrss / 1024.0
+
+
+def ort_child(args):
+    """Runs inside a child process: onnxruntime latency, outputs saved for the parity check."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    x = np.load(args.input)
+    feed = {session.get_inputs()[0].name: x}
+    outputs = session.run(None, feed)  # warm-up
+    times = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        outputs = session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1000.0)
+    for meta, value in zip(session.get_outputs(), outputs):
+        np.save(os.path.join(args.out, meta.name + ".npy"), value)
+    print(json.dumps({"median_ms": float(np.median(times)), "version": ort.__version__}))
+
+
+def machine():
+    model = "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f'"{model}", {os.cpu_count()} cores, {platform.system()} {platform.release()}'
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=os.path.join(ROOT, "..", "shared", "models", "rfdetr_small_random.onnx"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--detrq", default=os.path.join(ROOT, "build", "release", "detrq"))
+    p.add_argument("--write-results", action="store_true", help="replace this benchmark's section of bench/RESULTS.md")
+    p.add_argument("--ort-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--input", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.ort_child:
+        return ort_child(args)
+
+    if not os.path.exists(args.model):
+        sys.exit(f"no model at {args.model}")
+    with tempfile.TemporaryDirectory() as tmp:
+        # A fixed pseudo-image input in the model's shape (parity does not need a photograph here).
+        x = np.random.default_rng(0).standard_normal((1, 3, 512, 512)).astype(np.float32)
+        inp = os.path.join(tmp, "input.npy")
+        np.save(inp, x)
+        ort_out, detrq_out = os.path.join(tmp, "ort"), os.path.join(tmp, "detrq")
+        os.makedirs(ort_out)
+        out, _, ort_rss = run_measured([sys.executable, __file__, "--ort-child", "--model", args.model, "--input", inp,
+                                        "--out", ort_out, "--threads", str(args.threads), "--repeat", str(args.repeat)])
+        ort = json.loads(out.strip().splitlines()[-1])
+        out, _, detrq_rss = run_measured([args.detrq, "run", args.model, "--input", f"input={inp}", "--output-dir",
+                                          detrq_out, "--threads", str(args.threads), "--repeat", str(args.repeat)])
+        m = re.search(r"latency median=([0-9.]+) ms", out)
+        detrq_ms = float(m.group(1))
+        parity = {}
+        for name, atol in (("dets", 1e-4), ("labels", 1e-3)):
+            a, b = np.load(os.path.join(detrq_out, name + ".npy")), np.load(os.path.join(ort_out, name + ".npy"))
+            finite = np.isfinite(b)
+            same_inf = np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[~finite], b[~finite])
+            diff = float(np.max(np.abs(a[finite] - b[finite]))) if finite.any() else 0.0
+            parity[name] = (diff, diff <= atol and same_inf, atol)
+
+    lines = [
+        f"model: {os.path.basename(args.model)}, {args.threads} threads, median of {args.repeat} runs after one warm-up",
+        f"machine: {machine()}",
+        "",
+        "| runtime | median latency | peak RSS |",
+        "| --- | --- | --- |",
+        f"| onnxruntime {ort['version']} | {ort['median_ms']:.1f} ms | {ort_rss:.0f} MiB |",
+        f"| detrq | {detrq_ms:.1f} ms | {detrq_rss:.0f} MiB |",
+        f"| ratio detrq/onnxruntime | {detrq_ms / ort['median_ms']:.2f}x | {detrq_rss / ort_rss:.2f}x |",
+        "",
+        "parity: " + ", ".join(f"{n} max |diff| {d:.2e} ({'ok' if ok else 'FAIL'}, limit {t:g})" for n, (d, ok, t) in parity.items()),
+    ]
+    print("\n".join(lines))
+    if args.write_results:
+        path = os.path.join(HERE, "RESULTS.md")
+        text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+        heading = "## runtime: detrq vs onnxruntime, end to end"
+        section = heading + "\n\n" + "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/runtime_vs_onnxruntime.py --write-results`\n"
+        if heading in text:
+            start = text.index(heading)
+            end = text.find("\n## ", start + len(heading))
+            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    return 0 if all(ok for _, ok, _ in parity.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+// CpuBuilder: builds the CPU engine file: loads the ONNX, quantizes constant weights, lets the runtime
+// fold constants (a weight's DequantizeLinear included: the runtime convolves with the dequantized int8
+// values), drop dead nodes and plan memory, and writes that optimized graph with the CPU features it
+// targets. Loading the engine then repeats none of this work.
+#pragma once
+
+#include "detrq/engine/builder.h"
+
+namespace detrq::engine::cpu {
+
+class CpuBuilder final : public Builder {
+ public:
+  const char* name() const noexcept override { return "cpu"; }
+  // Uses request.qdq, else request.onnx (run in float32: the CPU engine has no implicit quantization, so
+  // a calibration cache alone is refused with a hint to pass the Q/DQ model).
+  BuildResult build(const BuildRequest& request) override;
+};
+
+}  // namespace detrq::engine::cpu

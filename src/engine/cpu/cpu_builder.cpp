@@ -1,0 +1,69 @@
+// Building the CPU engine (see cpu_builder.h).
+#include "detrq/engine/cpu/cpu_builder.h"
+
+#include <fmt/format.h>
+
+#include "detrq/core/error.h"
+#include "detrq/core/log.h"
+#include "detrq/engine/cpu/engine_file.h"
+#include "detrq/engine/cpu/prequantize.h"
+#include "detrq/onnx/model.h"
+#include "detrq/runtime/session.h"
+
+namespace detrq::engine::cpu {
+
+namespace {
+
+bool has_qdq(const onnx::Model& m) {
+  for (const auto& n : m.graph.nodes)
+    if (n.op_type == "DequantizeLinear") return true;
+  return false;
+}
+
+}  // namespace
+
+BuildResult CpuBuilder::build(const BuildRequest& request) {
+  const std::filesystem::path source = !request.qdq.empty() ? request.qdq : request.onnx;
+  if (source.empty()) throw Error(ErrorKind::kUsage, "build-engine", "no model given", "pass --qdq, --onnx or --hf-repo");
+  if (request.qdq.empty() && !request.calibration_cache.empty()) {
+    throw_unsupported(request.calibration_cache.string(),
+                      "the CPU engine cannot quantize from a TensorRT calibration cache",
+                      "pass the Q/DQ model (inference_model.qdq.onnx) with --qdq, or use --backend tensorrt");
+  }
+  if (request.output.empty()) throw Error(ErrorKind::kUsage, "--output", "no output file given");
+
+  onnx::Model model = onnx::load_model(source);
+  const bool quantized = has_qdq(model);
+  const PrequantizeSummary pq = prequantize_weights(model);
+  if (pq.folded) {
+    core::log_info("pre-quantized {} weights ({:.1f} MB of float32 -> {:.1f} MB of int8)", pq.folded,
+                   pq.bytes_before / 1048576.0, pq.bytes_after / 1048576.0);
+  }
+  // The session infers shapes, folds constants, removes dead nodes and plans the arena; its model is what
+  // the engine stores, so that loading repeats none of that work's inputs.
+  runtime::SessionOptions so;
+  so.threads = request.threads;
+  runtime::Session session(std::move(model), so);
+
+  EngineHeader header;
+  header.detrq_version = DETRQ_VERSION;
+  header.cpu_features = request.cpu_features ? *request.cpu_features : host_cpu_features();
+  header.built_on_features = host_cpu_features();
+  header.source_name = source.filename().string();
+  header.source_sha256 = "";  // filled by the pipeline, which hashes its inputs anyway
+  header.precision = quantized ? "int8" : "float32";
+  header.arena_bytes = session.arena_bytes();
+  write_engine_file(session.model(), header, request.output);
+
+  std::string features;
+  for (const auto& f : header.cpu_features) features += (features.empty() ? "" : ", ") + f;
+  BuildResult result;
+  result.backend = "cpu";
+  result.description = fmt::format("{} -> {}: detrq CPU engine, {}, {} nodes, {:.1f} MB arena, built for {}",
+                                   source.string(), request.output.string(), header.precision,
+                                   session.model().graph.nodes.size(), header.arena_bytes / 1048576.0,
+                                   features.empty() ? "any x86-64 CPU" : features);
+  return result;
+}
+
+}  // namespace detrq::engine::cpu

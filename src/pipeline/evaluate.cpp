@@ -1,0 +1,36 @@
+// Model evaluation on a COCO image set (see evaluate.h).
+#include "detrq/pipeline/evaluate.h"
+
+#include "detrq/core/log.h"
+#include "detrq/vision/image_decoder.h"
+
+namespace detrq::pipeline {
+
+Evaluation evaluate_model(const std::filesystem::path& model, const std::filesystem::path& images_dir,
+                          const std::filesystem::path& annotations, const EvaluationOptions& options) {
+  const vision::CocoDataset gt = vision::CocoDataset::load(annotations);
+  Detector detector = Detector::open(model, DetectorOptions{options.threads});
+  vision::PostprocessOptions post;
+  post.num_select = options.num_select;
+
+  Evaluation ev;
+  ev.model = detector.description();
+  vision::CocoDataset used = gt;
+  if (options.max_images > 0 && static_cast<int>(used.images.size()) > options.max_images) {
+    used.images.resize(static_cast<std::size_t>(options.max_images));
+  }
+  core::Progress progress("evaluating " + model.filename().string(), static_cast<int64_t>(used.images.size()), "images");
+  for (const auto& img : used.images) {
+    const vision::RgbImage image = vision::decode_image(images_dir / img.file_name);
+    for (const auto& d : detector.detect(image, post)) {
+      ev.detections.push_back({img.id, d.category_id, {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0}, d.score});
+    }
+    progress.advance();
+  }
+  progress.finish();
+  ev.images = static_cast<int>(used.images.size());
+  ev.metrics = vision::evaluate_coco_boxes(used, ev.detections);
+  return ev;
+}
+
+}  // namespace detrq::pipeline

@@ -1,0 +1,16 @@
+// Vectorized float32 Erf, Exp and Sigmoid loops (libm's scalar erff/expf dominate GELU and gating in
+// transformer backbones); built for AVX2+FMA and a portable target, picked at load by the loader (ifunc).
+#pragma once
+
+#include <cstdint>
+
+namespace detrq::runtime::kernels {
+
+// y[i] = f(x[i]) for i < n; x and y may be the same array. Absolute error against the exact function
+// below 3e-7 (erf), relative error below 2e-7 (exp, sigmoid); NaN propagates; exp underflows to 0 below
+// the normal range.
+void erf_f32(const float* x, float* y, int64_t n);
+void exp_f32(const float* x, float* y, int64_t n);
+void sigmoid_f32(const float* x, float* y, int64_t n);
+
+}  // namespace detrq::runtime::kernels

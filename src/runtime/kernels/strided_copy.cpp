@@ -1,0 +1,96 @@
+// Strided gather-copy with merged dimensions and memcpy inner runs.
+#include "runtime/kernels/strided_copy.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace detrq::runtime::kernels {
+namespace {
+
+template <typename T>
+void copy_run(const T* in, int64_t stride, T* out, int64_t n) {
+  if (stride == 0) {
+    std::fill_n(out, n, in[0]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i * stride];
+  }
+}
+
+void copy_inner(std::size_t elem_size, const uint8_t* in, int64_t stride, uint8_t* out, int64_t n) {
+  if (stride == 1) {
+    std::memcpy(out, in, static_cast<std::size_t>(n) * elem_size);
+    return;
+  }
+  switch (elem_size) {
+    case 1: copy_run(in, stride, out, n); break;
+    case 2: copy_run(reinterpret_cast<const uint16_t*>(in), stride, reinterpret_cast<uint16_t*>(out), n); break;
+    case 4: copy_run(reinterpret_cast<const uint32_t*>(in), stride, reinterpret_cast<uint32_t*>(out), n); break;
+    case 8: copy_run(reinterpret_cast<const uint64_t*>(in), stride, reinterpret_cast<uint64_t*>(out), n); break;
+    default:
+      for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * elem_size, in + i * stride * static_cast<int64_t>(elem_size), elem_size);
+  }
+}
+
+}  // namespace
+
+void strided_copy(std::size_t elem_size, const core::Shape& out_shape, const std::vector<int64_t>& in_strides,
+                  const void* in_v, void* out_v, core::ThreadPool& pool) {
+  const int64_t total = core::shape_numel(out_shape);
+  if (total == 0) return;
+  // Merge: drop size-1 dims; fold dim d into d-1 when stepping d-1 equals a full sweep of d.
+  std::vector<int64_t> dims, strides;
+  for (std::size_t d = 0; d < out_shape.size(); ++d) {
+    if (out_shape[d] == 1) continue;
+    if (!dims.empty() && strides.back() == in_strides[d] * out_shape[d]) {
+      dims.back() *= out_shape[d];
+      strides.back() = in_strides[d];
+    } else {
+      dims.push_back(out_shape[d]);
+      strides.push_back(in_strides[d]);
+    }
+  }
+  const auto* in = static_cast<const uint8_t*>(in_v);
+  auto* out = static_cast<uint8_t*>(out_v);
+  const auto esize = static_cast<int64_t>(elem_size);
+  if (dims.empty()) {
+    std::memcpy(out, in, elem_size);
+    return;
+  }
+  const int64_t inner = dims.back();
+  const int64_t inner_stride = strides.back();
+  dims.pop_back();
+  strides.pop_back();
+  int64_t rows = 1;
+  for (int64_t d : dims) rows *= d;
+  constexpr int64_t kGrainBytes = 64 * 1024;
+  if (rows == 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainBytes / esize);
+    pool.parallel_for(inner, grain, [&](int64_t b, int64_t e) {
+      copy_inner(elem_size, in + b * inner_stride * esize, inner_stride, out + b * esize, e - b);
+    });
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, inner * esize));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    // Odometer over the outer dims, started at row b.
+    std::vector<int64_t> idx(dims.size());
+    int64_t offset = 0;
+    int64_t r = b;
+    for (std::size_t d = dims.size(); d-- > 0;) {
+      idx[d] = r % dims[d];
+      r /= dims[d];
+      offset += idx[d] * strides[d];
+    }
+    for (int64_t row = b; row < e; ++row) {
+      copy_inner(elem_size, in + offset * esize, inner_stride, out + row * inner * esize, inner);
+      for (std::size_t d = dims.size(); d-- > 0;) {
+        offset += strides[d];
+        if (++idx[d] < dims[d]) break;
+        offset -= strides[d] * dims[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+}  // namespace detrq::runtime::kernels

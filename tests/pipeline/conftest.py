@@ -1,0 +1,100 @@
+"""Fixtures for the pipeline tests: a real `detrq hub-server` and a loopback image server standing in for
+COCO, both on 127.0.0.1, plus helpers to run detrq and huggingface_hub against them."""
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+DETRQ = os.environ["DETRQ_BIN"]
+PYTHON = os.environ.get("DETRQ_PYTHON", sys.executable)
+SOURCE = os.environ["DETRQ_SOURCE_DIR"]
+WRITE_TOKEN = "hf_pipeline_write_0123456789"
+MODEL = os.path.join(SOURCE, "models", "rfdetr_shapes.onnx")
+CALIB = os.path.join(SOURCE, "data", "shapes_calib")
+VAL = os.path.join(SOURCE, "data", "shapes_val")
+
+
+def require_fixtures():
+    if not (os.path.exists(MODEL) and os.path.isdir(CALIB) and os.path.exists(os.path.join(VAL, "instances.json"))):
+        pytest.skip("the shipped model and images (models/rfdetr_shapes.onnx, data/shapes_*) have not landed")
+
+
+class HubServer:
+    def __init__(self, tmp_path):
+        self.root = tmp_path / "hub-root"
+        tokens = tmp_path / "tokens.txt"
+        tokens.write_text(f"{WRITE_TOKEN} write\n")
+        self.proc = subprocess.Popen([DETRQ, "hub-server", "--root", str(self.root), "--port", "0", "--tokens", str(tokens)],
+                                     stdout=subprocess.PIPE, stderr=open(tmp_path / "hub-server.err", "w"), text=True)
+        line = self.proc.stdout.readline()  # "serving ROOT on http://127.0.0.1:PORT"
+        assert line.startswith("serving "), line
+        self.endpoint = line.split()[-1]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    server = HubServer(tmp_path)
+    yield server
+    server.stop()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def image_server(tmp_path):
+    """The shipped calibration images served under COCO-style names (000000000001.jpg, ...) on loopback,
+    with the id list file that names them."""
+    require_fixtures()
+    root = tmp_path / "coco"
+    root.mkdir()
+    ids = []
+    for i, name in enumerate(sorted(n for n in os.listdir(CALIB) if n.lower().endswith((".jpg", ".jpeg")))):
+        shutil.copy(os.path.join(CALIB, name), root / f"{i + 1:012d}.jpg")
+        ids.append(i + 1)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("# served by the test\n" + "\n".join(map(str, ids)) + "\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", ids_file, len(ids)
+    server.shutdown()
+    server.server_close()
+
+
+def hub_env(endpoint, tmp_path):
+    env = dict(os.environ)
+    env.update({"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": WRITE_TOKEN,
+                "HF_HUB_DISABLE_TELEMETRY": "1"})
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+def run_detrq(*args, env=None, timeout=600, check=True):
+    r = subprocess.run([DETRQ, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"detrq {' '.join(map(str, args))} -> {r.returncode}\n{r.stderr}"
+    return r
+
+
+def val_subset(tmp_path, count):
+    """The first `count` images of data/shapes_val as their own annotation file (a quick accuracy check)."""
+    gt = json.load(open(os.path.join(VAL, "instances.json")))
+    images = gt["images"][:count]
+    keep = {im["id"] for im in images}
+    gt = dict(gt, images=images, annotations=[a for a in gt["annotations"] if a["image_id"] in keep])
+    path = tmp_path / "val_subset.json"
+    path.write_text(json.dumps(gt))
+    return path

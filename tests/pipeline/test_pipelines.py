@@ -1,0 +1,187 @@
+"""The maintainer pipeline against a real `detrq hub-server` and a loopback image server, then the user
+pipeline from that Hub, `detect` on a real image; the dry run, each skip flag, an interrupted run resumed,
+and engine files that must be refused (corrupt, built for CPU features this machine lacks)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from PIL import Image
+
+from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, hub_env, require_fixtures, run_detrq, val_subset)
+
+REPO = "acme/rfdetr-shapes-int8"
+STEPS = ["export", "fetch-calibration-images", "calibration-tensors", "calibrate", "evaluate", "model-card", "upload"]
+
+
+def statuses(stdout):
+    return {s["name"]: s["status"] for s in json.loads(stdout)["steps"]}
+
+
+def prepare_args(work, base_url, ids_file, subset, *extra):
+    return ["--json", "prepare", "--onnx", MODEL, "--work-dir", work, "--calibration-base-url", base_url,
+            "--calibration-ids", ids_file, "--calibration-images", "6", "--eval-images", VAL,
+            "--eval-annotations", subset, *extra]
+
+
+def test_maintainer_then_user_pipeline(tmp_path, hub, image_server):
+    base_url, ids_file, _ = image_server
+    env = hub_env(hub.endpoint, tmp_path)
+    work = tmp_path / "work"
+    subset = val_subset(tmp_path, 8)
+    r = run_detrq(*prepare_args(work, base_url, ids_file, subset, "--hf-repo", REPO), env=env)
+    st = statuses(r.stdout)
+    assert st == {"export": "skipped", "fetch-calibration-images": "ran", "calibration-tensors": "ran",
+                  "calibrate": "ran", "evaluate": "ran", "model-card": "ran", "upload": "ran"}
+    assert len([n for n in os.listdir(work / "calibration_images") if n.endswith(".jpg")]) == 6
+
+    # What the Hub holds, as huggingface_hub sees it.
+    code = f"""
+import json
+from huggingface_hub import HfApi, ModelCard
+files = sorted(HfApi().list_repo_files("{REPO}"))
+card = ModelCard.load("{REPO}")
+print(json.dumps({{"files": files, "license": card.data.license, "pipeline_tag": card.data.pipeline_tag,
+                   "tags": card.data.tags, "text": card.text}}))
+"""
+    hf = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert hf.returncode == 0, hf.stderr
+    info = json.loads(hf.stdout)
+    assert info["files"] == sorted(["README.md", "calibration.cache", "calibration.json", "inference_model.onnx",
+                                    "inference_model.qdq.onnx"])
+    assert info["license"] == "apache-2.0"
+    assert info["pipeline_tag"] == "object-detection"
+    assert "int8" in info["tags"]
+    assert "trtexec --onnx=inference_model.qdq.onnx --stronglyTyped" in info["text"]
+    assert "| AP50 |" in info["text"]
+
+    # A second run has nothing to do, upload included.
+    again = statuses(run_detrq(*prepare_args(work, base_url, ids_file, subset, "--hf-repo", REPO), env=env).stdout)
+    assert set(again.values()) <= {"skipped", "up to date"}, again
+    assert again["upload"] == "up to date"
+
+    # The user pipeline, from the Hub.
+    engine = tmp_path / "user" / "model.engine"
+    r = run_detrq("--json", "build-engine", "--hf-repo", REPO, "--output", engine, "--backend", "cpu", env=env)
+    assert statuses(r.stdout) == {"pull": "ran", "build": "ran"}
+    assert engine.exists()
+    again = statuses(run_detrq("--json", "build-engine", "--hf-repo", REPO, "--output", engine, "--backend", "cpu",
+                               env=env).stdout)
+    assert again == {"pull": "ran", "build": "up to date"}
+
+    # detect with the engine on a real image: JSON on stdout, a PNG with the boxes drawn.
+    gt = json.load(open(os.path.join(VAL, "instances.json")))
+    image = os.path.join(VAL, gt["images"][0]["file_name"])
+    out = tmp_path / "drawn"
+    r = run_detrq("detect", "--engine", engine, image, "--threshold", "0.3", "--out", out, env=env)
+    result = json.loads(r.stdout)[0]
+    truth = [a for a in gt["annotations"] if a["image_id"] == gt["images"][0]["id"]]
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    assert result["detections"], "no detection on a validation image"
+    assert {d["label"] for d in result["detections"]} & {names[a["category_id"]] for a in truth}
+    with Image.open(result["drawn"]) as im:
+        assert im.size == (result["width"], result["height"])
+
+
+def test_dry_run_describes_and_touches_nothing(tmp_path):
+    require_fixtures()
+    work = tmp_path / "work"
+    r = run_detrq("prepare", "--skip-upload", "--dry-run", "--work-dir", work)
+    for i, name in enumerate(STEPS):
+        assert f"{i + 1}. {name} [" in r.stdout, r.stdout
+    assert "command:   detrq calibrate --onnx" in r.stdout
+    assert f"output:    {work / 'inference_model.qdq.onnx'}" in r.stdout
+    assert "input:" in r.stdout
+    assert not work.exists()
+    engine = tmp_path / "m.engine"
+    r = run_detrq("build-engine", "--qdq", MODEL, "--output", engine, "--dry-run")
+    assert "1. build [would run" in r.stdout and not engine.exists()
+
+
+def test_skip_flags(tmp_path, image_server):
+    base_url, ids_file, _ = image_server
+    work = tmp_path / "work"
+    # --skip-export needs the model in the work folder; the error says which flag and file.
+    r = run_detrq("prepare", "--skip-upload", "--skip-export", "--work-dir", work, "--calibration-dir",
+                  os.path.join(SOURCE, "data", "shapes_calib"), check=False)
+    assert r.returncode == 2
+    assert "--skip-export" in r.stderr and "inference_model.onnx" in r.stderr
+    # --skip-calibration-download needs the images.
+    r = run_detrq("prepare", "--skip-upload", "--onnx", MODEL, "--work-dir", work, "--calibration-base-url", base_url,
+                  "--skip-calibration-download", check=False)
+    assert r.returncode == 2 and "--skip-calibration-download" in r.stderr
+    # With the files in place, the skipped steps are skipped and the rest runs; --skip-upload needs no Hub.
+    work.mkdir(exist_ok=True)
+    os.link(MODEL, work / "inference_model.onnx")
+    (work / "calibration_images").mkdir()
+    for name in sorted(os.listdir(os.path.join(SOURCE, "data", "shapes_calib")))[:4]:
+        os.link(os.path.join(SOURCE, "data", "shapes_calib", name), work / "calibration_images" / name)
+    r = run_detrq("--json", "prepare", "--skip-upload", "--skip-export", "--skip-calibration-download", "--work-dir", work,
+                  "--calibration-base-url", base_url, "--calibration-images", "4")
+    st = statuses(r.stdout)
+    assert st["export"] == "skipped" and st["fetch-calibration-images"] == "skipped" and st["upload"] == "skipped"
+    assert st["calibrate"] == "ran" and (work / "inference_model.qdq.onnx").exists()
+    # Without --hf-repo, uploading is refused up front.
+    r = run_detrq("prepare", "--onnx", MODEL, "--work-dir", work, check=False)
+    assert r.returncode == 2 and "--hf-repo" in r.stderr
+
+
+def test_interrupted_run_resumes(tmp_path, image_server):
+    base_url, ids_file, _ = image_server
+    work = tmp_path / "work"
+    args = [DETRQ, "--json", "prepare", "--skip-upload", "--onnx", MODEL, "--work-dir", str(work), "--calibration-base-url",
+            base_url, "--calibration-ids", str(ids_file), "--calibration-images", "6"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill it once the tensors are recorded (calibration is then under way), or give up after 300 s.
+    state = work / ".detrq-state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and "calibration-tensors" in state.read_text():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "prepare finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (work / "calibration.json").exists()
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    st = statuses(r.stdout)
+    assert st["fetch-calibration-images"] == "up to date"
+    assert st["calibration-tensors"] == "up to date"
+    assert st["calibrate"] == "ran"
+    assert (work / "inference_model.qdq.onnx").exists()
+
+
+def test_engines_that_must_be_refused(tmp_path):
+    require_fixtures()
+    engine = tmp_path / "model.engine"
+    run_detrq("build-engine", "--onnx", MODEL, "--output", engine, "--backend", "cpu")
+    image = os.path.join(VAL, sorted(n for n in os.listdir(VAL) if n.endswith(".jpg"))[0])
+    run_detrq("detect", "--engine", engine, image)
+    # A flipped byte in the weights.
+    data = bytearray(engine.read_bytes())
+    data[-100] ^= 0x40
+    corrupt = tmp_path / "corrupt.engine"
+    corrupt.write_bytes(bytes(data))
+    r = run_detrq("detect", "--engine", corrupt, image, check=False)
+    assert r.returncode == 3
+    assert f"detrq: error: {corrupt}: not a valid detrq engine file" in r.stderr
+    assert "rebuild" in r.stderr
+    # Truncated.
+    truncated = tmp_path / "truncated.engine"
+    truncated.write_bytes(engine.read_bytes()[:1000])
+    r = run_detrq("detect", "--engine", truncated, image, check=False)
+    assert r.returncode == 3 and "truncated" in r.stderr
+    # Built for a CPU feature this machine lacks.
+    flags = open("/proc/cpuinfo").read()
+    have = {f.replace("_", "") for f in flags.split()}
+    missing = next((f for f in ["avx512bf16", "avxvnni", "avx512vnni", "avx512f"] if f.replace(".", "") not in have), None)
+    if missing is None:
+        import pytest
+        pytest.skip("this CPU has every feature detrq knows")
+    foreign = tmp_path / "foreign.engine"
+    run_detrq("build-engine", "--onnx", MODEL, "--output", foreign, "--backend", "cpu", "--cpu-features", f"avx2,{missing}")
+    r = run_detrq("detect", "--engine", foreign, image, check=False)
+    assert r.returncode == 4
+    assert "engine was built for CPU features this CPU lacks: " + missing in r.stderr

@@ -1,0 +1,211 @@
+"""`detrq run` and `detrq inspect` as a user drives them: every input format (.npy of each dtype, .pb
+TensorProto, raw float32 .bin), outputs as DIR/<name>.npy, --repeat, --profile, --json, and the errors
+for bad files and inputs. Graphs are built here with the onnx package; where they need kernels the
+results are compared with onnxruntime."""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+DETRQ = os.environ["DETRQ_BIN"]
+
+
+def detrq(*args, timeout=120):
+    return subprocess.run([DETRQ, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def save_model(path, nodes, inputs, outputs, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.save(model, str(path))
+    return path
+
+
+DTYPES = {
+    "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "float16": TensorProto.FLOAT16,
+    "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64, "bool": TensorProto.BOOL,
+}
+
+
+@pytest.fixture
+def passthrough(tmp_path):
+    """A graph without nodes: each output is an input, so no kernel is needed."""
+    ins = [helper.make_tensor_value_info(f"in_{d}", t, [2, 3]) for d, t in DTYPES.items()]
+    outs = [helper.make_tensor_value_info(f"in_{d}", t, [2, 3]) for d, t in DTYPES.items()]
+    return save_model(tmp_path / "passthrough.onnx", [], ins, outs)
+
+
+def sample(dtype, rng):
+    if dtype == "bool":
+        return rng.integers(0, 2, (2, 3)).astype(bool)
+    if dtype.startswith("float"):
+        return rng.standard_normal((2, 3)).astype(dtype)
+    return rng.integers(-100 if dtype.startswith("int") else 0, 100, (2, 3)).astype(dtype)
+
+
+def test_npy_and_pb_inputs_of_every_dtype_round_trip(tmp_path, passthrough):
+    rng = np.random.default_rng(0)
+    args, want = [], {}
+    for i, d in enumerate(DTYPES):
+        a = sample(d, rng)
+        want[f"in_{d}"] = a
+        if i % 2:
+            f = tmp_path / f"{d}.npy"
+            np.save(f, a)
+        else:
+            f = tmp_path / f"{d}.pb"
+            f.write_bytes(numpy_helper.from_array(a).SerializeToString())
+        args += ["--input", f"in_{d}={f}"]
+    out = tmp_path / "out"
+    r = detrq("run", passthrough, *args, "--output-dir", out)
+    assert r.returncode == 0, r.stderr
+    for name, a in want.items():
+        got = np.load(out / f"{name}.npy")
+        assert got.dtype == a.dtype and got.shape == a.shape
+        np.testing.assert_array_equal(got, a)
+        assert f"{name} {a.dtype}[2, 3] -> " in r.stdout
+
+
+def test_raw_bin_input_takes_the_model_shape(tmp_path):
+    model = save_model(tmp_path / "m.onnx", [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])])
+    a = np.arange(60, dtype=np.float32).reshape(1, 3, 4, 5)
+    (tmp_path / "x.bin").write_bytes(a.tobytes())
+    r = detrq("run", model, "--input", f"x={tmp_path / 'x.bin'}", "--output-dir", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "x.npy"), a)
+    (tmp_path / "short.bin").write_bytes(a.tobytes()[:-4])
+    r = detrq("run", model, "--input", f"x={tmp_path / 'short.bin'}", "--output-dir", tmp_path / "o")
+    assert r.returncode == 3
+    assert "holds 236 bytes, but raw float32[1, 3, 4, 5] needs 240" in r.stderr
+
+
+def test_wrong_input_shape_dtype_and_name_are_clear_errors(tmp_path, passthrough):
+    good = []
+    for d in DTYPES:
+        if d == "float32":
+            continue
+        np.save(tmp_path / f"{d}.npy", sample(d, np.random.default_rng(1)))
+        good += ["--input", f"in_{d}={tmp_path / f'{d}.npy'}"]
+    np.save(tmp_path / "wrong_shape.npy", np.zeros((3, 2), np.float32))
+    r = detrq("run", passthrough, *good, "--input", f"in_float32={tmp_path / 'wrong_shape.npy'}", "--output-dir", tmp_path)
+    assert r.returncode == 3
+    assert "input 'in_float32': has shape [3, 2], the model expects [2, 3]" in r.stderr
+    np.save(tmp_path / "wrong_dtype.npy", np.zeros((2, 3), np.float64))
+    r = detrq("run", passthrough, *good, "--input", f"in_float32={tmp_path / 'wrong_dtype.npy'}", "--output-dir", tmp_path)
+    assert r.returncode == 3
+    assert "has dtype float64, the model expects float32" in r.stderr
+    r = detrq("run", passthrough, *good, "--input", f"nope={tmp_path / 'wrong_dtype.npy'}", "--output-dir", tmp_path)
+    assert r.returncode == 2
+    assert "'nope' is not an input of the model" in r.stderr
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'")
+    r = detrq("run", passthrough, *good, "--input", f"in_float32={tmp_path / 'bad.npy'}", "--output-dir", tmp_path)
+    assert r.returncode == 3 and "bad.npy" in r.stderr
+
+
+def test_corrupt_and_truncated_models_are_refused(tmp_path, passthrough):
+    data = passthrough.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    for name in ("truncated.onnx",):
+        for cmd in ("inspect", "run"):
+            extra = ["--input", "x=y.npy", "--output-dir", tmp_path] if cmd == "run" else []
+            r = detrq(cmd, tmp_path / name, *extra)
+            assert r.returncode == 3, (cmd, r.stderr)
+            assert r.stderr.startswith("detrq: error: ") and name in r.stderr
+
+
+def test_unsupported_operators_listed_once(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    model = save_model(tmp_path / "m.onnx", [helper.make_node("NoSuchOpA", ["x"], ["a"]),
+                                             helper.make_node("NoSuchOpB", ["a"], ["y"])], [x], [y])
+    np.save(tmp_path / "x.npy", np.zeros(2, np.float32))
+    r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path)
+    assert r.returncode == 4
+    assert "2 unsupported operators: NoSuchOpA (domain ai.onnx, opset 17), NoSuchOpB (domain ai.onnx, opset 17)" in r.stderr
+    r = detrq("inspect", model)
+    assert r.returncode == 0
+    assert "unavailable" in r.stdout and "NoSuchOpA" in r.stdout
+
+
+def test_repeat_profile_and_json(tmp_path, passthrough):
+    args = []
+    for d in DTYPES:
+        np.save(tmp_path / f"{d}.npy", sample(d, np.random.default_rng(2)))
+        args += ["--input", f"in_{d}={tmp_path / f'{d}.npy'}"]
+    r = detrq("run", passthrough, *args, "--output-dir", tmp_path / "o", "--repeat", "5", "--profile")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^latency median=\d+\.\d+ ms", r.stdout, re.M), r.stdout
+    assert "operator" in r.stdout and "total" in r.stdout
+    r = detrq("--json", "run", passthrough, *args, "--output-dir", tmp_path / "o", "--repeat", "3")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["latency_ms"]["runs"] == 3 and set(j["outputs"]) == {f"in_{d}" for d in DTYPES}
+
+
+def test_inspect_reports_the_plan(tmp_path):
+    model = save_model(tmp_path / "m.onnx", [],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                       [numpy_helper.from_array(np.zeros((4, 4), np.float32), "unused_w")])
+    r = detrq("inspect", model)
+    assert r.returncode == 0
+    assert "parameters: 16" in r.stdout
+    assert "has no static shape" in r.stdout  # symbolic batch: no plan without a shape
+    r = detrq("--json", "inspect", model, "--input-shape", "x=2x8")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["planned"] is True
+    assert j["inputs"][0]["shape"] == [2, 8]
+    assert j["parameters"] == 16 and j["planned_peak_bytes"] == 0
+
+
+# Small graphs that need kernels; each is compared with onnxruntime once detrq can run it.
+def mlp_model(tmp_path):
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b1")
+    shape = numpy_helper.from_array(np.array([2, 4, 8, 4], np.int64), "shape")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
+             helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("Reshape", ["r", "shape"], ["rs"]),
+             helper.make_node("Transpose", ["rs"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Softmax", ["t"], ["y"], axis=-1)]
+    return save_model(tmp_path / "mlp.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 16])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w1, b1, shape]), (2, 4, 16)
+
+
+def shape_arith_model(tmp_path):
+    # Shape -> Gather -> Concat -> Reshape: all of it must fold away at load.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+             helper.make_node("Unsqueeze", ["b", "axes"], ["b1"]),
+             helper.make_node("Concat", ["b1", "minus_one"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["flat"]),
+             helper.make_node("Mul", ["flat", "flat"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array([0], np.int64), "axes"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus_one")]
+    return save_model(tmp_path / "shape.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, 5])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits), (3, 4, 5)
+
+
+@pytest.mark.parametrize("build", [mlp_model, shape_arith_model], ids=["mlp", "shape_arithmetic"])
+def test_small_graphs_match_onnxruntime(tmp_path, build):
+    ort = pytest.importorskip("onnxruntime")
+    model, shape = build(tmp_path)
+    info = json.loads(detrq("--json", "inspect", model).stdout)
+    if not info["planned"]:
+        pytest.skip("kernels not available yet: " + info["plan_error"])
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "y.npy"), want, rtol=1e-5, atol=1e-6)
+    if build is shape_arith_model:
+        assert info["planned_nodes"] == 2  # Reshape and Mul; the shape arithmetic folded away
