@@ -25,6 +25,7 @@ namespace {
 struct Measure {
   double seconds = 0;      // the N runs
   double extra_seconds = 0;  // thresholds, after the runs
+  double observer_seconds = 0;  // inside the observer during the runs (less sensitive to machine load)
   long peak_kib = 0;
   long statistics_kib = 0;
 };
@@ -39,6 +40,21 @@ long peak_rss_kib() {
 }
 
 bool all_tensors = false;
+
+// Times the statistics observer's own work inside the calibration runs.
+class TimedObserver : public detrq::runtime::Observer {
+ public:
+  explicit TimedObserver(detrq::quant::StatisticsObserver& inner) : inner_(inner) {}
+  void on_tensor(const std::string& name, const detrq::core::Tensor& value) override {
+    const auto t = std::chrono::steady_clock::now();
+    inner_.on_tensor(name, value);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  double seconds = 0;
+
+ private:
+  detrq::quant::StatisticsObserver& inner_;
+};
 
 Measure run_mode(const std::string& model_path, int images, int threads, bool calibrate) {
   using Clock = std::chrono::steady_clock;
@@ -60,17 +76,19 @@ Measure run_mode(const std::string& model_path, int images, int threads, bool ca
   if (!all_tensors) observer.watch_only(detrq::quant::tensors_to_calibrate(detrq::onnx::load_model(model_path), {}));
   session.run({{input.name, inputs[0]}});  // warm-up, both modes
   Measure m;
+  TimedObserver timed(observer);
   const auto start = Clock::now();
   for (int i = 0; i < images; ++i) {
     const auto& x = inputs[static_cast<std::size_t>(i) % inputs.size()];
     if (calibrate) {
       observer.observe(input.name, x.span<float>());
-      session.run({{input.name, x}}, &observer);
+      session.run({{input.name, x}}, &timed);
     } else {
       session.run({{input.name, x}});
     }
   }
   m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  m.observer_seconds = timed.seconds;
   if (calibrate) {
     const auto t = Clock::now();
     auto table = detrq::quant::build_calibration_table(observer.statistics(), detrq::quant::CalibrationMethod::kEntropy);
@@ -119,6 +137,10 @@ int main(int argc, char** argv) {
               fp32.peak_kib / 1024);
   std::printf("calibration runs: %8.2f s  (%.1f ms/image) + thresholds %.2f s, peak RSS %ld MiB (statistics %ld KiB)\n",
               cal.seconds, 1000 * cal.seconds / images, cal.extra_seconds, cal.peak_kib / 1024, cal.statistics_kib);
+  std::printf("observer %.1f ms/image = %.1f%% of the calibration runs; (FP32 + observer + thresholds) / FP32 "
+              "from the calibration process alone: %.3f\n",
+              1000 * cal.observer_seconds / images, 100 * cal.observer_seconds / cal.seconds,
+              cal.seconds / (cal.seconds - cal.observer_seconds) + cal.extra_seconds / (cal.seconds - cal.observer_seconds));
   std::printf("time ratio (calibration incl. thresholds / FP32): %.3f   peak memory ratio: %.3f\n",
               (cal.seconds + cal.extra_seconds) / fp32.seconds,
               static_cast<double>(cal.peak_kib) / static_cast<double>(fp32.peak_kib));
