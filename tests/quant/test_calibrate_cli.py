@@ -81,7 +81,8 @@ def read_cache(path):
 def sqnr(ref, test):
     ok = np.isfinite(ref) & np.isfinite(test)
     r, t = ref[ok].astype(np.float64), test[ok].astype(np.float64)
-    return 10 * np.log10(np.sum(r * r) / np.sum((r - t) ** 2))
+    noise = np.sum((r - t) ** 2)
+    return np.inf if noise == 0 else 10 * np.log10(np.sum(r * r) / noise)
 
 
 @pytest.fixture()
@@ -200,11 +201,11 @@ def test_detrq_runs_the_qdq_model_like_onnxruntime_within_one_step(setup):
     assert r.returncode == 0, r.stderr
     # Expose every dequantized activation so both runtimes' INT8 values can be compared directly.
     q = onnx.load(str(tmp / "q.onnx"))
+    inits = {i.name: i for i in q.graph.initializer}
     scales = {}
     for node in q.graph.node:
         if node.op_type == "DequantizeLinear" and not node.input[0].startswith("W"):
-            init = {i.name: i for i in q.graph.initializer}[node.input[1]]
-            scales[node.output[0]] = float(numpy_helper.to_array(init))
+            scales[node.output[0]] = float(numpy_helper.to_array(inits[node.input[1]]))
             q.graph.output.append(helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None))
     assert len(scales) >= 3
     onnx.save(q, str(tmp / "q_debug.onnx"))
@@ -222,3 +223,23 @@ def test_detrq_runs_the_qdq_model_like_onnxruntime_within_one_step(setup):
     for name in ("dets", "labels"):
         got = np.load(out_dir / f"{name}.npy")
         assert sqnr(expected[name], got) > 40, name
+
+
+def test_accuracy_budget_returns_the_most_sensitive_layers_to_float(setup):
+    tmp, model_path, _ = setup
+    common = ["--json", "calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+              "--cache-path", str(tmp / "c.cache"), "--no-detr-defaults"]
+    r = calibrate(*common)
+    assert r.returncode == 0, r.stderr
+    plain = json.loads(r.stdout)
+    worst = min(v for v in plain["sqnr_db"].values() if v is not None)
+    budget = worst + 10  # out of reach with every layer in INT8
+    r = calibrate(*common, "--accuracy-budget", str(budget), "--table", str(tmp / "t.json"),
+                  "--report", str(tmp / "r.html"))
+    assert r.returncode == 0, r.stderr
+    tuned = json.loads(r.stdout)
+    assert tuned["quantized_nodes"] < plain["quantized_nodes"]
+    assert all(v is None or v >= budget for v in tuned["sqnr_db"].values())
+    table = json.load(open(tmp / "t.json"))
+    assert any(t["sensitivity_db"] is not None for t in table["tensors"])
+    assert "accuracy budget: alone in INT8 it gives" in open(tmp / "r.html").read()
