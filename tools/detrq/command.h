@@ -27,6 +27,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
 void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_build_engine_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

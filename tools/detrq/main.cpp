@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   detrq::cli::add_run_command(app, action, global);
   detrq::cli::add_calibrate_command(app, action, global);
   detrq::cli::add_detect_command(app, action, global);
+  detrq::cli::add_prepare_command(app, action, global);
   detrq::cli::add_build_engine_command(app, action, global);
 
   try {

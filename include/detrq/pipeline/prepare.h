@@ -1,0 +1,56 @@
+// `detrq prepare`, the maintainer pipeline: export, calibration images, calibration tensors, calibration
+// (cache, Q/DQ model, table, report), INT8-versus-FP32 accuracy, model card, Hub upload. Each is a Step,
+// so the whole can be described (--dry-run), partly skipped, and resumed.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "detrq/pipeline/step_runner.h"
+
+namespace detrq::pipeline {
+
+struct PrepareOptions {
+  std::string hf_repo;                  // ORG/NAME; required unless skip_upload
+  std::string revision = "main";        // branch to commit to
+  std::string model_variant;            // small | base (export); empty: not asked for
+  std::string checkpoint;               // export from this checkpoint (path or Hub id)
+  std::filesystem::path onnx;           // an existing FP32 model: no export
+  std::filesystem::path work_dir = "detrq-prepare";
+  int calibration_images = 100;
+  std::filesystem::path calibration_ids;  // id list file; empty: detrq's default list
+  std::string calibration_base_url;       // empty: COCO val2017
+  std::filesystem::path calibration_dir;  // local calibration images instead of a download
+  std::string method = "entropy";
+  std::filesystem::path eval_images;      // accuracy measurement set (COCO format)
+  std::filesystem::path eval_annotations;
+  std::string license = "apache-2.0";
+  bool skip_export = false;
+  bool skip_calibration_download = false;
+  bool skip_upload = false;
+  bool dry_run = false;
+  bool force = false;
+  int threads = 0;
+};
+
+struct PrepareOutcome {
+  std::vector<Step> steps;
+  std::vector<StepReport> reports;
+  std::filesystem::path work_dir;
+  std::string description;  // the dry-run text (steps with their status)
+};
+
+// The steps `options` asks for, with every default resolved. With nothing given (no --onnx, no
+// --model-variant, no --checkpoint) the pipeline runs on what the project ships: models/rfdetr_shapes.onnx,
+// calibration images data/shapes_calib, accuracy on data/shapes_val.
+std::vector<Step> prepare_steps(const PrepareOptions& options);
+
+// Runs (or describes) the pipeline; state in <work_dir>/.detrq-state.json.
+PrepareOutcome run_prepare(const PrepareOptions& options);
+
+// A file the project ships (models/..., data/..., scripts/...), looked up in the working directory first,
+// then in the source tree detrq was built from; empty when neither has it.
+std::filesystem::path find_shipped_file(const std::filesystem::path& relative);
+
+}  // namespace detrq::pipeline

@@ -1,0 +1,426 @@
+// The maintainer pipeline (see prepare.h): each step is a plain library call over files in the work
+// folder, so that the step framework can decide what is stale and a test can run any part of it.
+#include "detrq/pipeline/prepare.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <fstream>
+
+#include "detrq/core/error.h"
+#include "detrq/core/file_io.h"
+#include "detrq/core/log.h"
+#include "detrq/hub/hub_client.h"
+#include "detrq/pipeline/content_hash.h"
+#include "detrq/pipeline/evaluate.h"
+#include "detrq/pipeline/model_card.h"
+#include "detrq/quant/calibrate.h"
+#include "detrq/vision/calibration_tensors.h"
+#include "detrq/vision/coco_fetcher.h"
+
+extern char** environ;
+
+namespace detrq::pipeline {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kShippedModel = "models/rfdetr_shapes.onnx";
+constexpr const char* kShippedCalibration = "data/shapes_calib";
+constexpr const char* kShippedValidation = "data/shapes_val";
+
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::string p = path;
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    const std::size_t end = p.find(':', start);
+    const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!dir.empty() && ::access((fs::path(dir) / program).c_str(), X_OK) == 0) return true;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string quote(const std::string& s) {
+  if (s.find_first_of(" \t\"'$\\") == std::string::npos && !s.empty()) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string join_command(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += quote(a);
+  }
+  return out;
+}
+
+// Runs a program with inherited stdout/stderr; a non-zero exit is an error naming the command.
+void run_program(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) {
+    throw_io(argv[0], "could not start", "is it installed and on PATH?");
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw_io(argv[0], "lost track of the child process");
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error(ErrorKind::kFailure, join_command(argv),
+                WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status)) : "was killed by a signal",
+                "see its messages above");
+  }
+}
+
+json metrics_json(const vision::CocoMetrics& m) {
+  json j = json::object();
+  const auto values = m.as_array();
+  for (std::size_t i = 0; i < values.size(); ++i) j[vision::CocoMetrics::names()[i]] = values[i];
+  return j;
+}
+
+vision::CocoMetrics metrics_from(const json& j) {
+  vision::CocoMetrics m;
+  std::array<double*, 12> fields = {&m.ap, &m.ap50, &m.ap75, &m.ap_small, &m.ap_medium, &m.ap_large,
+                                    &m.ar1, &m.ar10, &m.ar100, &m.ar_small, &m.ar_medium, &m.ar_large};
+  for (std::size_t i = 0; i < 12; ++i) *fields[i] = j.value(vision::CocoMetrics::names()[i], -1.0);
+  return m;
+}
+
+struct Resolved {
+  fs::path work;
+  fs::path model;          // the FP32 ONNX every later step reads
+  bool export_needed = false;
+  std::string export_skip_reason;
+  fs::path calibration_images;
+  bool download = true;
+  std::string download_skip_reason;
+  fs::path eval_images;
+  fs::path eval_annotations;
+};
+
+Resolved resolve(const PrepareOptions& o) {
+  Resolved r;
+  r.work = o.work_dir;
+  const bool asked_for_export = !o.model_variant.empty() || !o.checkpoint.empty();
+  const bool shipped = o.onnx.empty() && !asked_for_export && !o.skip_export;
+  if (!o.onnx.empty()) {
+    r.model = o.onnx;
+    r.export_skip_reason = "--onnx given";
+  } else if (o.skip_export) {
+    r.model = r.work / "inference_model.onnx";
+    r.export_skip_reason = "--skip-export";
+  } else if (shipped) {
+    r.model = find_shipped_file(kShippedModel);
+    if (r.model.empty()) {
+      throw Error(ErrorKind::kUsage, kShippedModel, "the shipped model was not found",
+                  "run from the detrq checkout, or pass --onnx PATH or --model-variant small");
+    }
+    r.export_skip_reason = std::string("using the model the project ships, ") + kShippedModel;
+  } else {
+    r.model = r.work / "inference_model.onnx";
+    r.export_needed = true;
+  }
+
+  const bool download_asked = !o.calibration_base_url.empty() || !o.calibration_ids.empty();
+  if (!o.calibration_dir.empty()) {
+    r.calibration_images = o.calibration_dir;
+    r.download = false;
+    r.download_skip_reason = "--calibration-dir given";
+  } else if (shipped && !download_asked) {
+    r.calibration_images = find_shipped_file(kShippedCalibration);
+    if (r.calibration_images.empty()) throw Error(ErrorKind::kUsage, kShippedCalibration, "the shipped calibration images were not found");
+    r.download = false;
+    r.download_skip_reason = std::string("using the calibration images the project ships, ") + kShippedCalibration;
+  } else {
+    r.calibration_images = r.work / "calibration_images";
+    if (o.skip_calibration_download) {
+      r.download = false;
+      r.download_skip_reason = "--skip-calibration-download";
+    }
+  }
+
+  if (!o.eval_annotations.empty()) {
+    r.eval_annotations = o.eval_annotations;
+    r.eval_images = o.eval_images.empty() ? o.eval_annotations.parent_path() : o.eval_images;
+  } else if (shipped) {
+    const fs::path val = find_shipped_file(kShippedValidation);
+    if (!val.empty() && fs::exists(val / "instances.json")) {
+      r.eval_images = val;
+      r.eval_annotations = val / "instances.json";
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+fs::path find_shipped_file(const fs::path& relative) {
+  if (fs::exists(relative)) return relative;
+#ifdef DETRQ_SOURCE_TREE
+  const fs::path in_source = fs::path(DETRQ_SOURCE_TREE) / relative;
+  if (fs::exists(in_source)) return in_source;
+#endif
+  return {};
+}
+
+std::vector<Step> prepare_steps(const PrepareOptions& o) {
+  if (o.hf_repo.empty() && !o.skip_upload) {
+    throw Error(ErrorKind::kUsage, "prepare", "--hf-repo ORG/NAME is required to upload",
+                "pass --hf-repo, or --skip-upload to prepare the files only");
+  }
+  if (o.calibration_images < 1) throw Error(ErrorKind::kUsage, "--calibration-images", "must be at least 1");
+  const quant::CalibrationMethod method = quant::parse_method(o.method);
+  const Resolved r = resolve(o);
+  const fs::path work = r.work;
+  const fs::path tensors = work / "calibration_tensors";
+  const fs::path cache = work / "calibration.cache";
+  const fs::path qdq = work / "inference_model.qdq.onnx";
+  const fs::path table = work / "calibration.json";
+  const fs::path report = work / "report.html";
+  const fs::path accuracy = work / "accuracy.json";
+  const fs::path card = work / "README.md";
+  const int threads = o.threads;
+  std::vector<Step> steps;
+
+  // 1. Export.
+  {
+    Step s;
+    s.name = "export";
+    s.description = "export the PyTorch checkpoint to ONNX (input 1x3x512x512, outputs dets and labels)";
+    s.outputs = {r.model};
+    const fs::path script = find_shipped_file("scripts/export_onnx.py");
+    std::vector<std::string> argv;
+    if (on_path("uv")) argv = {"uv", "run", script.string()};
+    else argv = {"python3", script.string()};
+    argv.insert(argv.end(), {"--output", r.model.string(), "--model-variant", o.model_variant.empty() ? "small" : o.model_variant});
+    if (!o.checkpoint.empty()) argv.insert(argv.end(), {"--checkpoint", o.checkpoint});
+    s.parameters = {{"model_variant", o.model_variant.empty() ? "small" : o.model_variant}, {"checkpoint", o.checkpoint}};
+    s.command = join_command(argv);
+    s.skip = !r.export_needed;
+    s.skip_reason = r.export_skip_reason;
+    s.run = [argv, script, model = r.model] {
+      if (script.empty()) throw Error(ErrorKind::kUsage, "scripts/export_onnx.py", "the export script was not found", "run from the detrq checkout");
+      if (!model.parent_path().empty()) fs::create_directories(model.parent_path());
+      run_program(argv);
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 2. Calibration images.
+  {
+    Step s;
+    s.name = "fetch-calibration-images";
+    s.description = fmt::format("download {} calibration images ({})", o.calibration_images,
+                                o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url);
+    if (!o.calibration_ids.empty()) s.inputs = {o.calibration_ids};
+    s.parameters = {{"count", std::to_string(o.calibration_images)}, {"base_url", o.calibration_base_url}};
+    s.outputs = {r.calibration_images};
+    s.command = fmt::format("detrq fetch-calibration --count {} --output-dir {}{}{}", o.calibration_images,
+                            quote(r.calibration_images.string()),
+                            o.calibration_ids.empty() ? "" : " --ids " + quote(o.calibration_ids.string()),
+                            o.calibration_base_url.empty() ? "" : " --base-url " + quote(o.calibration_base_url));
+    s.skip = !r.download;
+    s.skip_reason = r.download_skip_reason;
+    s.run = [o, dir = r.calibration_images] {
+      vision::FetchOptions f;
+      if (!o.calibration_ids.empty()) f.ids = vision::read_id_list(o.calibration_ids);
+      f.count = o.calibration_images;
+      f.output_dir = dir;
+      if (!o.calibration_base_url.empty()) f.base_url = o.calibration_base_url;
+      const auto summary = vision::fetch_calibration_images(f);
+      if (!summary.complete()) {
+        std::string first = summary.failures.empty() ? "" : " (first failure: " + summary.failures.front() + ")";
+        throw Error(ErrorKind::kNetwork, dir.string(),
+                    fmt::format("only {} of {} calibration images could be fetched{}", summary.present(), summary.requested, first),
+                    "check the network and --calibration-base-url; a re-run resumes");
+      }
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 3. Calibration tensors.
+  {
+    Step s;
+    s.name = "calibration-tensors";
+    s.description = "decode and letterbox the calibration images into 1x3x512x512 float32 tensors";
+    s.inputs = {r.calibration_images};
+    s.parameters = {{"count", std::to_string(o.calibration_images)}, {"size", "512"}};
+    s.outputs = {tensors};
+    s.command = fmt::format("detrq tensors --input-dir {} --output-dir {} --count {}", quote(r.calibration_images.string()),
+                            quote(tensors.string()), o.calibration_images);
+    s.run = [images = r.calibration_images, tensors, count = o.calibration_images, threads] {
+      vision::CalibrationTensorsOptions t;
+      t.input_dir = images;
+      t.output_dir = tensors;
+      t.count = count;
+      t.threads = threads;
+      const auto summary = vision::write_calibration_tensors(t);
+      if (summary.total() == 0) {
+        throw Error(ErrorKind::kFailure, images.string(), "no calibration tensor could be made", "are there JPEG or PNG images?");
+      }
+      if (!summary.complete()) {
+        core::log_warn("{}: {} calibration tensors instead of {}", images.string(), summary.total(), count);
+      }
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 4. Calibration.
+  {
+    Step s;
+    s.name = "calibrate";
+    s.description = "collect activation statistics with detrq's runtime; write the TensorRT cache, the Q/DQ model, "
+                    "the calibration table and the report";
+    s.inputs = {r.model, tensors};
+    s.parameters = {{"method", quant::method_name(method)}};
+    s.outputs = {cache, qdq, table, report};
+    s.command = fmt::format("detrq calibrate --onnx {} --tensors {} --method {} --cache-path {} --qdq-out {} --table {} --report {}",
+                            quote(r.model.string()), quote(tensors.string()), quant::method_name(method),
+                            quote(cache.string()), quote(qdq.string()), quote(table.string()), quote(report.string()));
+    s.run = [model = r.model, tensors, method, cache, qdq, table, report, threads] {
+      quant::CalibrateOptions c;
+      c.onnx = model;
+      c.source = quant::tensor_folder_source(tensors);
+      c.method = method;
+      c.cache_path = cache;
+      c.qdq_out = qdq;
+      c.table_path = table;
+      c.report_path = report;
+      c.threads = threads;
+      quant::calibrate(c);
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 5. Accuracy, INT8 against FP32, when there is an evaluation set.
+  const bool measure = !r.eval_annotations.empty();
+  {
+    Step s;
+    s.name = "evaluate";
+    s.description = "COCO AP of the FP32 and the Q/DQ model, both run by detrq, on the evaluation images";
+    s.inputs = {r.model, qdq};
+    if (measure) s.inputs.insert(s.inputs.end(), {r.eval_images, r.eval_annotations});
+    s.outputs = {accuracy};
+    s.command = fmt::format("detrq eval --onnx {} --compare {} --images {} --annotations {}", quote(r.model.string()),
+                            quote(qdq.string()), quote(r.eval_images.string()), quote(r.eval_annotations.string()));
+    s.skip = !measure;
+    s.skip_reason = "no evaluation set (--eval-annotations)";
+    s.skipped_outputs_required = false;
+    s.run = [model = r.model, qdq, images = r.eval_images, annotations = r.eval_annotations, accuracy, threads] {
+      EvaluationOptions eo;
+      eo.threads = threads;
+      const Evaluation fp32 = evaluate_model(model, images, annotations, eo);
+      const Evaluation int8 = evaluate_model(qdq, images, annotations, eo);
+      json j = {{"dataset", images.string()},
+                {"images", fp32.images},
+                {"runtime", std::string("detrq ") + DETRQ_VERSION + " CPU runtime"},
+                {"fp32", metrics_json(fp32.metrics)},
+                {"int8", metrics_json(int8.metrics)}};
+      core::write_file_atomic(accuracy, j.dump(2));
+      core::log_info("AP FP32 {:.4f}, INT8 {:.4f} ({:+.2f} points)", fp32.metrics.ap, int8.metrics.ap,
+                     100 * (int8.metrics.ap - fp32.metrics.ap));
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 6. Model card.
+  {
+    Step s;
+    s.name = "model-card";
+    s.description = "write the README.md model card (metadata, files, how to build and run, measured accuracy)";
+    s.inputs = {r.model, cache, qdq, table};
+    if (measure) s.inputs.push_back(accuracy);
+    s.parameters = {{"repo", o.hf_repo}, {"license", o.license}, {"method", quant::method_name(method)},
+                    {"images", std::to_string(o.calibration_images)}};
+    s.outputs = {card};
+    s.run = [o, r, cache, qdq, table, accuracy, card, measure, method] {
+      ModelCardInfo info;
+      info.repo_id = o.hf_repo.empty() ? "ORG/NAME" : o.hf_repo;
+      info.title = o.hf_repo.empty() ? "RF-DETR, INT8-ready" : o.hf_repo.substr(o.hf_repo.find('/') + 1);
+      info.license = o.license;
+      info.calibration_method = quant::method_name(method);
+      info.calibration_images = o.calibration_images;
+      info.calibration_source = r.download ? (o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url)
+                                           : r.calibration_images.string();
+      info.detrq_version = DETRQ_VERSION;
+      const std::vector<std::pair<fs::path, std::pair<std::string, std::string>>> files = {
+          {r.model, {"inference_model.onnx", "FP32 ONNX export (opset 17)"}},
+          {cache, {"calibration.cache", "TensorRT calibration cache (TensorRT up to 10, with the FP32 ONNX)"}},
+          {qdq, {"inference_model.qdq.onnx", "explicitly quantized ONNX (TensorRT 10 and 11, onnxruntime)"}},
+          {table, {"calibration.json", "calibration table: per-tensor ranges and scales"}}};
+      for (const auto& [path, meta] : files) {
+        info.files.push_back({meta.first, meta.second, static_cast<uint64_t>(fs::file_size(path)), sha256_file(path)});
+      }
+      if (measure) {
+        const json a = json::parse(core::read_file(accuracy));
+        AccuracyFigures fig;
+        fig.dataset = fmt::format("{} ({} images)", a.at("dataset").get<std::string>(), a.at("images").get<int>());
+        fig.runtime = a.at("runtime").get<std::string>();
+        fig.fp32 = metrics_from(a.at("fp32"));
+        fig.int8 = metrics_from(a.at("int8"));
+        info.accuracy = fig;
+      }
+      core::write_file_atomic(card, render_model_card(info));
+    };
+    steps.push_back(std::move(s));
+  }
+
+  // 7. Upload.
+  {
+    Step s;
+    s.name = "upload";
+    s.description = "commit the files and the model card to the Hub repository " + (o.hf_repo.empty() ? "(none)" : o.hf_repo);
+    s.inputs = {r.model, cache, qdq, table, card};
+    s.parameters = {{"repo", o.hf_repo}, {"revision", o.revision}};
+    s.command = fmt::format("detrq publish --hf-repo {} --revision {}", o.hf_repo.empty() ? "ORG/NAME" : o.hf_repo, o.revision);
+    for (const auto& [local, name] : std::vector<std::pair<fs::path, std::string>>{
+             {r.model, "inference_model.onnx"}, {cache, "calibration.cache"}, {qdq, "inference_model.qdq.onnx"},
+             {table, "calibration.json"}, {card, "README.md"}}) {
+      s.command += " --file " + quote(local.string() + ":" + name);
+    }
+    s.skip = o.skip_upload;
+    s.skip_reason = "--skip-upload";
+    s.skipped_outputs_required = false;
+    s.run = [o, r, cache, qdq, table, card] {
+      hub::HubClient client;
+      client.create_repo(o.hf_repo);
+      std::vector<hub::UploadItem> items = {{r.model, "inference_model.onnx"},
+                                            {cache, "calibration.cache"},
+                                            {qdq, "inference_model.qdq.onnx"},
+                                            {table, "calibration.json"},
+                                            {card, "README.md"}};
+      const auto commit = client.upload_files(o.hf_repo, items, "detrq prepare: INT8-ready RF-DETR", o.revision);
+      core::log_info("uploaded to {} (commit {})", o.hf_repo, commit.commit);
+    };
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+PrepareOutcome run_prepare(const PrepareOptions& options) {
+  PrepareOutcome out;
+  out.steps = prepare_steps(options);
+  out.work_dir = options.work_dir;
+  StepRunner runner(options.work_dir / ".detrq-state.json");
+  out.reports = runner.run(out.steps, RunOptions{options.dry_run, options.force});
+  out.description = StepRunner::describe(out.steps, out.reports);
+  return out;
+}
+
+}  // namespace detrq::pipeline
