@@ -1,7 +1,8 @@
 // Calibration cost against its peer, plain FP32 inference with detrq's runtime: time of N images with
 // the statistics observer (plus the thresholds) over N FP32 runs, and peak resident memory of each,
 // every mode in a fresh child process so the peaks do not mix.
-//   calibration_bench [MODEL] [IMAGES=100] [THREADS=0]   (MODEL defaults to ../shared's small RF-DETR)
+//   calibration_bench [MODEL] [IMAGES=100] [THREADS=0] [all]   (MODEL defaults to ../shared's small RF-DETR;
+//   "all": observe every float tensor, as --all-tensors does)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +14,9 @@
 #include <string>
 
 #include "detrq/core/tensor.h"
+#include "detrq/onnx/model.h"
 #include "detrq/quant/calibration_table.h"
+#include "detrq/quant/qdq_insertion.h"
 #include "detrq/quant/statistics_observer.h"
 #include "detrq/runtime/session.h"
 
@@ -22,6 +25,7 @@ namespace {
 struct Measure {
   double seconds = 0;      // the N runs
   double extra_seconds = 0;  // thresholds, after the runs
+  double observer_seconds = 0;  // inside the observer during the runs (less sensitive to machine load)
   long peak_kib = 0;
   long statistics_kib = 0;
 };
@@ -34,6 +38,23 @@ long peak_rss_kib() {
   }
   return 0;
 }
+
+bool all_tensors = false;
+
+// Times the statistics observer's own work inside the calibration runs.
+class TimedObserver : public detrq::runtime::Observer {
+ public:
+  explicit TimedObserver(detrq::quant::StatisticsObserver& inner) : inner_(inner) {}
+  void on_tensor(const std::string& name, const detrq::core::Tensor& value) override {
+    const auto t = std::chrono::steady_clock::now();
+    inner_.on_tensor(name, value);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  double seconds = 0;
+
+ private:
+  detrq::quant::StatisticsObserver& inner_;
+};
 
 Measure run_mode(const std::string& model_path, int images, int threads, bool calibrate) {
   using Clock = std::chrono::steady_clock;
@@ -51,19 +72,23 @@ Measure run_mode(const std::string& model_path, int images, int threads, bool ca
     inputs.push_back(t);
   }
   detrq::quant::StatisticsObserver observer(threads > 0 ? threads : detrq::core::ThreadPool::hardware_threads());
+  // What detrq calibrate observes by default: the tensors of the layers the DETR policy quantizes.
+  if (!all_tensors) observer.watch_only(detrq::quant::tensors_to_calibrate(detrq::onnx::load_model(model_path), {}));
   session.run({{input.name, inputs[0]}});  // warm-up, both modes
   Measure m;
+  TimedObserver timed(observer);
   const auto start = Clock::now();
   for (int i = 0; i < images; ++i) {
     const auto& x = inputs[static_cast<std::size_t>(i) % inputs.size()];
     if (calibrate) {
       observer.observe(input.name, x.span<float>());
-      session.run({{input.name, x}}, &observer);
+      session.run({{input.name, x}}, &timed);
     } else {
       session.run({{input.name, x}});
     }
   }
   m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  m.observer_seconds = timed.seconds;
   if (calibrate) {
     const auto t = Clock::now();
     auto table = detrq::quant::build_calibration_table(observer.statistics(), detrq::quant::CalibrationMethod::kEntropy);
@@ -104,6 +129,7 @@ int main(int argc, char** argv) {
   std::string model = argc > 1 ? argv[1] : std::string(DETRQ_SHARED_DIR) + "/models/rfdetr_small_random.onnx";
   const int images = argc > 2 ? std::atoi(argv[2]) : 100;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  all_tensors = argc > 4 && std::string(argv[4]) == "all";
   std::fprintf(stderr, "model %s, %d images, threads %d\n", model.c_str(), images, threads);
   Measure fp32 = in_child(model, images, threads, false);
   Measure cal = in_child(model, images, threads, true);
@@ -111,6 +137,10 @@ int main(int argc, char** argv) {
               fp32.peak_kib / 1024);
   std::printf("calibration runs: %8.2f s  (%.1f ms/image) + thresholds %.2f s, peak RSS %ld MiB (statistics %ld KiB)\n",
               cal.seconds, 1000 * cal.seconds / images, cal.extra_seconds, cal.peak_kib / 1024, cal.statistics_kib);
+  std::printf("observer %.1f ms/image = %.1f%% of the calibration runs; (FP32 + observer + thresholds) / FP32 "
+              "from the calibration process alone: %.3f\n",
+              1000 * cal.observer_seconds / images, 100 * cal.observer_seconds / cal.seconds,
+              cal.seconds / (cal.seconds - cal.observer_seconds) + cal.extra_seconds / (cal.seconds - cal.observer_seconds));
   std::printf("time ratio (calibration incl. thresholds / FP32): %.3f   peak memory ratio: %.3f\n",
               (cal.seconds + cal.extra_seconds) / fp32.seconds,
               static_cast<double>(cal.peak_kib) / static_cast<double>(fp32.peak_kib));

@@ -71,7 +71,8 @@ def machine():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=os.path.join(ROOT, "..", "shared", "models", "rfdetr_small_random.onnx"))
+    shared = os.environ.get("DETRQ_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
+    p.add_argument("--model", default=os.path.join(shared, "models", "rfdetr_small_random.onnx"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--detrq", default=os.path.join(ROOT, "build", "release", "detrq"))

@@ -141,7 +141,8 @@ def _export_with_transformers(variant: str, checkpoint: str | None, output: str)
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model-variant", choices=["small", "base"], default="small")
+    ap.add_argument("--model-variant", choices=["small", "base"], default="small",
+                    help="rfdetr back end (transformers reads the architecture from the checkpoint)")
     ap.add_argument("--checkpoint", help="checkpoint file (rfdetr) or Hugging Face folder/repo id (transformers)")
     ap.add_argument("--output", required=True, help="ONNX file to write")
     a = ap.parse_args(argv)

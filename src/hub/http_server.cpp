@@ -143,6 +143,7 @@ bool HttpExchange::read_head() {
   content_length_ = 0;
   chunked_ = false;
   responded_ = false;
+  continue_sent_ = false;
   // Between requests a keep-alive connection may idle for io_timeout; then the head has its own deadline.
   if (pos_ == buf_.size()) {
     buf_.clear();
@@ -223,6 +224,12 @@ std::string HttpExchange::header(const std::string& lower_name) const {
 
 uint64_t HttpExchange::read_body_to(uint64_t max_bytes, const std::function<void(const char*, std::size_t)>& sink) {
   if (body_done_) return 0;
+  if (lower(header("expect")) == "100-continue" && !continue_sent_) {
+    // Clients that ask first (git-lfs, curl by default) would otherwise wait a second before sending.
+    continue_sent_ = true;
+    static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    write_all(kContinue, sizeof kContinue - 1);
+  }
   const int timeout = limits_.io_timeout_s * 1000;
   uint64_t total = 0;
   auto take = [&](uint64_t want) {

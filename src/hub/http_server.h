@@ -83,6 +83,7 @@ class HttpExchange {
   bool body_done_ = true;
   bool keep_alive_ = true;
   bool responded_ = false;
+  bool continue_sent_ = false;
 };
 
 class HttpServer {

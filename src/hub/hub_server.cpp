@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "detrq/core/error.h"
@@ -323,6 +324,40 @@ struct HubServer::Impl {
               json{{"id", key.id()}, {"modelId", key.id()}, {"sha", commit->id}, {"private", store->is_private(key)},
                    {"disabled", false}, {"gated", false}, {"downloads", 0}, {"likes", 0}, {"tags", json::array()},
                    {"siblings", siblings}});
+  }
+
+  // The listing huggingface_hub's list_repo_tree and snapshot_download read (one page: no Link header).
+  void tree(HttpExchange& ex, const RepoKey& key, Access access, const std::string& revision, const std::string& dir) {
+    if (!require_read(ex, key, access)) return;
+    const auto commit = store->resolve(key, revision);
+    if (!commit) return send_error(ex, 404, "Invalid rev id: " + revision, "RevisionNotFound");
+    const std::string recursive_param = ex.query_param("recursive");
+    const bool recursive = recursive_param == "true" || recursive_param == "True" || recursive_param == "1";
+    const std::string prefix = dir.empty() ? "" : dir + "/";
+    json entries = json::array();
+    std::set<std::string> folders;
+    auto add_folder = [&](const std::string& path) {
+      if (folders.insert(path).second) {
+        entries.push_back({{"type", "directory"}, {"oid", detail::git_blob_sha1_hex(path)}, {"size", 0}, {"path", path}});
+      }
+    };
+    for (const auto& [path, f] : commit->files) {
+      if (path.rfind(prefix, 0) != 0) continue;
+      const std::string rest = path.substr(prefix.size());
+      const std::size_t slash = rest.find('/');
+      if (!recursive && slash != std::string::npos) {
+        add_folder(prefix + rest.substr(0, slash));
+        continue;
+      }
+      for (std::size_t p = rest.find('/'); recursive && p != std::string::npos; p = rest.find('/', p + 1)) {
+        add_folder(prefix + rest.substr(0, p));
+      }
+      json e = {{"type", "file"}, {"oid", f.git_oid}, {"size", f.size}, {"path", path}};
+      if (f.lfs) e["lfs"] = {{"oid", f.sha256}, {"size", f.size}, {"pointerSize", lfs_pointer(f.sha256, f.size).size()}};
+      entries.push_back(e);
+    }
+    if (!dir.empty() && entries.empty()) return send_error(ex, 404, "Entry not found: " + dir, "EntryNotFound");
+    send_json(ex, 200, entries);
   }
 
   void serve_object(HttpExchange& ex, const RepoKey& key, const detail::StoredFile& f, Headers headers) {
@@ -664,6 +699,7 @@ struct HubServer::Impl {
         if (!key) return bad_repo();
         if (s.size() == 4 && (m == "GET" || m == "HEAD")) return repo_info(ex, *key, access, "main");
         if (s.size() >= 6 && s[4] == "revision" && (m == "GET" || m == "HEAD")) return repo_info(ex, *key, access, join(s, 5));
+        if (s.size() >= 6 && s[4] == "tree" && (m == "GET" || m == "HEAD")) return tree(ex, *key, access, s[5], join(s, 6));
         if (s.size() >= 6 && s[4] == "preupload" && m == "POST") return preupload(ex, *key, access, join(s, 5));
         if (s.size() >= 6 && s[4] == "commit") return commit(ex, *key, access, join(s, 5));
       }

@@ -5,7 +5,6 @@
 
 #include <climits>
 #include <cstring>
-#include <regex>
 
 #include "detrq/core/error.h"
 #include "detrq/core/file_io.h"
@@ -66,24 +65,44 @@ Tensor parse_npy(const std::string& bytes, const std::string& source) {
   }
   if (header_len > bytes.size() - header_start) throw_invalid(source, "truncated .npy header", "the file is incomplete");
   const std::string header = bytes.substr(header_start, header_len);
-  std::smatch m;
-  static const std::regex descr_re(R"('descr'\s*:\s*'([^']*)')");
-  static const std::regex fortran_re(R"('fortran_order'\s*:\s*(True|False))");
-  static const std::regex shape_re(R"('shape'\s*:\s*\(([^)]*)\))");
-  if (!std::regex_search(header, m, descr_re)) throw_invalid(source, "the .npy header has no 'descr'");
-  const DType dtype = npy_dtype(m[1].str(), source);
-  if (std::regex_search(header, m, fortran_re) && m[1].str() == "True") {
+  // The header is a Python dict literal; the three keys NumPy writes are all detrq needs.
+  auto value_after = [&](const char* key) -> std::string {
+    const auto k = header.find(key);
+    if (k == std::string::npos) throw_invalid(source, std::string("the .npy header has no ") + key);
+    auto v = header.find(':', k);
+    if (v == std::string::npos) throw_invalid(source, "malformed .npy header");
+    v = header.find_first_not_of(" ", v + 1);
+    if (v == std::string::npos) throw_invalid(source, "malformed .npy header");
+    return header.substr(v);
+  };
+  const std::string descr_text = value_after("'descr'");
+  const auto quote_end = descr_text.find('\'', 1);
+  if (descr_text.empty() || descr_text[0] != '\'' || quote_end == std::string::npos) {
+    throw_invalid(source, "malformed .npy 'descr'");
+  }
+  const DType dtype = npy_dtype(descr_text.substr(1, quote_end - 1), source);
+  if (value_after("'fortran_order'").rfind("True", 0) == 0) {
     throw_unsupported(source, "is a Fortran-ordered array", "save it with numpy.ascontiguousarray");
   }
-  if (!std::regex_search(header, m, shape_re)) throw_invalid(source, "the .npy header has no 'shape'");
+  const std::string shape_text = value_after("'shape'");
+  const auto close = shape_text.find(')');
+  if (shape_text.empty() || shape_text[0] != '(' || close == std::string::npos) {
+    throw_invalid(source, "malformed .npy 'shape'");
+  }
   core::Shape shape;
-  const std::string dims = m[1].str();
-  static const std::regex dim_re(R"(\d+)");
   uint64_t numel = 1;
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), dim_re); it != std::sregex_iterator(); ++it) {
-    const std::string d = it->str();
-    if (d.size() > 12) throw_invalid(source, "has an absurd .npy dimension " + d);
-    shape.push_back(std::stoll(d));
+  std::string digits;
+  for (std::size_t i = 1; i <= close; ++i) {
+    const char c = shape_text[i];
+    if (c >= '0' && c <= '9') {
+      digits += c;
+      continue;
+    }
+    if (c != ',' && c != ' ' && c != ')' && c != 'L') throw_invalid(source, "malformed .npy 'shape'");
+    if (digits.empty()) continue;
+    if (digits.size() > 12) throw_invalid(source, "has an absurd .npy dimension " + digits);
+    shape.push_back(std::stoll(digits));
+    digits.clear();
     numel *= static_cast<uint64_t>(shape.back());
     if (numel > (uint64_t{1} << 40)) throw_invalid(source, "has an absurd .npy shape");
   }

@@ -34,7 +34,8 @@ const std::vector<std::pair<std::string, std::string>>& PrecisionPolicy::detr_pa
   return patterns;
 }
 
-NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input) const {
+NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input,
+                                     bool feeds_ranking) const {
   NodeDecision d{node.name, node.op_type, true, {}};
   for (const auto& p : include) {
     if (glob_match(p, node.name)) {
@@ -62,6 +63,12 @@ NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_act
     }
     if (node.op_type == "Conv" && reads_graph_input) {
       d.reason = "patch embedding (reads the image)";
+      return d;
+    }
+    // RF-DETR's two-stage query selection ranks encoder proposals with TopK: a ranking turns noise
+    // far below one INT8 step into different, reordered queries, so everything it reads stays float.
+    if (feeds_ranking) {
+      d.reason = "feeds the TopK that selects the queries (ranking amplifies any noise)";
       return d;
     }
   }

@@ -128,9 +128,32 @@ bool is_candidate(const onnx::Node& node) {
          (node.domain.empty() || node.domain == "ai.onnx");
 }
 
+// Nodes whose results reach the scores input of a ranking operator (TopK, ArgMax, ArgMin).
+std::set<const onnx::Node*> upstream_of_ranking(const onnx::Graph& g) {
+  std::map<std::string, const onnx::Node*> producer;
+  for (const auto& n : g.nodes) {
+    for (const auto& o : n.outputs) producer[o] = &n;
+  }
+  std::set<const onnx::Node*> seen;
+  std::vector<std::string> stack;
+  for (const auto& n : g.nodes) {
+    if ((n.op_type == "TopK" || n.op_type == "ArgMax" || n.op_type == "ArgMin") && !n.inputs.empty()) {
+      stack.push_back(n.inputs[0]);
+    }
+  }
+  while (!stack.empty()) {
+    std::string t = stack.back();
+    stack.pop_back();
+    auto it = producer.find(t);
+    if (it == producer.end() || !seen.insert(it->second).second) continue;
+    for (const auto& in : it->second->inputs) stack.push_back(in);
+  }
+  return seen;
+}
+
 // The policy's decision before calibration: from the node and which of its inputs are constant.
 NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants, const std::set<std::string>& graph_inputs,
-                        const PrecisionPolicy& policy) {
+                        const std::set<const onnx::Node*>& ranking, const PrecisionPolicy& policy) {
   const std::size_t data_inputs = std::min<std::size_t>(node.inputs.size(), 2);
   bool any_constant = false;
   bool reads_graph_input = false;
@@ -138,7 +161,7 @@ NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants,
     any_constant = any_constant || constants.is_constant(node.inputs[i]);
     reads_graph_input = reads_graph_input || graph_inputs.count(node.inputs[i]);
   }
-  return policy.decide(node, !any_constant, reads_graph_input);
+  return policy.decide(node, !any_constant, reads_graph_input, ranking.count(&node) != 0);
 }
 }  // namespace
 
@@ -150,8 +173,9 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
     graph_inputs.insert(in.name);
     out.insert(in.name);
   }
+  const auto ranking = upstream_of_ranking(g);
   for (const auto& node : g.nodes) {
-    if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, policy).quantize) continue;
+    if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, ranking, policy).quantize) continue;
     for (std::size_t i = 0; i < std::min<std::size_t>(node.inputs.size(), 2); ++i) {
       if (!constants.is_constant(node.inputs[i])) out.insert(node.inputs[i]);
     }
@@ -227,11 +251,12 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
     return dq_out;
   };
 
+  const auto ranking = upstream_of_ranking(g);
   for (auto& node : g.nodes) {
     if (!is_candidate(node)) continue;
     // Inputs that carry data: Conv/Gemm x and W (their bias stays float), MatMul A and B.
     const std::size_t data_inputs = std::min<std::size_t>(node.inputs.size(), 2);
-    NodeDecision d = pre_decide(node, constants, graph_inputs, policy);
+    NodeDecision d = pre_decide(node, constants, graph_inputs, ranking, policy);
     // Every data input must be quantizable: a calibrated activation or a float32 initializer.
     if (d.quantize) {
       for (std::size_t i = 0; i < data_inputs && d.quantize; ++i) {

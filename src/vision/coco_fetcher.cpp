@@ -1,6 +1,7 @@
 // COCO calibration image fetcher over libcurl's multi interface: up to `concurrency` transfers at once,
 // each body kept in memory, validated as a complete JPEG and only then written (atomically) to disk.
-// 404s and invalid bodies move on to the next id; connection errors, timeouts and 5xx retry with backoff.
+// 404s and invalid bodies move on to the next id; connection errors, timeouts, 5xx, 408 and 429 retry
+// with backoff.
 #include "detrq/vision/coco_fetcher.h"
 
 #include <curl/curl.h>
@@ -10,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -229,7 +229,7 @@ FetchSummary fetch_calibration_images(const FetchOptions& options) {
         fail(t->id, fmt::format("answer larger than {} bytes", options.max_body_bytes));
       } else if (result != CURLE_OK) {
         transient = fmt::format("{} ({})", curl_easy_strerror(result), t->error);
-      } else if (status >= 500) {
+      } else if (status >= 500 || status == 408 || status == 429) {  // server trouble, timeouts, throttling
         transient = fmt::format("HTTP {}", status);
       } else if (status != 200) {
         fail(t->id, fmt::format("HTTP {}", status));  // 404 and friends: the next id is taken instead

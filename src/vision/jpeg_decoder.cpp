@@ -1,5 +1,6 @@
 // JPEG decoding with libjpeg-turbo into RGB8. Any libjpeg warning (e.g. "premature end of data") is
 // treated as corruption: a calibration image must be exactly what the reference decoder sees.
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>

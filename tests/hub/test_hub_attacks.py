@@ -294,3 +294,23 @@ def test_the_token_is_not_sent_to_the_storage_host(hostile_hub, tmp_path):
     to_storage = [auth for port, _, auth in HostileHub.seen if port == storage.server_port]
     assert to_hub == [f"Bearer {token}"] and to_storage == [None]
     assert token not in r.stderr + r.stdout
+
+
+def test_expect_100_continue_and_keep_alive_on_one_connection(hub_server):
+    create(hub_server)
+    body = commit_lines(add_file("hello.txt", b"hi"))
+    s = socket.create_connection(("127.0.0.1", hub_server.port), timeout=10)
+    s.sendall(b"POST /api/models/acme/r/commit/main HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+              + f"Authorization: Bearer {WRITE_TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    s.sendall(body)
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    s.sendall(b"GET /acme/r/resolve/main/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")  # same connection
+    second = b""
+    while not second.endswith(b"hi"):
+        chunk = s.recv(65536)
+        assert chunk
+        second += chunk
+    assert second.startswith(b"HTTP/1.1 200 ") and b"X-Repo-Commit: " in second
+    s.close()

@@ -117,3 +117,22 @@ for call, exc in [(lambda: hf_hub_download("acme/err", "missing.txt"), EntryNotF
 """
     out = check(run_hf(hf_env(hub_server, tmp_path / "h", HF_HUB_DISABLE_XET="1"), code)).split()
     assert out == ["ok"] * 4
+
+
+def test_huggingface_hub_lists_the_tree_and_downloads_a_snapshot(hub_server, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\0" + os.urandom(100_000))
+    check(run_detrq(hf_env(hub_server, tmp_path / "p"), "publish", "--hf-repo", "acme/snap", "--file",
+                    f"{model}:onnx/model.onnx", "--file", f"{model}:onnx/int8/model.onnx"))
+    code = """
+from huggingface_hub import HfApi, snapshot_download
+api = HfApi()
+print(sorted(f.path for f in api.list_repo_tree("acme/snap")))
+print(sorted(f.path for f in api.list_repo_tree("acme/snap", recursive=True)))
+print(snapshot_download("acme/snap"))
+"""
+    lines = check(run_hf(hf_env(hub_server, tmp_path / "h", token=None), code)).splitlines()
+    assert lines[0] == str([".gitattributes", "onnx"])
+    assert lines[1] == str([".gitattributes", "onnx", "onnx/int8", "onnx/int8/model.onnx", "onnx/model.onnx"])
+    snapshot = Path(lines[2])
+    assert (snapshot / "onnx" / "int8" / "model.onnx").read_bytes() == model.read_bytes()

@@ -166,3 +166,29 @@ TEST(TensorsToCalibrate, InputsAndOutputsOfTheLayersThePolicyQuantizes) {
   // feeds a quantizable MatMul (calibration decides it stays float). Not: off, score (float layers).
   EXPECT_EQ(watched, (std::set<std::string>{"input", "masked", "t0", "t1", "rows", "t2", "t3", "t4"}));
 }
+
+TEST(QdqInsertion, LayersFeedingATopKStayFloatUnlessIncluded) {
+  auto model = sample_model();
+  // t2 (from /encoder/fc) is ranked: /encoder/fc and everything before it feed the TopK.
+  model.graph.nodes.push_back(make("TopK", "/select", {"t2", "k"}, {"vals", "idx"}));
+  model.graph.initializers["k"] = Tensor::from_vector<int64_t>({1}, {2});
+  auto summary = insert_qdq(model, sample_table(), PrecisionPolicy{});
+  std::map<std::string, NodeDecision> d;
+  for (const auto& x : summary.decisions) d[x.node] = x;
+  EXPECT_FALSE(d["/encoder/fc"].quantize);
+  EXPECT_NE(d["/encoder/fc"].reason.find("TopK"), std::string::npos);
+  EXPECT_FALSE(d["/encoder/conv"].quantize);
+  EXPECT_TRUE(d["/decoder/fc_shared"].quantize);  // not upstream of the ranking
+
+  auto again = sample_model();
+  again.graph.nodes.push_back(make("TopK", "/select", {"t2", "k"}, {"vals", "idx"}));
+  again.graph.initializers["k"] = Tensor::from_vector<int64_t>({1}, {2});
+  PrecisionPolicy policy;
+  policy.include = {"/encoder/*"};
+  auto s2 = insert_qdq(again, sample_table(), policy);
+  for (const auto& x : s2.decisions) {
+    if (x.node == "/encoder/fc") {
+      EXPECT_TRUE(x.quantize);
+    }
+  }
+}

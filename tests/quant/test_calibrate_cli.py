@@ -81,7 +81,8 @@ def read_cache(path):
 def sqnr(ref, test):
     ok = np.isfinite(ref) & np.isfinite(test)
     r, t = ref[ok].astype(np.float64), test[ok].astype(np.float64)
-    return 10 * np.log10(np.sum(r * r) / np.sum((r - t) ** 2))
+    noise = np.sum((r - t) ** 2)
+    return np.inf if noise == 0 else 10 * np.log10(np.sum(r * r) / noise)
 
 
 @pytest.fixture()
@@ -191,3 +192,54 @@ def test_unknown_method_is_a_usage_error(setup):
                   "--cache-path", str(tmp / "c.cache"))
     assert r.returncode == 2
     assert "entropy, minmax, percentile or mse" in r.stderr
+
+
+def test_detrq_runs_the_qdq_model_like_onnxruntime_within_one_step(setup):
+    tmp, model_path, arrays = setup
+    r = calibrate("calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+                  "--cache-path", str(tmp / "c.cache"), "--qdq-out", str(tmp / "q.onnx"))
+    assert r.returncode == 0, r.stderr
+    # Expose every dequantized activation so both runtimes' INT8 values can be compared directly.
+    q = onnx.load(str(tmp / "q.onnx"))
+    inits = {i.name: i for i in q.graph.initializer}
+    scales = {}
+    for node in q.graph.node:
+        if node.op_type == "DequantizeLinear" and not node.input[0].startswith("W"):
+            scales[node.output[0]] = float(numpy_helper.to_array(inits[node.input[1]]))
+            q.graph.output.append(helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None))
+    assert len(scales) >= 3
+    onnx.save(q, str(tmp / "q_debug.onnx"))
+    out_dir = tmp / "detrq_out"
+    x = tmp / "tensors" / "calib_0005.bin"
+    r = subprocess.run([DETRQ, "run", str(tmp / "q_debug.onnx"), "--input", f"input={x}", "--output-dir", str(out_dir)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sess = ort.InferenceSession(str(tmp / "q_debug.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    expected = dict(zip(names, sess.run(None, {"input": arrays[5]})))
+    for name, scale in scales.items():
+        got = np.load(out_dir / f"{name}.npy")
+        assert np.max(np.abs(got - expected[name])) <= scale * 1.0001, name
+    for name in ("dets", "labels"):
+        got = np.load(out_dir / f"{name}.npy")
+        assert sqnr(expected[name], got) > 40, name
+
+
+def test_accuracy_budget_returns_the_most_sensitive_layers_to_float(setup):
+    tmp, model_path, _ = setup
+    common = ["--json", "calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+              "--cache-path", str(tmp / "c.cache"), "--no-detr-defaults"]
+    r = calibrate(*common)
+    assert r.returncode == 0, r.stderr
+    plain = json.loads(r.stdout)
+    worst = min(v for v in plain["sqnr_db"].values() if v is not None)
+    budget = worst + 10  # out of reach with every layer in INT8
+    r = calibrate(*common, "--accuracy-budget", str(budget), "--table", str(tmp / "t.json"),
+                  "--report", str(tmp / "r.html"))
+    assert r.returncode == 0, r.stderr
+    tuned = json.loads(r.stdout)
+    assert tuned["quantized_nodes"] < plain["quantized_nodes"]
+    assert all(v is None or v >= budget for v in tuned["sqnr_db"].values())
+    table = json.load(open(tmp / "t.json"))
+    assert any(t["sensitivity_db"] is not None for t in table["tensors"])
+    assert "accuracy budget: alone in INT8 it gives" in open(tmp / "r.html").read()

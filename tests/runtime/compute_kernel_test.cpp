@@ -646,5 +646,42 @@ TEST(MaxPool, WindowsPadsCeilModeAndIndices) {
   }
 }
 
+// ---- Bad input: a clear error naming the node, never a crash -------------------------------------
+
+TEST(ComputeKernels, RejectBadInputsWithErrors) {
+  auto expect_invalid = [](KernelCall call, const std::string& fragment) {
+    try {
+      run_kernel(call);
+      ADD_FAILURE() << "no error for " << call.node.op_type;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what() << " / " << e.problem();
+      EXPECT_NE(e.where().find(call.node.op_type), std::string::npos) << e.where();
+    }
+  };
+  onnx::Node softmax = make_node("Softmax", 1);
+  set_int(softmax, "axis", 3);
+  KernelCall c1 = call_for(softmax);
+  c1.inputs = {random_tensor({2, 3}, 1)};
+  expect_invalid(c1, "axis 3");
+
+  KernelCall c2 = call_for(make_node("LayerNormalization", 2));
+  c2.inputs = {random_tensor({2, 8}, 1), random_tensor({7}, 2)};
+  expect_invalid(c2, "Scale");
+
+  onnx::Node pool = make_node("MaxPool", 1);
+  set_ints(pool, "kernel_shape", {5, 5});
+  KernelCall c3 = call_for(pool);
+  c3.inputs = {random_tensor({1, 1, 3, 3}, 1)};
+  expect_invalid(c3, "window");
+
+  KernelCall c4 = call_for(make_node("Conv", 2));
+  c4.inputs = {random_tensor({1, 2, 3, 3}, 1), random_tensor({1, 2, 4, 4}, 2)};
+  expect_invalid(c4, "window");
+
+  KernelCall c5 = call_for(make_node("MatMul", 2));
+  c5.inputs = {random_tensor({3, 4}, 1), Tensor::from_vector<double>({4, 2}, std::vector<double>(8, 1.0))};
+  expect_invalid(c5, "B is float64");
+}
+
 }  // namespace
 }  // namespace detrq

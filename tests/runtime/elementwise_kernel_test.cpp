@@ -211,3 +211,52 @@ TEST(ClipKernel, AttributesAndInputs) {
 
 }  // namespace
 }  // namespace detrq::testing
+
+namespace detrq::testing {
+namespace {
+
+TEST(VariadicKernel, MaxMinSumMeanBroadcast) {
+  auto a = f32({2, 2}, {1, 5, -3, 8});
+  auto b = f32({2}, {2, 4});
+  auto c = f32({}, {3});
+  expect_tensor<float>(run(make_node("Max", 3), {a, b, c})[0], {2, 2}, {3, 5, 3, 8});
+  expect_tensor<float>(run(make_node("Min", 2), {a, b})[0], {2, 2}, {1, 4, -3, 4});
+  expect_tensor<float>(run(make_node("Sum", 3), {a, b, c})[0], {2, 2}, {6, 12, 2, 15});
+  expect_tensor<float>(run(make_node("Mean", 2), {a, b})[0], {2, 2}, {1.5F, 4.5F, -0.5F, 6});
+  expect_tensor<int64_t>(run(make_node("Max", 1), {i64({2}, {4, -4})})[0], {2}, {4, -4});
+  expect_tensor<float>(run(make_node("Max", 2), {f32({2}, {1, kNaN}), f32({2}, {kNaN, 1})})[0], {2}, {kNaN, kNaN});
+  expect_error([] { run(make_node("Max", 2), {f32({2}, {1, 2}), f32({3}, {1, 2, 3})}); }, ErrorKind::kInvalidInput);
+}
+
+TEST(BinaryKernel, ModFollowsTheDivisorOrDividendSign) {
+  expect_tensor<int64_t>(run(make_node("Mod", 2), {i64({4}, {7, -7, 7, -7}), i64({4}, {3, 3, -3, -3})})[0], {4},
+                         {1, 2, -2, -1});
+  onnx::Node fmod = make_node("Mod", 2);
+  set_int(fmod, "fmod", 1);
+  expect_tensor<float>(run(fmod, {f32({2}, {7.5F, -7.5F}), f32({2}, {2, 2})})[0], {2}, {1.5F, -1.5F});
+  expect_error([] { run(make_node("Mod", 2), {f32({1}, {1}), f32({1}, {1})}); }, ErrorKind::kInvalidInput);
+  expect_error([] { run(make_node("Mod", 2), {i64({1}, {1}), i64({1}, {0})}); }, ErrorKind::kInvalidInput);
+}
+
+TEST(UnaryKernel, RoundSignSoftplusAndParametricActivations) {
+  expect_tensor<float>(run(make_node("Round"), {f32({4}, {0.5F, 1.5F, -2.5F, 2.6F})})[0], {4}, {0, 2, -2, 3});
+  expect_tensor<float>(run(make_node("Sign"), {f32({3}, {-2, 0, 3})})[0], {3}, {-1, 0, 1});
+  expect_tensor<float>(run(make_node("Softplus"), {f32({3}, {0, 100, -100})})[0], {3}, {std::log(2.0F), 100, 0});
+  onnx::Node leaky = make_node("LeakyRelu");
+  set_float(leaky, "alpha", 0.1F);
+  expect_tensor<float>(run(leaky, {f32({2}, {-2, 3})})[0], {2}, {-0.2F, 3});
+  expect_tensor<float>(run(make_node("HardSigmoid"), {f32({3}, {-10, 0, 10})})[0], {3}, {0, 0.5F, 1});
+  expect_tensor<float>(run(make_node("Elu"), {f32({2}, {-1, 2})})[0], {2}, {std::exp(-1.0F) - 1, 2});
+  expect_bools(run(make_node("IsNaN"), {f32({3}, {kNaN, kInf, 0})})[0], {3}, {1, 0, 0});
+  onnx::Node isinf = make_node("IsInf");
+  set_int(isinf, "detect_negative", 0);
+  expect_bools(run(isinf, {f32({3}, {kNaN, kInf, -kInf})})[0], {3}, {0, 1, 0});
+}
+
+TEST(CastKernel, CastLikeTakesTheSecondInputsType) {
+  auto y = run(make_node("CastLike", 2), {f32({2}, {1.7F, -2.2F}), i64({1}, {0})});
+  expect_tensor<int64_t>(y[0], {2}, {1, -2});
+}
+
+}  // namespace
+}  // namespace detrq::testing

@@ -58,3 +58,30 @@ TEST(ReduceKernel, EmptyAndBadInputs) {
 
 }  // namespace
 }  // namespace detrq::testing
+
+namespace detrq::testing {
+namespace {
+
+TEST(ReduceKernel, MinAndProd) {
+  auto x = f32({2, 3}, {1, -2, 3, 4, 5, 0.5F});
+  onnx::Node min = make_node("ReduceMin");
+  set_ints(min, "axes", {1});
+  expect_tensor<float>(run(min, {x}, 13)[0], {2, 1}, {-2, 0.5F});
+  onnx::Node prod = make_node("ReduceProd", 2);
+  expect_tensor<float>(run(prod, {x, i64({1}, {0})}, 18)[0], {1, 3}, {4, -10, 1.5F});
+}
+
+TEST(ArgReduceKernel, FirstOrLastIndexOfTheExtreme) {
+  auto x = f32({2, 3}, {1, 7, 7, 0, -1, 0});
+  onnx::Node argmax = make_node("ArgMax");
+  set_int(argmax, "axis", 1);
+  expect_tensor<int64_t>(run(argmax, {x})[0], {2, 1}, {1, 0});
+  set_int(argmax, "select_last_index", 1);
+  expect_tensor<int64_t>(run(argmax, {x})[0], {2, 1}, {2, 2});
+  onnx::Node argmin = make_node("ArgMin");
+  set_int(argmin, "keepdims", 0);
+  expect_tensor<int64_t>(run(argmin, {x})[0], {3}, {1, 1, 1});
+}
+
+}  // namespace
+}  // namespace detrq::testing

@@ -220,3 +220,18 @@ TEST(TopKKernel, LargestSmallestAndStableTies) {
 
 }  // namespace
 }  // namespace detrq::testing
+
+namespace detrq::testing {
+namespace {
+
+TEST(RangeSizeKernels, LengthFromConstants) {
+  expect_tensor<int64_t>(run(make_node("Range", 3), {i64({}, {10}), i64({}, {4}), i64({}, {-3})})[0], {2}, {10, 7});
+  expect_tensor<float>(run(make_node("Range", 3), {f32({}, {0}), f32({}, {1}), f32({}, {0.25F})})[0], {4},
+                       {0, 0.25F, 0.5F, 0.75F});
+  expect_tensor<int64_t>(run(make_node("Range", 3), {i64({}, {5}), i64({}, {1}), i64({}, {1})})[0], {0}, {});
+  expect_error([] { run(make_node("Range", 3), {i64({}, {0}), i64({}, {1}), i64({}, {0})}); }, ErrorKind::kInvalidInput);
+  expect_tensor<int64_t>(run(make_node("Size"), {f32({2, 3}, std::vector<float>(6))})[0], {}, {6});
+}
+
+}  // namespace
+}  // namespace detrq::testing

@@ -21,7 +21,8 @@ def detrq(*args, timeout=120):
 
 def save_model(path, nodes, inputs, outputs, initializers=(), opset=17):
     graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    # IR 8: what onnxruntime 1.30 and the RF-DETR exports use (onnx 1.23 would write a newer one).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
     onnx.save(model, str(path))
     return path
 

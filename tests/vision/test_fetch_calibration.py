@@ -25,11 +25,13 @@ def jpeg_bytes(seed):
 # id -> behaviour; "once" behaviours fail on the first request(s) only, "always" ones on every request.
 GOOD, NOT_FOUND, FLAKY_500, ALWAYS_500, CUT_ONCE, ALWAYS_CUT = "good", "404", "500x2", "500", "cut1", "cut"
 HTML, TRUNCATED_JPEG, SLOW_ONCE, ALWAYS_SLOW = "html", "truncated", "slow1", "slow"
+THROTTLED_ONCE = "429x1"
 PLAN = [
     (1, GOOD), (2, NOT_FOUND), (3, FLAKY_500), (4, CUT_ONCE), (5, HTML), (6, TRUNCATED_JPEG),
-    (7, SLOW_ONCE), (8, GOOD), (9, ALWAYS_500), (10, ALWAYS_CUT), (11, ALWAYS_SLOW), (12, GOOD), (13, GOOD),
+    (7, SLOW_ONCE), (8, GOOD), (9, ALWAYS_500), (10, ALWAYS_CUT), (11, ALWAYS_SLOW), (12, GOOD),
+    (13, THROTTLED_ONCE), (14, GOOD),
 ]
-SUCCEEDS = [i for i, b in PLAN if b in (GOOD, FLAKY_500, CUT_ONCE, SLOW_ONCE)]
+SUCCEEDS = [i for i, b in PLAN if b in (GOOD, FLAKY_500, CUT_ONCE, SLOW_ONCE, THROTTLED_ONCE)]
 FAILS = [i for i, b in PLAN if i not in SUCCEEDS]
 SLOW_S = 2.5  # against --timeout 1
 
@@ -72,6 +74,8 @@ class FaultyServer:
                     self.send_error(404)
                 elif kind == ALWAYS_500 or (kind == FLAKY_500 and n <= 2):
                     self.send_error(500)
+                elif kind == THROTTLED_ONCE and n == 1:
+                    self.send_error(429)
                 elif kind == ALWAYS_CUT or (kind == CUT_ONCE and n == 1):
                     # Full Content-Length, half the body, then the connection closes.
                     self.close_connection = True
@@ -148,6 +152,7 @@ def test_faults_are_skipped_or_retried_and_never_leave_bad_files(server, tmp_pat
     assert_only_valid_jpegs(out, server)
     # Transient faults were retried, permanent ones were not.
     assert server.requests[3] == 3 and server.requests[4] == 2 and server.requests[7] == 2
+    assert server.requests[13] == 2
     assert server.requests[9] == 3 and server.requests[10] == 3 and server.requests[11] == 3
     assert server.requests[2] == 1 and server.requests[5] == 1 and server.requests[6] == 1
     failures = "\n".join(s["failures"])
@@ -163,7 +168,7 @@ def test_faults_are_skipped_or_retried_and_never_leave_bad_files(server, tmp_pat
 
 
 def test_no_more_requests_than_needed(server, tmp_path):
-    ids = write_ids(tmp_path / "ids.txt", [1, 8, 12, 13])
+    ids = write_ids(tmp_path / "ids.txt", [1, 8, 12, 14])
     out = tmp_path / "images"
     r, s = fetch(server.url, ids, out, 2, concurrency=10)
     assert r.returncode == 0, r.stderr

@@ -101,7 +101,7 @@ fs::path temp_dir(const std::string& name) {
 
 }  // namespace
 
-TEST(ImageDecoder, PngRgbGrayAlphaPaletteAnd16Bit) {
+TEST(VisionImageDecoder, PngRgbGrayAlphaPaletteAnd16Bit) {
   const int w = 37, h = 11;
   const auto rgb = smooth_pixels(w, h, 3);
   RgbImage im = decode_image(encode_png(w, h, PNG_COLOR_TYPE_RGB, 8, rgb), "rgb.png");
@@ -142,7 +142,7 @@ TEST(ImageDecoder, PngRgbGrayAlphaPaletteAnd16Bit) {
   EXPECT_EQ(im.pixels, rgb);
 }
 
-TEST(ImageDecoder, JpegColorAndGray) {
+TEST(VisionImageDecoder, JpegColorAndGray) {
   const int w = 64, h = 40;
   const auto rgb = smooth_pixels(w, h, 3);
   RgbImage im = decode_image(encode_jpeg(w, h, 3, rgb), "rgb.jpg");
@@ -161,7 +161,7 @@ TEST(ImageDecoder, JpegColorAndGray) {
   EXPECT_TRUE(is_complete_jpeg(encode_jpeg(w, h, 1, gray)));
 }
 
-TEST(ImageDecoder, CorruptTruncatedAndUnknownDataNameTheFile) {
+TEST(VisionImageDecoder, CorruptTruncatedAndUnknownDataNameTheFile) {
   const auto jpeg = encode_jpeg(64, 64, 3, smooth_pixels(64, 64, 3));
   const auto png = encode_png(64, 64, PNG_COLOR_TYPE_RGB, 8, smooth_pixels(64, 64, 3));
   for (std::size_t cut : {std::size_t{3}, jpeg.size() / 2, jpeg.size() - 2}) {
@@ -186,7 +186,7 @@ TEST(ImageDecoder, CorruptTruncatedAndUnknownDataNameTheFile) {
   EXPECT_THROW(decode_image(fs::path("/nonexistent/x.jpg")), Error);
 }
 
-TEST(ImageDecoder, ImageExtensions) {
+TEST(VisionImageDecoder, ImageExtensions) {
   EXPECT_TRUE(has_image_extension("a.JPG"));
   EXPECT_TRUE(has_image_extension("a.jpeg"));
   EXPECT_TRUE(has_image_extension("x/y.Png"));
@@ -194,7 +194,7 @@ TEST(ImageDecoder, ImageExtensions) {
   EXPECT_FALSE(has_image_extension("jpg"));
 }
 
-TEST(LetterboxTransform, GeometryFollowsFloat32TruncAndIntegerOffsets) {
+TEST(VisionLetterboxTransform, GeometryFollowsFloat32TruncAndIntegerOffsets) {
   const LetterboxTransform t(512);
   for (auto [w, h] : std::vector<std::pair<int, int>>{{640, 427}, {427, 640}, {1, 1}, {512, 512}, {513, 311},
                                                         {37, 999}, {4099, 3001}, {1, 2000}}) {
@@ -210,7 +210,7 @@ TEST(LetterboxTransform, GeometryFollowsFloat32TruncAndIntegerOffsets) {
   EXPECT_THROW(t.geometry(0, 5), Error);
 }
 
-TEST(LetterboxTransform, ConstantImageStaysConstantAndPaddingIs114) {
+TEST(VisionLetterboxTransform, ConstantImageStaysConstantAndPaddingIs114) {
   const LetterboxTransform t(64);
   for (auto [w, h] : std::vector<std::pair<int, int>>{{200, 50}, {50, 200}, {7, 3}, {64, 64}, {1000, 999}}) {
     RgbImage im(w, h);
@@ -242,7 +242,7 @@ TEST(LetterboxTransform, ConstantImageStaysConstantAndPaddingIs114) {
   }
 }
 
-TEST(LetterboxTransform, ResizeToSameSizeIsIdentityAndRowsStayIndependent) {
+TEST(VisionLetterboxTransform, ResizeToSameSizeIsIdentityAndRowsStayIndependent) {
   std::mt19937 rng(1);
   RgbImage im(33, 17);
   for (auto& v : im.pixels) v = static_cast<uint8_t>(rng());
@@ -255,7 +255,7 @@ TEST(LetterboxTransform, ResizeToSameSizeIsIdentityAndRowsStayIndependent) {
   for (int y = 1; y < 5; ++y) EXPECT_EQ(0, std::memcmp(out.row(0), out.row(y), out.row_bytes()));
 }
 
-TEST(CalibrationTensors, ReadChecksSizeAndManifestRoundTrips) {
+TEST(VisionCalibrationTensors, ReadChecksSizeAndManifestRoundTrips) {
   const auto dir = temp_dir("tensors");
   std::vector<float> values(3 * 8 * 8);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = float(i) * 0.5f - 3.0f;
@@ -288,11 +288,11 @@ TEST(CalibrationTensors, ReadChecksSizeAndManifestRoundTrips) {
   fs::remove_all(dir);
 }
 
-TEST(CalibrationTensors, Sha256KnownAnswer) {
+TEST(VisionCalibrationTensors, Sha256KnownAnswer) {
   EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");  // FIPS 180-2
 }
 
-TEST(CocoFetcher, DefaultIdsMatchTheShippedFileAndIdListsParse) {
+TEST(VisionCocoFetcher, DefaultIdsMatchTheShippedFileAndIdListsParse) {
   const char* source = std::getenv("DETRQ_SOURCE_DIR");
   ASSERT_NE(source, nullptr);
   const auto from_file = read_id_list(fs::path(source) / "data/coco_val2017_calibration_ids.txt");

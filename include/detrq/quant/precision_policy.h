@@ -30,8 +30,10 @@ struct PrecisionPolicy {
   static const std::vector<std::pair<std::string, std::string>>& detr_patterns();
 
   // Decision for a Conv/MatMul/Gemm node; `all_inputs_activations` is true for a MatMul of two
-  // computed tensors (an attention product); `reads_graph_input` when it consumes a graph input.
-  NodeDecision decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input) const;
+  // computed tensors (an attention product); `reads_graph_input` when it consumes a graph input;
+  // `feeds_ranking` when its result reaches the scores of a TopK/ArgMax (two-stage query selection).
+  NodeDecision decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input,
+                      bool feeds_ranking = false) const;
 };
 
 }  // namespace detrq::quant

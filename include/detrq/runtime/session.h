@@ -15,7 +15,9 @@
 namespace detrq::runtime {
 
 // Watches tensors as they are produced (calibration statistics, debugging). Called on the thread
-// that runs the session, in execution order; the tensor is valid only during the call.
+// that runs the session, in execution order, for every output of every node that runs (outputs of
+// folded nodes are constants, computed once at load, and not reported); the tensor is valid only
+// during the call.
 class Observer {
  public:
   virtual ~Observer() = default;

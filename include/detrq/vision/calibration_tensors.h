@@ -61,6 +61,7 @@ std::vector<std::filesystem::path> list_calibration_images(const std::filesystem
 CalibrationTensorsSummary write_calibration_tensors(const CalibrationTensorsOptions& options);
 
 // Maps one tensor file as a float32 [1, 3, size, size] tensor; throws kInvalidInput when its size is wrong.
+// The mapping is read-only: read it, or clone() it before writing.
 core::Tensor read_calibration_tensor(const std::filesystem::path& path, int input_size = 512);
 
 // Every tensor the manifest in `dir` lists, in manifest order (mapped, not copied).

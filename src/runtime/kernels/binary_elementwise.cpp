@@ -1,6 +1,9 @@
-// Binary elementwise operators with numpy broadcasting: Add, Sub, Mul, Div, Pow, Equal, Greater, Less,
-// GreaterOrEqual, LessOrEqual, And, Or, Xor.
+// Binary elementwise operators with numpy broadcasting: Add, Sub, Mul, Div, Mod, Pow, Equal, Greater, Less,
+// GreaterOrEqual, LessOrEqual, And, Or, Xor; and the variadic Max, Min, Sum and Mean built on them.
 #include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -106,6 +109,57 @@ struct OrOp {
 struct XorOp {
   bool operator()(bool a, bool b) const { return a != b; }
 };
+// NaN propagates, as in numpy's maximum/minimum.
+struct MaxOp {
+  template <typename T>
+  T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (b != b) return b;
+    }
+    return a < b ? b : a;
+  }
+};
+struct MinOp {
+  template <typename T>
+  T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (b != b) return b;
+    }
+    return b < a ? b : a;
+  }
+};
+// Mod with fmod=0: the result takes the divisor's sign (Python's %); integer divisors are checked for zero
+// before the loop.
+struct ModOp {
+  template <typename T>
+  T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      T r = std::fmod(a, b);
+      if (r != 0 && ((r < 0) != (b < 0))) r += b;
+      return r;
+    } else if constexpr (std::is_signed_v<T>) {
+      if (b == -1) return 0;
+      T r = static_cast<T>(a % b);
+      if (r != 0 && ((r < 0) != (b < 0))) r = static_cast<T>(r + b);
+      return r;
+    } else {
+      return static_cast<T>(a % b);
+    }
+  }
+};
+// Mod with fmod=1: the result takes the dividend's sign (C's fmod and %).
+struct FmodOp {
+  template <typename T>
+  T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      return std::fmod(a, b);
+    } else if constexpr (std::is_signed_v<T>) {
+      return b == -1 ? T(0) : static_cast<T>(a % b);
+    } else {
+      return static_cast<T>(a % b);
+    }
+  }
+};
 
 using BinaryFn = void (*)(const BroadcastPlan&, const void*, const void*, void*, core::ThreadPool&);
 
@@ -154,6 +208,19 @@ void binary_loop(const BroadcastPlan& plan, const void* av, const void* bv, void
 
 enum class Family { kArithmetic, kDivision, kPow, kEquality, kOrdering, kLogic };
 
+// Refuses integer division (Div, Mod) by zero, which would otherwise trap.
+void check_divisor(const onnx::Node& node, const Tensor& b) {
+  dispatch_all(b.dtype(), node, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* p = cdata<T>(b);
+    if constexpr (std::is_integral_v<T>) {
+      for (int64_t i = 0; i < b.numel(); ++i) {
+        if (p[i] == T(0)) throw_invalid(node.describe(), "integer division by zero", "check the divisor input");
+      }
+    }
+  });
+}
+
 class BinaryKernel final : public Kernel {
  public:
   BinaryKernel(const onnx::Node& node, Family family, BinaryFn (*select)(DType, DType, const onnx::Node&))
@@ -181,23 +248,11 @@ class BinaryKernel final : public Kernel {
     const Tensor& b = *ctx.inputs[1];
     Tensor& out = *ctx.outputs[0];
     if (out.numel() == 0) return;
-    if (integer_division_) check_divisor(b);
+    if (integer_division_) check_divisor(node_, b);
     fn_(plan_, a.raw_data(), b.raw_data(), out.raw_data(), ctx.pool);
   }
 
  private:
-  void check_divisor(const Tensor& b) const {
-    dispatch_all(b.dtype(), node_, [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* p = cdata<T>(b);
-      if constexpr (std::is_integral_v<T>) {
-        for (int64_t i = 0; i < b.numel(); ++i) {
-          if (p[i] == T(0)) throw_invalid(node_.describe(), "integer division by zero", "check the divisor input");
-        }
-      }
-    });
-  }
-
   onnx::Node node_;
   Family family_;
   BinaryFn (*select_)(DType, DType, const onnx::Node&);
@@ -237,6 +292,14 @@ BinaryFn select_logic(DType a, DType, const onnx::Node& node) {
   return &binary_loop<bool, bool, bool, F>;
 }
 
+// Mod without fmod: floats are refused by the specification (they need fmod=1).
+BinaryFn select_mod(DType a, DType b, const onnx::Node& node) {
+  if (core::dtype_is_float(a)) {
+    throw_invalid(node.describe(), "Mod of floating-point inputs requires fmod=1", "set the fmod attribute to 1");
+  }
+  return select_numeric<ModOp>(a, b, node);
+}
+
 BinaryFn select_pow(DType a, DType b, const onnx::Node& node) {
   require_dtype(node, "input X", a,
                 {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt32, DType::kInt64});
@@ -255,6 +318,64 @@ BinaryFn select_pow(DType a, DType b, const onnx::Node& node) {
     });
   });
 }
+
+// Max, Min, Sum, Mean over one or more inputs broadcast together: the first pair is combined into the
+// output, then each further input is folded into it in place; Mean divides at the end.
+class VariadicKernel final : public Kernel {
+ public:
+  VariadicKernel(const onnx::Node& node, BinaryFn (*select)(DType, DType, const onnx::Node&), bool mean)
+      : node_(node), select_(select), mean_(mean) {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) override {
+    if (ctx.input_types.empty()) throw_invalid(node_.describe(), "needs at least one input");
+    std::vector<Shape> shapes;
+    const DType dtype = require_input(ctx, 0).dtype;
+    for (std::size_t i = 0; i < ctx.input_types.size(); ++i) {
+      const TensorType& t = require_input(ctx, i);
+      if (t.dtype != dtype) throw_invalid(node_.describe(), "inputs have different dtypes");
+      shapes.push_back(t.shape);
+    }
+    if (mean_) require_dtype(node_, "inputs", dtype, float_dtypes());
+    fn_ = select_(dtype, dtype, node_);
+    const Shape out = broadcast_shapes(node_, shapes);
+    plans_.clear();
+    // A single input is its own result; otherwise inputs 0 and 1 combine, then each further one folds in.
+    for (std::size_t i = 1; i < shapes.size(); ++i) {
+      plans_.emplace_back(out, std::vector<Shape>{i == 1 ? shapes[0] : out, shapes[i]});
+    }
+    return {TensorType{dtype, out}};
+  }
+
+  void run(RunContext& ctx) override {
+    Tensor& out = *ctx.outputs[0];
+    if (out.numel() == 0) return;
+    if (ctx.inputs.size() == 1) {
+      std::memcpy(out.raw_data(), ctx.inputs[0]->raw_data(), out.nbytes());
+    } else {
+      fn_(plans_[0], ctx.inputs[0]->raw_data(), ctx.inputs[1]->raw_data(), out.raw_data(), ctx.pool);
+      for (std::size_t i = 2; i < ctx.inputs.size(); ++i) {
+        fn_(plans_[i - 1], out.raw_data(), ctx.inputs[i]->raw_data(), out.raw_data(), ctx.pool);
+      }
+    }
+    if (mean_) {
+      const auto n = static_cast<double>(ctx.inputs.size());
+      dispatch_all(out.dtype(), node_, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (std::is_floating_point_v<T> || kIsHalfType<T>) {
+          T* p = mdata<T>(out);
+          for (int64_t i = 0; i < out.numel(); ++i) p[i] = store<T>(static_cast<ComputeType<T>>(load(p[i]) / n));
+        }
+      });
+    }
+  }
+
+ private:
+  onnx::Node node_;
+  BinaryFn (*select_)(DType, DType, const onnx::Node&);
+  bool mean_;
+  BinaryFn fn_ = nullptr;
+  std::vector<BroadcastPlan> plans_;
+};
 
 template <Family kFamily>
 void add(KernelRegistry& registry, const char* op, int since, BinaryFn (*select)(DType, DType, const onnx::Node&)) {
@@ -280,6 +401,19 @@ void register_binary_kernels(KernelRegistry& registry) {
   add<Family::kLogic>(registry, "And", 7, &select_logic<AndOp>);
   add<Family::kLogic>(registry, "Or", 7, &select_logic<OrOp>);
   add<Family::kLogic>(registry, "Xor", 7, &select_logic<XorOp>);
+  registry.add("", "Mod", 10, [](const onnx::Node& node, int) {
+    const bool fmod = node.attr_int("fmod", 0) != 0;
+    return std::make_unique<BinaryKernel>(node, Family::kDivision, fmod ? &select_numeric<FmodOp> : &select_mod);
+  });
+  const std::pair<const char*, BinaryFn (*)(DType, DType, const onnx::Node&)> variadic[] = {
+      {"Max", &select_numeric<MaxOp>}, {"Min", &select_numeric<MinOp>}, {"Sum", &select_numeric<AddOp>},
+      {"Mean", &select_numeric<AddOp>}};
+  for (const auto& [op, select] : variadic) {
+    const bool mean = std::string(op) == "Mean";
+    registry.add("", op, 8, [select, mean](const onnx::Node& node, int) {
+      return std::make_unique<VariadicKernel>(node, select, mean);
+    });
+  }
 }
 
 }  // namespace detrq::runtime::kernels

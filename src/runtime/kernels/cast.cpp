@@ -1,4 +1,4 @@
-// Cast: converts between every numeric dtype, bool and the 16-bit floats.
+// Cast and CastLike: convert between every numeric dtype, bool and the 16-bit floats.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -43,13 +43,16 @@ void cast_loop(const void* sv, void* dv, int64_t n, core::ThreadPool& pool) {
 
 class CastKernel final : public Kernel {
  public:
-  explicit CastKernel(const onnx::Node& node) : node_(node) {
+  // CastLike takes the target dtype from its second input instead of the 'to' attribute.
+  CastKernel(const onnx::Node& node, bool like) : node_(node), like_(like) {
+    if (like) return;
     if (!node.has_attr("to")) throw_invalid(node.describe(), "attribute 'to' is missing");
     to_ = static_cast<DType>(node.attr_int("to", 0));
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
-    require_input_count(ctx, 1, 1);
+    require_input_count(ctx, like_ ? 2 : 1, like_ ? 2 : 1);
+    if (like_) to_ = ctx.input_types[1].dtype;
     const DType from = ctx.input_types[0].dtype;
     fn_ = dispatch_all(from, node_, [&](auto ts) {
       using S = typename decltype(ts)::type;
@@ -73,6 +76,7 @@ class CastKernel final : public Kernel {
 
  private:
   onnx::Node node_;
+  bool like_;
   DType to_ = DType::kUndefined;
   CastFn fn_ = nullptr;
   bool same_ = false;
@@ -81,7 +85,8 @@ class CastKernel final : public Kernel {
 }  // namespace
 
 void register_cast_kernel(KernelRegistry& registry) {
-  registry.add("", "Cast", 6, [](const onnx::Node& node, int) { return std::make_unique<CastKernel>(node); });
+  registry.add("", "Cast", 6, [](const onnx::Node& node, int) { return std::make_unique<CastKernel>(node, false); });
+  registry.add("", "CastLike", 15, [](const onnx::Node& node, int) { return std::make_unique<CastKernel>(node, true); });
 }
 
 }  // namespace detrq::runtime::kernels

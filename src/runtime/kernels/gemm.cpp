@@ -205,8 +205,9 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   const int64_t mr = kernel.mr;
   const int64_t mc_max = std::max<int64_t>(1, 96 / mr) * mr;
   int64_t mc = mc_max;
-  const int64_t wanted = 4 * static_cast<int64_t>(threads);
-  while (mc > mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= mr;
+  // Enough tasks that handing them out one by one leaves the threads at most a small tile apart.
+  const int64_t wanted = 8 * static_cast<int64_t>(threads);
+  while (mc > 4 * mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= mr;
   const int64_t m_tiles = (m + mc - 1) / mc;
   const int64_t tasks = batch * m_tiles * n_tiles;
 
@@ -241,8 +242,13 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
       }
     }
   };
-  if (pool && tasks > 1) {
-    pool->parallel_for(tasks, 1, run);
+  if (pool && tasks > 1 && threads > 1) {
+    // One chunk per thread, each taking tasks from a shared counter: the pool's static chunks would
+    // leave a thread idle for a whole chunk when the task count does not divide evenly.
+    std::atomic<int64_t> next{0};
+    pool->parallel_for(threads, 1, [&](int64_t, int64_t) {
+      for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) run(t, t + 1);
+    });
   } else {
     run(0, tasks);
   }

@@ -146,11 +146,15 @@ class MatMulKernel final : public Kernel {
       // Activations on the right: pack each distinct B matrix in parallel into storage kept for the next run.
       const int64_t distinct = *std::max_element(g.b_index.begin(), g.b_index.end()) + 1;
       packed_.resize(static_cast<std::size_t>(distinct));
-      pool.parallel_for(distinct, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          packed_[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1});
-        }
-      });
+      if (distinct == 1) {
+        packed_[0].pack(g.k, g.n, MatrixView<float>{b, g.n, 1}, &pool);
+      } else {
+        pool.parallel_for(distinct, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) {
+            packed_[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1});
+          }
+        });
+      }
     }
     if (g.a_batch_foldable) {
       const SgemmItem item{MatrixView<float>{a, g.k, 1}, &packed_[0], c};

@@ -1,4 +1,4 @@
-// ReduceSum, ReduceMean and ReduceMax over any set of axes, with keepdims and noop_with_empty_axes, axes
+// ReduceSum, ReduceMean, ReduceMax, ReduceMin and ReduceProd over any set of axes, with keepdims and noop_with_empty_axes, axes
 // from the attribute or (ReduceSum from opset 13, the others from 18) the input.
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 namespace detrq::runtime::kernels {
 namespace {
 
-enum class ReduceOp { kSum, kMean, kMax };
+enum class ReduceOp { kSum, kMean, kMax, kMin, kProd };
 
 // Accumulator type: double for float32/64 sums over a contiguous run (precision at no speed cost there),
 // float for the half types, the type itself for integers.
@@ -30,7 +30,7 @@ class ReduceKernel final : public Kernel {
     const TensorType& x = ctx.input_types[0];
     std::vector<DType> allowed = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
                                   DType::kInt32,   DType::kInt64,   DType::kUInt32,  DType::kUInt64};
-    if (op_ == ReduceOp::kMax) allowed.insert(allowed.end(), {DType::kInt8, DType::kUInt8});
+    if (op_ == ReduceOp::kMax || op_ == ReduceOp::kMin) allowed.insert(allowed.end(), {DType::kInt8, DType::kUInt8});
     require_dtype(node_, "data", x.dtype, allowed);
     std::vector<int64_t> axes;
     if (axes_from_input) {
@@ -124,7 +124,10 @@ class ReduceKernel final : public Kernel {
     }
     const T* in = cdata<T>(x);
     if (permute_) {
-      scratch_ = Tensor::empty(x.dtype(), perm_shape_);
+      // Allocated on the first run only: shapes are static.
+      if (!scratch_.defined() || scratch_.dtype() != x.dtype() || scratch_.shape() != perm_shape_) {
+        scratch_ = Tensor::empty(x.dtype(), perm_shape_);
+      }
       strided_copy(sizeof(T), perm_shape_, perm_strides_, in, scratch_.raw_data(), pool);
       in = cdata<T>(scratch_);
     }
@@ -142,46 +145,51 @@ class ReduceKernel final : public Kernel {
       }
       return store<T>(acc);
     };
-    const C max_init = std::numeric_limits<C>::has_infinity ? -std::numeric_limits<C>::infinity()
-                                                             : std::numeric_limits<C>::lowest();
+    constexpr bool kInf = std::numeric_limits<C>::has_infinity;
+    const C lowest = kInf ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::lowest();
+    const C highest = kInf ? std::numeric_limits<C>::infinity() : std::numeric_limits<C>::max();
+    // NaN propagates through Max and Min (once the accumulator is NaN no comparison replaces it).
+    auto max_op = [](C a, C v) { return v > a || v != v ? v : a; };
+    auto min_op = [](C a, C v) { return v < a || v != v ? v : a; };
+    auto sum_op = [](auto a, auto v) { return static_cast<decltype(a)>(a + v); };
+    auto prod_op = [](auto a, auto v) { return static_cast<decltype(a)>(a * v); };
+    switch (op) {
+      case ReduceOp::kMax: reduce_rows<T, C>(in, out, outer, count, inner, lowest, max_op, finish, pool); break;
+      case ReduceOp::kMin: reduce_rows<T, C>(in, out, outer, count, inner, highest, min_op, finish, pool); break;
+      case ReduceOp::kSum:
+      case ReduceOp::kMean: reduce_rows<T, Acc<T>>(in, out, outer, count, inner, Acc<T>(0), sum_op, finish, pool); break;
+      case ReduceOp::kProd: reduce_rows<T, Acc<T>>(in, out, outer, count, inner, Acc<T>(1), prod_op, finish, pool); break;
+    }
+  }
+
+  // out[o, i] = finish(fold of in[o, r, i] over r), with accumulator type A.
+  template <typename T, typename A, typename Combine, typename Finish>
+  static void reduce_rows(const T* in, T* out, int64_t outer, int64_t count, int64_t inner, A init, Combine combine,
+                          Finish finish, core::ThreadPool& pool) {
     if (inner == 1) {
-      // Each output reduces one contiguous run.
+      // Each output folds one contiguous run.
       pool.parallel_for(outer, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)), [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) {
           const T* row = in + o * count;
-          if (op == ReduceOp::kMax) {
-            C m = max_init;
-            for (int64_t i = 0; i < count; ++i) {
-              const C v = load(row[i]);
-              m = v > m || v != v ? v : m;
-            }
-            out[o] = store<T>(m);
-          } else {
-            Acc<T> s = 0;
-            for (int64_t i = 0; i < count; ++i) s += static_cast<Acc<T>>(load(row[i]));
-            out[o] = finish(s);
-          }
+          A acc = init;
+          for (int64_t i = 0; i < count; ++i) acc = combine(acc, static_cast<A>(load(row[i])));
+          out[o] = finish(acc);
         }
       });
       return;
     }
-    // Reduced block in the middle: accumulate whole rows of `inner` elements (vectorizes across inner).
+    // Reduced block in the middle: fold whole rows of `inner` elements (vectorizes across inner).
+    using C = ComputeType<T>;
     pool.parallel_for(outer, 1, [&](int64_t b, int64_t e) {
       std::vector<C> acc(static_cast<std::size_t>(inner));
       for (int64_t o = b; o < e; ++o) {
-        std::fill(acc.begin(), acc.end(), op == ReduceOp::kMax ? max_init : C(0));
+        std::fill(acc.begin(), acc.end(), static_cast<C>(init));
+        C* a = acc.data();
         for (int64_t r = 0; r < count; ++r) {
           const T* row = in + (o * count + r) * inner;
-          if (op == ReduceOp::kMax) {
-            for (int64_t i = 0; i < inner; ++i) {
-              const C v = load(row[i]);
-              acc[static_cast<std::size_t>(i)] = v > acc[static_cast<std::size_t>(i)] || v != v ? v : acc[static_cast<std::size_t>(i)];
-            }
-          } else {
-            for (int64_t i = 0; i < inner; ++i) acc[static_cast<std::size_t>(i)] = static_cast<C>(acc[static_cast<std::size_t>(i)] + load(row[i]));
-          }
+          for (int64_t i = 0; i < inner; ++i) a[i] = static_cast<C>(combine(a[i], load(row[i])));
         }
-        for (int64_t i = 0; i < inner; ++i) out[o * inner + i] = finish(acc[static_cast<std::size_t>(i)]);
+        for (int64_t i = 0; i < inner; ++i) out[o * inner + i] = finish(a[i]);
       }
     });
   }
@@ -211,6 +219,8 @@ void register_reduce_kernels(KernelRegistry& registry) {
   add(registry, "ReduceSum", ReduceOp::kSum, 13);
   add(registry, "ReduceMean", ReduceOp::kMean, 18);
   add(registry, "ReduceMax", ReduceOp::kMax, 18);
+  add(registry, "ReduceMin", ReduceOp::kMin, 18);
+  add(registry, "ReduceProd", ReduceOp::kProd, 18);
 }
 
 }  // namespace detrq::runtime::kernels

@@ -10,6 +10,7 @@ void register_elementwise_kernels(KernelRegistry& registry) {
   register_where_kernel(registry);
   register_cast_kernel(registry);
   register_clip_kernel(registry);
+  register_parametric_activation_kernels(registry);
 }
 
 }  // namespace detrq::runtime::kernels

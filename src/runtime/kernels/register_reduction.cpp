@@ -4,6 +4,9 @@
 
 namespace detrq::runtime::kernels {
 
-void register_reduction_kernels(KernelRegistry& registry) { register_reduce_kernels(registry); }
+void register_reduction_kernels(KernelRegistry& registry) {
+  register_reduce_kernels(registry);
+  register_arg_reduce_kernels(registry);
+}
 
 }  // namespace detrq::runtime::kernels

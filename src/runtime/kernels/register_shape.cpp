@@ -17,6 +17,7 @@ void register_shape_kernels(KernelRegistry& registry) {
   register_transpose_kernel(registry);
   register_cumsum_kernel(registry);
   register_topk_kernel(registry);
+  register_range_kernel(registry);
 }
 
 }  // namespace detrq::runtime::kernels

@@ -1,4 +1,5 @@
-// Shape: the input's dimensions as an int64 vector, optionally a [start, end) range of them (opset 15).
+// Shape: the input's dimensions as an int64 vector, optionally a [start, end) range of them (opset 15);
+// Size: the input's element count as an int64 scalar.
 #include <algorithm>
 
 #include "runtime/kernels/basic_kernels.h"
@@ -37,10 +38,24 @@ class ShapeKernel final : public Kernel {
   std::vector<int64_t> dims_;
 };
 
+class SizeKernel final : public Kernel {
+ public:
+  std::vector<TensorType> infer(const InferContext& ctx) override {
+    require_input_count(ctx, 1, 1);
+    size_ = core::shape_numel(ctx.input_types[0].shape);
+    return {TensorType{DType::kInt64, {}}};
+  }
+  void run(RunContext& ctx) override { mdata<int64_t>(*ctx.outputs[0])[0] = size_; }
+
+ private:
+  int64_t size_ = 0;
+};
+
 }  // namespace
 
 void register_shape_kernel(KernelRegistry& registry) {
   registry.add("", "Shape", 1, [](const onnx::Node& node, int opset) { return std::make_unique<ShapeKernel>(node, opset); });
+  registry.add("", "Size", 1, [](const onnx::Node&, int) { return std::make_unique<SizeKernel>(); });
 }
 
 }  // namespace detrq::runtime::kernels

@@ -1,5 +1,5 @@
 // Unary elementwise operators: Cos, Sin, Exp, Erf, Log, Sqrt, Neg, Abs, Relu, Sigmoid, Tanh, Reciprocal,
-// Floor, Ceil and Not.
+// Floor, Ceil, Round, Sign, Softplus and Not.
 #include <cmath>
 #include <type_traits>
 
@@ -39,6 +39,23 @@ struct FloorOp {
 };
 struct CeilOp {
   template <typename T> T operator()(T x) const { return std::ceil(x); }
+};
+struct RoundOp {
+  // Halves to even, like numpy and the specification (the default rounding mode).
+  template <typename T> T operator()(T x) const { return std::nearbyint(x); }
+};
+struct SoftplusOp {
+  // log(1 + e^x) without overflow for large x.
+  template <typename T> T operator()(T x) const { return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+};
+struct SignOp {
+  template <typename T> T operator()(T x) const {
+    if constexpr (std::is_unsigned_v<T>) {
+      return x > T(0) ? T(1) : T(0);
+    } else {
+      return x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x == T(0) ? T(0) : x));  // NaN stays NaN
+    }
+  }
 };
 struct SigmoidOp {
   // Written so that neither branch overflows: exp of a non-positive number only.
@@ -85,11 +102,17 @@ void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
   pool.parallel_for(n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) { kLoop(x + begin, y + begin, end - begin); });
 }
 template <typename F>
-constexpr UnaryFn vectorized_float_loop() {
-  if constexpr (std::is_same_v<F, ErfOp>) return &float_loop<&erf_f32>;
-  if constexpr (std::is_same_v<F, ExpOp>) return &float_loop<&exp_f32>;
-  if constexpr (std::is_same_v<F, SigmoidOp>) return &float_loop<&sigmoid_f32>;
-  return nullptr;
+inline constexpr bool kVectorizedFloat =
+    std::is_same_v<F, ErfOp> || std::is_same_v<F, ExpOp> || std::is_same_v<F, SigmoidOp>;
+template <typename F>
+UnaryFn vectorized_float_loop() {
+  if constexpr (std::is_same_v<F, ErfOp>) {
+    return &float_loop<&erf_f32>;
+  } else if constexpr (std::is_same_v<F, ExpOp>) {
+    return &float_loop<&exp_f32>;
+  } else {
+    return &float_loop<&sigmoid_f32>;
+  }
 }
 
 template <typename T, typename F>
@@ -147,10 +170,11 @@ UnaryFn select(DType dtype, const onnx::Node& node) {
                          (kTypes == Types::kSignedAndFloat && std::is_unsigned_v<T>)) {
       return nullptr;  // refused by require_dtype above
     } else {
-      if constexpr (std::is_same_v<T, float>) {
-        if constexpr (vectorized_float_loop<F>() != nullptr) return vectorized_float_loop<F>();
+      if constexpr (std::is_same_v<T, float> && kVectorizedFloat<F>) {
+        return vectorized_float_loop<F>();
+      } else {
+        return &unary_loop<T, F>;
       }
-      return &unary_loop<T, F>;
     }
   });
 }
@@ -176,6 +200,9 @@ void register_unary_kernels(KernelRegistry& registry) {
   add<FloorOp, Types::kFloat>(registry, "Floor", 6);
   add<CeilOp, Types::kFloat>(registry, "Ceil", 6);
   add<SigmoidOp, Types::kFloat>(registry, "Sigmoid", 6);
+  add<RoundOp, Types::kFloat>(registry, "Round", 11);
+  add<SoftplusOp, Types::kFloat>(registry, "Softplus", 1);
+  add<SignOp, Types::kNumeric>(registry, "Sign", 9);
   add<NegOp, Types::kSignedAndFloat>(registry, "Neg", 6);
   add<AbsOp, Types::kNumeric>(registry, "Abs", 6);
   add<ReluOp, Types::kSignedAndFloat>(registry, "Relu", 6);
