@@ -95,11 +95,23 @@ struct NotOp {
 using UnaryFn = void (*)(const void*, void*, int64_t, core::ThreadPool&);
 
 // float32 Erf, Exp and Sigmoid go through the vectorized loops of float_activations.h.
-template <void (*kLoop)(const float*, float*, int64_t)>
+// The loop is named by a type rather than a function-pointer template argument: GCC 12 rejects the
+// latter as a constant expression under -fsanitize=undefined.
+struct ErfLoop {
+  static void apply(const float* x, float* y, int64_t n) { erf_f32(x, y, n); }
+};
+struct ExpLoop {
+  static void apply(const float* x, float* y, int64_t n) { exp_f32(x, y, n); }
+};
+struct SigmoidLoop {
+  static void apply(const float* x, float* y, int64_t n) { sigmoid_f32(x, y, n); }
+};
+template <typename Loop>
 void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
   const auto* x = static_cast<const float*>(xv);
   auto* y = static_cast<float*>(yv);
-  pool.parallel_for(n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) { kLoop(x + begin, y + begin, end - begin); });
+  pool.parallel_for(n, kElementwiseGrain / 4,
+                    [&](int64_t begin, int64_t end) { Loop::apply(x + begin, y + begin, end - begin); });
 }
 template <typename F>
 inline constexpr bool kVectorizedFloat =
@@ -107,11 +119,11 @@ inline constexpr bool kVectorizedFloat =
 template <typename F>
 UnaryFn vectorized_float_loop() {
   if constexpr (std::is_same_v<F, ErfOp>) {
-    return &float_loop<&erf_f32>;
+    return &float_loop<ErfLoop>;
   } else if constexpr (std::is_same_v<F, ExpOp>) {
-    return &float_loop<&exp_f32>;
+    return &float_loop<ExpLoop>;
   } else {
-    return &float_loop<&sigmoid_f32>;
+    return &float_loop<SigmoidLoop>;
   }
 }
 
