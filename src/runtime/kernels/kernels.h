@@ -5,12 +5,13 @@
 
 namespace detrq::runtime::kernels {
 
-// Add, Sub, Mul, Div, Pow, comparisons, logic, Where, Cast, unary math and activations, Clip.
+// Arithmetic, comparisons, logic, Where, Cast/CastLike, unary math and activations, Clip, variadic
+// Max/Min/Sum/Mean (basic_kernels.h lists one registration function per file).
 void register_elementwise_kernels(KernelRegistry& registry);
 // Shape, Reshape, Flatten, Squeeze, Unsqueeze, Concat, Split, Slice, Gather, GatherElements, ScatterND,
-// Expand, Tile, Transpose, ConstantOfShape, Constant, Identity, CumSum, TopK.
+// Expand, Tile, Transpose, ConstantOfShape, Constant, Identity, CumSum, TopK, Range, Size.
 void register_shape_kernels(KernelRegistry& registry);
-// ReduceMax, ReduceSum, ReduceMean.
+// ReduceMax, ReduceMin, ReduceSum, ReduceMean, ReduceProd, ArgMax, ArgMin.
 void register_reduction_kernels(KernelRegistry& registry);
 // MatMul, Gemm, Conv, LayerNormalization, Softmax, GridSample, Resize, BatchNormalization,
 // InstanceNormalization, MaxPool.
