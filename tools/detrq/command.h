@@ -17,17 +17,17 @@ struct GlobalOptions {
 };
 
 // One line per subcommand, defined in cmd_<name>.cpp.
-void add_tensors_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_fetch_calibration_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_tensors_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_pull_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_publish_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_build_engine_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
+void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
-void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
-void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
-void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
-void add_build_engine_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);
 
 }  // namespace detrq::cli

@@ -26,18 +26,18 @@ int main(int argc, char** argv) {
 
   detrq::cli::CommandAction action;
   // Subcommands, one line each (see command.h).
-  detrq::cli::add_tensors_command(app, action, global);
+  detrq::cli::add_prepare_command(app, action, global);
   detrq::cli::add_fetch_calibration_command(app, action, global);
+  detrq::cli::add_tensors_command(app, action, global);
+  detrq::cli::add_calibrate_command(app, action, global);
   detrq::cli::add_pull_command(app, action, global);
   detrq::cli::add_publish_command(app, action, global);
   detrq::cli::add_hub_server_command(app, action, global);
+  detrq::cli::add_build_engine_command(app, action, global);
+  detrq::cli::add_detect_command(app, action, global);
   detrq::cli::add_eval_command(app, action, global);
   detrq::cli::add_inspect_command(app, action, global);
   detrq::cli::add_run_command(app, action, global);
-  detrq::cli::add_calibrate_command(app, action, global);
-  detrq::cli::add_detect_command(app, action, global);
-  detrq::cli::add_prepare_command(app, action, global);
-  detrq::cli::add_build_engine_command(app, action, global);
 
   try {
     app.parse(argc, argv);
