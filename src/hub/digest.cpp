@@ -64,23 +64,6 @@ void for_each_chunk(const std::filesystem::path& path, uint64_t limit, Fn&& fn) 
 
 }  // namespace
 
-struct Sha256::Impl {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~Impl() { EVP_MD_CTX_free(ctx); }
-};
-
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) { EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr); }
-Sha256::~Sha256() = default;
-void Sha256::update(const void* data, std::size_t size) { EVP_DigestUpdate(impl_->ctx, data, size); }
-std::string Sha256::hex_digest() {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(impl_->ctx, out, &n);
-  return to_hex(out, n);
-}
-
-std::string sha256_hex(std::string_view data) { return digest_hex(EVP_sha256(), {}, data); }
-
 void sha256_update_from_file(Sha256& hasher, const std::filesystem::path& path, uint64_t limit) {
   for_each_chunk(path, limit, [&](const char* p, std::size_t n) { hasher.update(p, n); });
 }

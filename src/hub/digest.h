@@ -9,23 +9,12 @@
 #include <string>
 #include <string_view>
 
+#include "detrq/core/sha256.h"
+
 namespace detrq::hub::detail {
 
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, std::size_t size);
-  std::string hex_digest();  // finishes; call once
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-std::string sha256_hex(std::string_view data);
+using core::Sha256;      // streaming SHA-256 of LFS objects
+using core::sha256_hex;
 // SHA-256 of a file's bytes [0, limit) (whole file when limit is UINT64_MAX), feeding `hasher`.
 void sha256_update_from_file(Sha256& hasher, const std::filesystem::path& path, uint64_t limit = UINT64_MAX);
 std::string sha256_file_hex(const std::filesystem::path& path);

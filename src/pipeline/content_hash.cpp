@@ -1,7 +1,5 @@
-// SHA-256 hashing of bytes, files and folders (see content_hash.h), with OpenSSL's EVP interface.
+// SHA-256 hashing of bytes, files and folders (see content_hash.h), over core::Sha256.
 #include "detrq/pipeline/content_hash.h"
-
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <fstream>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "detrq/core/error.h"
+#include "detrq/core/sha256.h"
 
 namespace detrq::pipeline {
 
@@ -16,58 +15,25 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct DigestDeleter {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
-      throw Error(ErrorKind::kInternal, "sha256", "OpenSSL could not start a SHA-256 digest");
-    }
-  }
-  void update(const void* data, std::size_t size) { EVP_DigestUpdate(ctx_.get(), data, size); }
-  std::string hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[digest[i] >> 4]);
-      out.push_back(kHex[digest[i] & 15]);
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, DigestDeleter> ctx_;
-};
-
 int64_t mtime_ns(const fs::path& path) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(path).time_since_epoch()).count();
 }
 
 }  // namespace
 
-std::string sha256_hex(std::string_view bytes) {
-  Sha256 h;
-  h.update(bytes.data(), bytes.size());
-  return h.hex();
-}
+std::string sha256_hex(std::string_view bytes) { return core::sha256_hex(bytes); }
 
 std::string sha256_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_io(path.string(), "cannot open for reading", "does it exist and is it readable?");
-  Sha256 h;
+  core::Sha256 h;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     if (in.gcount() > 0) h.update(buf.data(), static_cast<std::size_t>(in.gcount()));
   }
   if (in.bad()) throw_io(path.string(), "read failed");
-  return h.hex();
+  return h.hex_digest();
 }
 
 std::string ContentHasher::hash_file(const fs::path& path) {
@@ -93,12 +59,12 @@ std::string ContentHasher::hash(const fs::path& path) {
     if (e.is_regular_file()) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  Sha256 h;
+  core::Sha256 h;
   for (const auto& f : files) {
     const std::string line = fs::relative(f, path).generic_string() + " " + hash_file(f) + "\n";
     h.update(line.data(), line.size());
   }
-  return h.hex();
+  return h.hex_digest();
 }
 
 }  // namespace detrq::pipeline
