@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark((std::string(s.what) + "/detrq").c_str(), bm_detrq, s, GemmIsa::kAuto)
         ->UseRealTime()
         ->MinTime(0.5);
+    benchmark::RegisterBenchmark((std::string(s.what) + "/detrq_avx2").c_str(), bm_detrq, s, GemmIsa::kAvx2)
+        ->UseRealTime()
+        ->MinTime(0.5);
     benchmark::RegisterBenchmark((std::string(s.what) + "/openblas").c_str(), bm_openblas, s)->UseRealTime()->MinTime(0.5);
     benchmark::RegisterBenchmark((std::string(s.what) + "/onednn").c_str(), bm_onednn, s)->UseRealTime()->MinTime(0.5);
   }
