@@ -133,11 +133,15 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const fl
   }
 }
 
-GemmIsa isa_from_env() {  // TEMP experiment knob
+// DETRQ_GEMM_ISA=avx512|avx2|portable forces a micro-kernel (an ISA the CPU lacks falls back), for
+// comparing them on one machine.
+GemmIsa isa_from_env() {
   const char* v = std::getenv("DETRQ_GEMM_ISA");
-  if (!v) return GemmIsa::kAuto;
-  const std::string s(v);
-  return s == "avx2" ? GemmIsa::kAvx2 : s == "portable" ? GemmIsa::kPortable : GemmIsa::kAuto;
+  const std::string s = v ? v : "";
+  if (s == "avx512") return GemmIsa::kAvx512;
+  if (s == "avx2") return GemmIsa::kAvx2;
+  if (s == "portable") return GemmIsa::kPortable;
+  return GemmIsa::kAuto;
 }
 std::atomic<int> g_isa{static_cast<int>(isa_from_env())};
 
@@ -157,9 +161,20 @@ bool cpu_has_avx512f() {
   return has;
 }
 
+// AVX-512 pays where the core has full 512-bit FMA units (Intel Xeon). AMD Zen 4 splits each 512-bit
+// FMA in two: measured there, the AVX2 tile is as fast or faster on every RF-DETR product
+// (bench/RESULTS.md), so kAuto keeps AVX2 on AMD.
+bool prefer_avx512() {
+  static const bool prefer = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx512f() && __builtin_cpu_is("intel");
+  }();
+  return prefer;
+}
+
 MicroKernelInfo select_micro_kernel() {
   const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
-  if ((isa == GemmIsa::kAuto || isa == GemmIsa::kAvx512) && cpu_has_avx512f()) {
+  if (((isa == GemmIsa::kAuto && prefer_avx512()) || isa == GemmIsa::kAvx512) && cpu_has_avx512f()) {
     return {micro_kernel_avx512, kAvx512Mr, "avx512"};
   }
   if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2"};
@@ -205,14 +220,9 @@ inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, int6
   }
 }
 
-// Reading A in place needs unit steps along K; transposed operands are packed.
-bool direct_a(MatrixView<float> a) {
-  static const bool disabled = [] {
-    const char* v = std::getenv("DETRQ_GEMM_PACK_A");
-    return v && std::string(v) == "1";
-  }();
-  return a.col_stride == 1 && !disabled;
-}
+// Reading A in place needs unit steps along K; transposed operands are packed. In place is faster on
+// every measured shape: packing A cost up to half the time of a product with a deep K.
+bool direct_a(MatrixView<float> a) { return a.col_stride == 1; }
 
 }  // namespace
 

@@ -1,6 +1,6 @@
 // Matrix multiplication for the compute kernels: a plain reference for every dtype, and the fast
-// float32 path (operands packed into panels, an AVX2/FMA micro-kernel chosen at run time, the
-// session's thread pool over tiles of the output).
+// float32 path (B packed into panels, A read in place, AVX2/FMA or AVX-512 micro-kernels chosen at run
+// time, a fused bias/activation epilogue, the session's thread pool over tiles of the output).
 #pragma once
 
 #include <cstdint>
