@@ -169,8 +169,10 @@ void Session::Impl::build(onnx::Model source) {
   onnx::constants_to_initializers(graph);
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
-  if (options.fuse_operators && fuse_matmul_epilogues(graph, options.keep_tensors) > 0) {
-    source.opset_imports[kDetrqDomain] = 1;
+  if (options.fuse_operators) {
+    const std::size_t fused = fuse_matmul_epilogues(graph, options.keep_tensors) +
+                              fuse_attention(graph, options.keep_tensors, source.opset(""));
+    if (fused > 0) source.opset_imports[kDetrqDomain] = 1;
   }
   inputs = resolve_inputs(graph, options);
 
