@@ -211,6 +211,8 @@ class MatMulKernel final : public Kernel {
 // one batch entry: the block's scores are computed into storage of the thread, turned into
 // probabilities in place and multiplied by V while they are still in cache.
 class AttentionKernel final : public Kernel {
+  static constexpr int64_t kBlockRows = 64;
+
  public:
   explicit AttentionKernel(const onnx::Node& node) : node_(node) {}
 
@@ -251,8 +253,8 @@ class AttentionKernel final : public Kernel {
         }
       }
     });
-    // Blocks of at most 64 rows, evened out, so that a block's scores stay in L2.
-    const int64_t blocks_per_entry = (m + 63) / 64;
+    // Blocks of at most kBlockRows rows, evened out, so that a block's scores stay in L2.
+    const int64_t blocks_per_entry = (m + kBlockRows - 1) / kBlockRows;
     const int64_t rows_per_block = (m + blocks_per_entry - 1) / blocks_per_entry;
     const int64_t entries = static_cast<int64_t>(output_.a_index.size());
     const int64_t tasks = entries * blocks_per_entry;
@@ -271,10 +273,17 @@ class AttentionKernel final : public Kernel {
         const SgemmItem s{MatrixView<float>{q + (qi * m + row0) * d, d, 1}, &pk[static_cast<std::size_t>(ki)],
                           block.data()};
         sgemm_packed(rows, n, d, 1.0F, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
-        for (int64_t r = 0; r < rows; ++r) softmax_row(block.data() + r * n, block.data() + r * n, n);
-        const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)],
-                          y + (e * m + row0) * dv};
+        // Softmax's division by the row sum is applied to the product's row (dv values) instead of
+        // the probabilities (n values): (e / s) V = (e V) / s.
+        float sums[kBlockRows];
+        for (int64_t r = 0; r < rows; ++r) sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
+        float* out = y + (e * m + row0) * dv;
+        const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
         sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), dv, nullptr);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float inv = 1.0F / sums[r];
+          for (int64_t j = 0; j < dv; ++j) out[r * dv + j] *= inv;
+        }
       }
     });
   }
