@@ -369,6 +369,8 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
 
 const char* sgemm_isa() { return select_micro_kernel().name; }
 
+int64_t sgemm_tile_rows() { return select_micro_kernel().mr; }
+
 void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
 
 }  // namespace detrq::runtime::kernels

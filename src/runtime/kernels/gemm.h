@@ -92,6 +92,8 @@ enum class GemmIsa { kAuto, kAvx512, kAvx2, kPortable };
 void sgemm_set_isa(GemmIsa isa);
 // Which micro-kernel the fast path uses now ("avx512", "avx2" or "portable"); benches print it.
 const char* sgemm_isa();
+// Rows of the micro-kernel tile in use: callers that split M themselves keep blocks a multiple of it.
+int64_t sgemm_tile_rows();
 
 // Applies the epilogue to rows x cols values of C (row stride ldc) whose first element is at (row0, col0).
 void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,

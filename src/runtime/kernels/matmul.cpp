@@ -253,9 +253,13 @@ class AttentionKernel final : public Kernel {
         }
       }
     });
-    // Blocks of at most kBlockRows rows, evened out, so that a block's scores stay in L2.
-    const int64_t blocks_per_entry = (m + kBlockRows - 1) / kBlockRows;
-    const int64_t rows_per_block = (m + blocks_per_entry - 1) / blocks_per_entry;
+    // Blocks of at most kBlockRows rows, so that a block's scores stay in L2, evened out in whole tiles
+    // of the micro-kernel (a partial tile costs a full one).
+    const int64_t tile = sgemm_tile_rows();
+    const int64_t max_rows = std::max<int64_t>(tile, kBlockRows / tile * tile);
+    const int64_t even = (m + (m + max_rows - 1) / max_rows - 1) / ((m + max_rows - 1) / max_rows);
+    const int64_t rows_per_block = std::min(max_rows, (even + tile - 1) / tile * tile);
+    const int64_t blocks_per_entry = (m + rows_per_block - 1) / rows_per_block;
     const int64_t entries = static_cast<int64_t>(output_.a_index.size());
     const int64_t tasks = entries * blocks_per_entry;
     std::atomic<int64_t> next{0};
