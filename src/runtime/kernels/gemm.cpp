@@ -153,6 +153,8 @@ inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, cons
 void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool) {
   k_ = k;
   n_ = n;
+  view_ = nullptr;
+  keep_.reset();
   const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
   n_padded_ = panels * kGemmNr;
   data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
@@ -265,5 +267,21 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, Ma
 const char* sgemm_isa() { return select_micro_kernel().name; }
 
 void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
+
+std::string PackedMatrixB::layout() {
+  // The panel geometry is all a packed B depends on: both micro-kernels read the same panels.
+  return "sgemm-b-panels/1 f32 kc=" + std::to_string(kGemmKc) + " nr=" + std::to_string(kGemmNr);
+}
+
+int64_t PackedMatrixB::packed_size(int64_t k, int64_t n) { return k * ((n + kGemmNr - 1) / kGemmNr) * kGemmNr; }
+
+void PackedMatrixB::adopt(int64_t k, int64_t n, const float* data, std::shared_ptr<const void> keep) {
+  k_ = k;
+  n_ = n;
+  n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
+  data_ = {};
+  view_ = data;
+  keep_ = std::move(keep);
+}
 
 }  // namespace detrq::runtime::kernels

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
@@ -52,12 +54,23 @@ class PackedMatrixB {
   // The panel of columns [np*kGemmNr, ...) for depth block kb (kc_len rows of kGemmNr floats).
   const float* panel(int64_t kb, int64_t np) const {
     const int64_t kc_len = std::min(kGemmKc, k_ - kb * kGemmKc);
-    return data_.data() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
+    return base() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
   }
 
+  // Engine files store the packed floats and hand them back: the layout name (changes whenever the
+  // packing does), the floats a k x n operand packs into, this operand's, and adopting such floats
+  // from elsewhere (a read-only mapping that `keep` holds) instead of packing.
+  static std::string layout();
+  static int64_t packed_size(int64_t k, int64_t n);
+  std::span<const float> packed_data() const { return {base(), static_cast<std::size_t>(packed_size(k_, n_))}; }
+  void adopt(int64_t k, int64_t n, const float* data, std::shared_ptr<const void> keep);
+
  private:
+  const float* base() const { return view_ ? view_ : data_.data(); }
   int64_t k_ = 0, n_ = 0, n_padded_ = 0;
   std::vector<float> data_;
+  const float* view_ = nullptr;  // adopted storage, when set
+  std::shared_ptr<const void> keep_;
 };
 
 // One multiplication of a batch: C = alpha * A * B (+ C when accumulating).

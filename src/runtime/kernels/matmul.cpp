@@ -113,7 +113,10 @@ class MatMulKernel final : public Kernel {
     Tensor& c = *ctx.outputs[0];
     if (c.numel() == 0) return;
     switch (a.dtype()) {
-      case DType::kFloat32: run_float(a.data<float>(), b.data<float>(), c.data<float>(), ctx.pool); break;
+      case DType::kFloat32:
+        // Packed weights may have been released: B is then an empty tensor.
+        run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
+        break;
       case DType::kFloat64: matmul_reference(geometry_, a.data<double>(), b.data<double>(), c.data<double>()); break;
       case DType::kInt32: matmul_reference(geometry_, a.data<int32_t>(), b.data<int32_t>(), c.data<int32_t>()); break;
       case DType::kInt64: matmul_reference(geometry_, a.data<int64_t>(), b.data<int64_t>(), c.data<int64_t>()); break;
@@ -170,6 +173,42 @@ class MatMulKernel final : public Kernel {
     }
     sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
   }
+
+  // Engine files: one blob of packed floats per distinct B matrix.
+  PackedState packed_state() const override {
+    if (!weights_packed_) return {};
+    PackedState state{PackedMatrixB::layout(), {}};
+    for (const PackedMatrixB& p : packed_) {
+      const std::span<const float> data = p.packed_data();
+      state.blobs.push_back(Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())},
+                                         const_cast<float*>(data.data())));
+    }
+    return state;
+  }
+
+  bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
+    if (state.layout != PackedMatrixB::layout() || ctx.input_types.size() < 2 ||
+        ctx.input_types[1].dtype != DType::kFloat32 || shape_numel(geometry_.out) == 0) {
+      return false;
+    }
+    const int64_t distinct = geometry_.b_index.empty()
+                                 ? 1
+                                 : *std::max_element(geometry_.b_index.begin(), geometry_.b_index.end()) + 1;
+    const int64_t size = PackedMatrixB::packed_size(geometry_.k, geometry_.n);
+    if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
+    for (const Tensor& blob : state.blobs) {
+      if (blob.dtype() != DType::kFloat32 || blob.shape() != Shape{size}) return false;
+    }
+    packed_.resize(state.blobs.size());
+    for (std::size_t i = 0; i < packed_.size(); ++i) {
+      packed_[i].adopt(geometry_.k, geometry_.n, state.blobs[i].data<float>(),
+                       std::make_shared<const Tensor>(state.blobs[i]));
+    }
+    weights_packed_ = true;
+    return true;
+  }
+
+  bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
   onnx::Node node_;
   MatMulGeometry geometry_;
