@@ -40,8 +40,7 @@ int main(int argc, char** argv) {
     detrq::engine::cpu::CpuBuilder().build(req);
     const double onnx_ms = best_ms(rounds, [&] { detrq::runtime::Session s(detrq::onnx::load_model(model)); });
     const double engine_ms = best_ms(rounds, [&] {
-      auto ef = detrq::engine::cpu::read_engine_file(engine);
-      detrq::runtime::Session s(std::move(ef.model));
+      detrq::runtime::Session s = detrq::engine::cpu::engine_session(detrq::engine::cpu::read_engine_file(engine), engine);
     });
     const double parse_onnx_ms = best_ms(rounds, [&] { detrq::onnx::load_model(model); });
     const double map_engine_ms = best_ms(rounds, [&] { detrq::engine::cpu::read_engine_file(engine); });
