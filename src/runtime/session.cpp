@@ -85,6 +85,12 @@ struct Session::Impl {
   std::size_t arena_bytes = 0;
   std::size_t weight_bytes = 0;
   std::size_t packed_bytes = 0;
+  // keep_int8_weights: folded DequantizeLinear of int8 weights, by the id of the constant they computed.
+  struct DequantizedWeight {
+    std::size_t node = 0;  // the DequantizeLinear, index into nodes
+    QuantizedConstant source;
+  };
+  std::map<int, DequantizedWeight> dequantized;
   std::unique_ptr<core::ThreadPool> pool;
   bool profiling = false;
 
@@ -290,9 +296,7 @@ void Session::Impl::build(onnx::Model source) {
       ++folded;
       continue;
     }
-    const bool keep_dequantize = options.keep_weight_dequantize && node.domain.empty() &&
-                                 node.op_type == "DequantizeLinear";
-    if (options.fold_constants && all_constant && !keep_dequantize) {
+    if (options.fold_constants && all_constant) {
       // Every input is known: compute the outputs now and keep them as constants.
       std::vector<Tensor> outs(node.outputs.size());
       std::vector<const Tensor*> ins;
@@ -312,6 +316,16 @@ void Session::Impl::build(onnx::Model source) {
           step.kernel->run(rctx);
           return 0;
         });
+      }
+      // Before set_constant() below, which may move the constants `ins` points into.
+      if (options.keep_int8_weights && node.domain.empty() && node.op_type == "DequantizeLinear" &&
+          ins.at(0)->dtype() == DType::kInt8 && step.outputs.at(0) >= 0) {
+        QuantizedConstant q{*ins[0], *ins[1], ins.size() > 2 && ins[2] ? *ins[2] : Tensor(), -1};
+        if (q.scale.numel() > 1) {
+          q.axis = node.attr_int("axis", 1);
+          if (q.axis < 0) q.axis += q.codes.rank();
+        }
+        dequantized[step.outputs[0]] = DequantizedWeight{n, std::move(q)};
       }
       for (std::size_t o = 0; o < outs.size(); ++o) {
         const int id = step.outputs[o];
@@ -503,10 +517,20 @@ void Session::Impl::build(onnx::Model source) {
   model.graph.name = graph.name;
   model.graph.inputs = inputs;
   model.graph.outputs = outputs;
-  for (const Step& step : steps) model.graph.nodes.push_back(nodes[step.node]);
+  std::vector<onnx::Node> step_nodes;
+  for (const Step& step : steps) step_nodes.push_back(nodes[step.node]);
   for (std::size_t id = 0; id < values.size(); ++id) {
     const Value& v = values[id];
-    if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id]) {
+    auto dq = dequantized.find(static_cast<int>(id));
+    if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id] && dq != dequantized.end()) {
+      // keep_int8_weights: the int8 weight and its DequantizeLinear, first (their inputs are constants).
+      const onnx::Node& dq_node = nodes[dq->second.node];
+      const QuantizedConstant& q = dq->second.source;
+      model.graph.nodes.push_back(dq_node);
+      model.graph.initializers[dq_node.inputs.at(0)] = q.codes;
+      model.graph.initializers[dq_node.inputs.at(1)] = q.scale;
+      if (q.zero_point.defined()) model.graph.initializers[dq_node.inputs.at(2)] = q.zero_point;
+    } else if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id]) {
       model.graph.initializers[v.name] = constants[id];
     }
     if ((v.kind == ValueKind::kActivation && first_step[id] >= 0) || released[id]) {
@@ -517,6 +541,8 @@ void Session::Impl::build(onnx::Model source) {
     core::log_warn("session: {} of {} packed states given were restored (the others name no planned node)", restored,
                    options.packed_states.size());
   }
+  model.graph.nodes.insert(model.graph.nodes.end(), step_nodes.begin(), step_nodes.end());
+  if (!options.keep_int8_weights) dequantized.clear();
   core::log_debug(
       "session: {} nodes planned ({} folded, {} dead, {} restored), arena {} bytes, weights {} bytes ({} released), "
       "packed {} bytes",
@@ -555,7 +581,14 @@ std::size_t Session::planned_peak_bytes() const {
 std::map<std::string, PackedState> Session::packed_states() const {
   std::map<std::string, PackedState> out;
   for (const Step& step : impl_->steps) {
-    PackedState state = step.kernel->packed_state();
+    PackedState state;
+    for (std::size_t i = 0; i < step.inputs.size() && state.empty(); ++i) {
+      auto dq = impl_->dequantized.find(step.inputs[i]);
+      if (dq != impl_->dequantized.end() && !step.kernel->reads_constant_input(i)) {
+        state = step.kernel->packed_state_from_codes(i, dq->second.source);
+      }
+    }
+    if (state.empty()) state = step.kernel->packed_state();
     if (!state.empty()) out[node_key(impl_->nodes[step.node])] = std::move(state);
   }
   return out;

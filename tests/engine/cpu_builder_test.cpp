@@ -122,7 +122,7 @@ onnx::Model mlp(bool qdq) {
     return core::Tensor::from_vector<float>({rows, cols}, v);
   };
   g.initializers["W1"] = weight(40, 24, 0.1F);
-  g.initializers["W2"] = weight(24, 10, 0.9F);
+  g.initializers["W2"] = weight(10, 24, 0.9F);  // Gemm with transB: [N, K]
   g.initializers["B2"] = weight(1, 10, 2.0F).reshaped({10});
   std::string w1 = "W1", w2 = "W2";
   if (qdq) {
@@ -130,6 +130,7 @@ onnx::Model mlp(bool qdq) {
     axis.kind = onnx::Attribute::Kind::kInt;
     axis.i = 1;
     for (auto [name, cols] : {std::pair<std::string, int64_t>{"W1", 24}, {"W2", 10}}) {
+      axis.i = name == "W1" ? 1 : 0;  // the output channels: MatMul's columns, Gemm's rows under transB
       std::vector<float> scale(static_cast<std::size_t>(cols));
       for (std::size_t c = 0; c < scale.size(); ++c) scale[c] = (0.2F + 0.01F * static_cast<float>(c)) / 127;
       g.initializers[name + "_s"] = core::Tensor::from_vector<float>({cols}, scale);
@@ -146,7 +147,12 @@ onnx::Model mlp(bool qdq) {
   }
   g.nodes.push_back(node("MatMul", {"x", w1}, {"h"}));
   g.nodes.push_back(node("Relu", {"h"}, {"r"}));
-  g.nodes.push_back(node("Gemm", {"r", w2, "B2"}, {"y"}));
+  onnx::Node gemm = node("Gemm", {"r", w2, "B2"}, {"y"});
+  onnx::Attribute trans;
+  trans.kind = onnx::Attribute::Kind::kInt;
+  trans.i = 1;
+  gemm.attributes["transB"] = trans;
+  g.nodes.push_back(gemm);
   return m;
 }
 
@@ -207,12 +213,13 @@ TEST(CpuBuilder, QdqEngineStoresInt8WeightsAndRunsLikeTheOnnx) {
 
   EngineFile ef = read_engine_file(req.output);
   EXPECT_EQ(ef.header.precision, "int8");
-  std::size_t int8_weights = 0;
-  for (const auto& [name, t] : ef.model.graph.initializers) {
-    EXPECT_FALSE(t.dtype() == core::DType::kFloat32 && t.numel() >= 240) << name << " stored as float32";
-    if (t.dtype() == core::DType::kInt8 && t.numel() >= 240) ++int8_weights;
+  // Both weights are stored once, as packed int8 codes: neither as float32 nor as an initializer.
+  for (const auto& [name, t] : ef.model.graph.initializers) EXPECT_LT(t.numel(), 240) << name << " stored whole";
+  ASSERT_EQ(ef.packed_states.size(), 2U);
+  for (const auto& [key, state] : ef.packed_states) {
+    EXPECT_NE(state.layout.find("int8"), std::string::npos) << key << ": " << state.layout;
+    EXPECT_EQ(state.blobs.at(0).dtype(), core::DType::kInt8) << key;
   }
-  EXPECT_EQ(int8_weights, 2U);
   runtime::Session from_onnx = runtime::Session::load(req.qdq);
   runtime::Session from_engine = engine_session(std::move(ef), req.output);
   const core::Tensor x = mlp_input();

@@ -152,42 +152,71 @@ TEST(PackedState, MissingWeightWithoutStateIsRefusedNamingTheWeight) {
   }
 }
 
-TEST(PackedState, KeepWeightDequantizeLeavesInt8WeightsInThePlan) {
-  // x [2,8] -> MatMul(DequantizeLinear(Wq int8 [8,16], scale [16], axis 1)) -> y
+TEST(PackedState, Int8WeightsStayInt8AndRestoreBitIdentical) {
+  // x [2,8] -> MatMul(W = DequantizeLinear(Wq int8 [8,20], per column)) -> Add(V = DequantizeLinear(Vq
+  // int8 [20], per tensor)) -> y. MatMul packs W: its state can hold the int8 codes. Add reads V: V stays
+  // as its int8 weight and DequantizeLinear.
   onnx::Model m;
   m.opset_imports[""] = 17;
   auto& g = m.graph;
   g.inputs.push_back({"x", DType::kFloat32, {2, 8}, true});
-  g.outputs.push_back({"y", DType::kFloat32, {2, 16}, true});
-  std::vector<int8_t> q(8 * 16);
+  g.outputs.push_back({"y", DType::kFloat32, {2, 20}, true});
+  std::vector<int8_t> q(8 * 20);
   for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
-  std::vector<float> scale(16);
-  for (std::size_t i = 0; i < scale.size(); ++i) scale[i] = 0.01F * static_cast<float>(i + 1);
-  g.initializers["Wq"] = Tensor::from_vector<int8_t>({8, 16}, q);
-  g.initializers["s"] = Tensor::from_vector<float>({16}, scale);
-  onnx::Node dq = node("DequantizeLinear", {"Wq", "s"}, {"W"});
+  std::vector<float> scale(20);
+  std::vector<int8_t> zero(20);
+  for (std::size_t i = 0; i < scale.size(); ++i) {
+    scale[i] = 0.01F * static_cast<float>(i + 1) / 3.0F;
+    zero[i] = static_cast<int8_t>(static_cast<int>(i % 5) - 2);
+  }
+  g.initializers["Wq"] = Tensor::from_vector<int8_t>({8, 20}, q);
+  g.initializers["Ws"] = Tensor::from_vector<float>({20}, scale);
+  g.initializers["Wz"] = Tensor::from_vector<int8_t>({20}, zero);
+  g.initializers["Vq"] = Tensor::from_vector<int8_t>({20}, std::vector<int8_t>(q.begin(), q.begin() + 20));
+  g.initializers["Vs"] = Tensor::scalar<float>(0.125F);
+  onnx::Node dq = node("DequantizeLinear", {"Wq", "Ws", "Wz"}, {"W"});
   onnx::Attribute axis;
   axis.kind = onnx::Attribute::Kind::kInt;
   axis.i = 1;
   dq.attributes["axis"] = axis;
-  g.nodes = {dq, node("MatMul", {"x", "W"}, {"y"})};
+  g.nodes = {dq, node("DequantizeLinear", {"Vq", "Vs"}, {"V"}), node("MatMul", {"x", "W"}, {"h"}),
+             node("Add", {"h", "V"}, {"y"})};
   const Tensor x = pseudo_random({2, 8}, 5);
 
-  Session folded(m, options());
-  EXPECT_EQ(folded.model().graph.nodes.size(), 1u);  // DequantizeLinear folded, its float result packed
-  EXPECT_EQ(folded.model().graph.initializers.count("Wq"), 0u);
+  Session plain(m, options());
+  EXPECT_EQ(plain.model().graph.nodes.size(), 2u);  // both DequantizeLinear folded
+  EXPECT_EQ(plain.packed_states().at("h").blobs.at(0).dtype(), DType::kFloat32);
   SessionOptions keep = options();
-  keep.keep_weight_dequantize = true;
-  Session kept(m, keep);
-  EXPECT_EQ(kept.model().graph.nodes.size(), 2u);
-  ASSERT_EQ(kept.model().graph.initializers.count("Wq"), 1u);
-  EXPECT_EQ(kept.model().graph.initializers.at("Wq").dtype(), DType::kInt8);
-  // Loading the kept plan folds it as usual, and every variant computes the same bits.
-  Session reloaded(kept.model(), options());
-  EXPECT_EQ(reloaded.model().graph.nodes.size(), 1u);
-  const Tensor want = folded.run({{"x", x}}).at("y");
-  EXPECT_TRUE(bit_equal(kept.run({{"x", x}}).at("y"), want));
-  EXPECT_TRUE(bit_equal(reloaded.run({{"x", x}}).at("y"), want));
+  keep.keep_int8_weights = true;
+  Session built(m, keep);
+  const onnx::Graph& bg = built.model().graph;
+  std::vector<std::string> ops;
+  for (const auto& n : bg.nodes) ops.push_back(n.op_type);
+  EXPECT_EQ(ops, (std::vector<std::string>{"DequantizeLinear", "MatMul", "Add"}));
+  ASSERT_EQ(bg.initializers.count("Vq"), 1u);
+  EXPECT_EQ(bg.initializers.at("Vq").dtype(), DType::kInt8);
+  EXPECT_EQ(bg.initializers.count("V"), 0u);
+  EXPECT_EQ(bg.initializers.count("Wq"), 0u);  // in the packed state instead
+  EXPECT_EQ(bg.initializers.count("W"), 0u);
+  const auto states = built.packed_states();
+  ASSERT_EQ(states.count("h"), 1u);
+  EXPECT_NE(states.at("h").layout.find("int8"), std::string::npos) << states.at("h").layout;
+  ASSERT_EQ(states.at("h").blobs.size(), 3u);
+  EXPECT_EQ(states.at("h").blobs[0].dtype(), DType::kInt8);
+  EXPECT_EQ(states.at("h").blobs[0].numel(), 8 * 32);
+
+  // Loading the plan with the int8 state: V's DequantizeLinear folds again, W is dequantized while
+  // unpacking, and every variant computes the same bits.
+  SessionOptions restore = options();
+  restore.packed_states = states;
+  Session loaded(built.model(), restore);
+  EXPECT_EQ(loaded.model().graph.nodes.size(), 2u);
+  const Tensor want = plain.run({{"x", x}}).at("y");
+  EXPECT_TRUE(bit_equal(built.run({{"x", x}}).at("y"), want));
+  EXPECT_TRUE(bit_equal(loaded.run({{"x", x}}).at("y"), want));
+  // The restored float panels are exactly those packed from the dequantized floats.
+  const Tensor a = plain.packed_states().at("h").blobs[0], b = loaded.packed_states().at("h").blobs[0];
+  EXPECT_TRUE(bit_equal(a, b));
 }
 
 }  // namespace

@@ -74,6 +74,14 @@ class Kernel {
     (void)i;
     return true;
   }
+  // The packed state built from the int8 codes behind constant input `i` (see QuantizedConstant), for
+  // engine files that keep weights as int8: restoring it must give exactly what prepare() packed from
+  // the dequantized floats. Empty (the default) when the kernel cannot, and packed_state() is stored.
+  virtual PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const {
+    (void)i;
+    (void)q;
+    return {};
+  }
 };
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const onnx::Node& node, int opset)>;

@@ -22,4 +22,14 @@ struct PackedState {
   bool empty() const noexcept { return layout.empty(); }
 };
 
+// A constant that DequantizeLinear computed from constant int8 codes: y = (codes - zero_point) * scale,
+// per tensor (scale has one value) or along `axis` (normalized, >= 0). Offered to kernels that pack such
+// a constant, so that an engine file can keep the codes and dequantize them while restoring.
+struct QuantizedConstant {
+  core::Tensor codes;       // int8
+  core::Tensor scale;       // float32, one value or one per channel of `axis`
+  core::Tensor zero_point;  // int8 like the scale, or undefined for zero
+  int64_t axis = -1;        // -1 when per tensor
+};
+
 }  // namespace detrq::runtime

@@ -39,9 +39,11 @@ struct SessionOptions {
   // only a restored kernel read may be absent from the model; graph.value_info must then declare their
   // type. A state that does not fit its kernel is refused (kInvalidInput naming the node).
   std::map<std::string, PackedState> packed_states;
-  // Leaves DequantizeLinear of constant weights unfolded, so that model() keeps int8 weights as int8
-  // (the engine builder); a later Session folds them.
-  bool keep_weight_dequantize = false;
+  // For the engine builder: a constant that DequantizeLinear computes from int8 weights is folded and
+  // packed as usual, but model() holds it as the int8 weights and their DequantizeLinear (folded again by
+  // the Session that loads it), and packed_states() gives the packed copy as int8 codes where the kernel
+  // can (Kernel::packed_state_from_codes). Keeps those int8 weights in memory.
+  bool keep_int8_weights = false;
 };
 
 struct OperatorProfile {

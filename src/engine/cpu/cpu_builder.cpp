@@ -40,11 +40,12 @@ BuildResult CpuBuilder::build(const BuildRequest& request) {
                    pq.bytes_before / 1048576.0, pq.bytes_after / 1048576.0);
   }
   // The session infers shapes, folds constants, removes dead nodes, packs weights and plans the arena; its
-  // model and its kernels' packed states are what the engine stores. Weights' DequantizeLinear stay in
-  // the graph, so int8 weights are stored as int8 (a quarter of the bytes) and dequantized at load.
+  // model and its kernels' packed states are what the engine stores. Int8 weights stay int8 (a quarter of
+  // the bytes): packed as int8 codes where their kernel packs (dequantized while restoring), else with
+  // their DequantizeLinear, which the loading Session folds.
   runtime::SessionOptions so;
   so.threads = request.threads;
-  so.keep_weight_dequantize = true;
+  so.keep_int8_weights = true;
   runtime::Session session(std::move(model), so);
   const auto states = session.packed_states();
 

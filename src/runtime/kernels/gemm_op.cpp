@@ -120,15 +120,18 @@ class GemmKernel final : public Kernel {
   }
 
   bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
-    if (state.layout != PackedMatrixB::layout() || ctx.input_types.size() < 2 ||
-        ctx.input_types[1].dtype != DType::kFloat32 || state.blobs.size() != 1 ||
-        state.blobs[0].dtype() != DType::kFloat32 ||
-        state.blobs[0].shape() != Shape{PackedMatrixB::packed_size(k_, n_)}) {
+    if (ctx.input_types.size() < 2 || ctx.input_types[1].dtype != DType::kFloat32 ||
+        !restore_packed_b(state, k_, n_, packed_)) {
       return false;
     }
-    packed_.adopt(k_, n_, state.blobs[0].data<float>(), std::make_shared<const Tensor>(state.blobs[0]));
     weights_packed_ = true;
     return true;
+  }
+
+  PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const override {
+    if (i != 1 || !weights_packed_) return {};
+    // B is [K, N], or [N, K] with transB: its columns are axis 1, or 0.
+    return packed_codes_state(q, k_, n_, trans_b_ ? 0 : 1, !trans_b_);
   }
 
   bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }

@@ -187,25 +187,33 @@ class MatMulKernel final : public Kernel {
   }
 
   bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
-    if (state.layout != PackedMatrixB::layout() || ctx.input_types.size() < 2 ||
+    if (ctx.input_types.size() < 2 ||
         ctx.input_types[1].dtype != DType::kFloat32 || shape_numel(geometry_.out) == 0) {
       return false;
     }
     const int64_t distinct = geometry_.b_index.empty()
                                  ? 1
                                  : *std::max_element(geometry_.b_index.begin(), geometry_.b_index.end()) + 1;
-    const int64_t size = PackedMatrixB::packed_size(geometry_.k, geometry_.n);
-    if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
-    for (const Tensor& blob : state.blobs) {
-      if (blob.dtype() != DType::kFloat32 || blob.shape() != Shape{size}) return false;
+    // Float panels: one blob per distinct B. Int8 codes: one B only, three blobs.
+    std::vector<PackedState> parts;
+    if (state.layout == PackedMatrixB::layout()) {
+      if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
+      for (const Tensor& blob : state.blobs) parts.push_back(PackedState{state.layout, {blob}});
+    } else {
+      if (distinct != 1) return false;
+      parts.push_back(state);
     }
-    packed_.resize(state.blobs.size());
-    for (std::size_t i = 0; i < packed_.size(); ++i) {
-      packed_[i].adopt(geometry_.k, geometry_.n, state.blobs[i].data<float>(),
-                       std::make_shared<const Tensor>(state.blobs[i]));
+    packed_.resize(parts.size());
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (!restore_packed_b(parts[i], geometry_.k, geometry_.n, packed_[i])) return false;
     }
     weights_packed_ = true;
     return true;
+  }
+
+  PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const override {
+    if (i != 1 || !weights_packed_ || packed_.size() != 1) return {};
+    return packed_codes_state(q, geometry_.k, geometry_.n, q.codes.rank() - 1, true);
   }
 
   bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
