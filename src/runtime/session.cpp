@@ -13,6 +13,7 @@
 #include "detrq/core/thread_pool.h"
 #include "detrq/onnx/graph_passes.h"
 #include "detrq/runtime/kernel.h"
+#include "fusion.h"
 #include "memory_plan.h"
 
 namespace detrq::runtime {
@@ -208,6 +209,9 @@ void Session::Impl::build(onnx::Model source) {
   }
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
+  if (options.fuse_operators && fuse_matmul_epilogues(graph, options.keep_tensors) > 0) {
+    source.opset_imports[kDetrqDomain] = 1;
+  }
   inputs = resolve_inputs(graph, options);
 
   // Nodes in execution order, kept for the kernels' lifetime.

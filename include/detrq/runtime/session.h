@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct SessionOptions {
   // Static shapes for inputs whose declared shape has unknown dimensions.
   std::map<std::string, core::Shape> input_shapes;
   bool fold_constants = true;
+  // Fuse operators (a MatMul by a constant weight with its bias Add and GELU into one com.detrq
+  // FusedMatMul). Fused-away tensors are never computed, so an Observer does not see them: name in
+  // `keep_tensors` every tensor an observer must see (graph outputs always stay).
+  bool fuse_operators = true;
+  std::set<std::string> keep_tensors;
   // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
   const KernelRegistry* registry = nullptr;
   // Kernel states packed by an earlier Session (packed_states(), stored in an engine file), by node key
