@@ -133,7 +133,8 @@ class MatMulKernel final : public Kernel {
     switch (a.dtype()) {
       case DType::kFloat32:
         epilogue_.bias = fused_ ? ctx.inputs[2]->data<float>() : nullptr;
-        run_float(a.data<float>(), b.data<float>(), c.data<float>(), ctx.pool);
+        // Packed weights may have been released: B is then an empty tensor.
+        run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
         break;
       case DType::kFloat64: matmul_reference(geometry_, a.data<double>(), b.data<double>(), c.data<double>()); break;
       case DType::kInt32: matmul_reference(geometry_, a.data<int32_t>(), b.data<int32_t>(), c.data<int32_t>()); break;
@@ -196,6 +197,50 @@ class MatMulKernel final : public Kernel {
     }
     sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
   }
+
+  // Engine files: one blob of packed floats per distinct B matrix.
+  PackedState packed_state() const override {
+    if (!weights_packed_) return {};
+    PackedState state{PackedMatrixB::layout(), {}};
+    for (const PackedMatrixB& p : packed_) {
+      const std::span<const float> data = p.packed_data();
+      state.blobs.push_back(Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())},
+                                         const_cast<float*>(data.data())));
+    }
+    return state;
+  }
+
+  bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
+    if (ctx.input_types.size() < 2 ||
+        ctx.input_types[1].dtype != DType::kFloat32 || shape_numel(geometry_.out) == 0) {
+      return false;
+    }
+    const int64_t distinct = geometry_.b_index.empty()
+                                 ? 1
+                                 : *std::max_element(geometry_.b_index.begin(), geometry_.b_index.end()) + 1;
+    // Float panels: one blob per distinct B. Int8 codes: one B only, three blobs.
+    std::vector<PackedState> parts;
+    if (state.layout == PackedMatrixB::layout()) {
+      if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
+      for (const Tensor& blob : state.blobs) parts.push_back(PackedState{state.layout, {blob}});
+    } else {
+      if (distinct != 1) return false;
+      parts.push_back(state);
+    }
+    packed_.resize(parts.size());
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (!restore_packed_b(parts[i], geometry_.k, geometry_.n, packed_[i])) return false;
+    }
+    weights_packed_ = true;
+    return true;
+  }
+
+  PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const override {
+    if (i != 1 || !weights_packed_ || packed_.size() != 1) return {};
+    return packed_codes_state(q, geometry_.k, geometry_.n, q.codes.rank() - 1, true);
+  }
+
+  bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
   onnx::Node node_;
   bool fused_ = false;
