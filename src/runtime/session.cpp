@@ -14,6 +14,7 @@
 #include "detrq/onnx/graph_passes.h"
 #include "detrq/runtime/kernel.h"
 #include "memory_plan.h"
+#include "runtime/qdq_fusion.h"
 
 namespace detrq::runtime {
 namespace {
@@ -168,6 +169,7 @@ void Session::Impl::build(onnx::Model source) {
   onnx::constants_to_initializers(graph);
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
+  fuse_qdq(source, options.fuse_qdq);  // before folding would turn the weights' DequantizeLinear into floats
   inputs = resolve_inputs(graph, options);
 
   // Nodes in execution order, kept for the kernels' lifetime.

@@ -31,6 +31,8 @@ struct SessionOptions {
   // Static shapes for inputs whose declared shape has unknown dimensions.
   std::map<std::string, core::Shape> input_shapes;
   bool fold_constants = true;
+  // MatMuls between DequantizeLinear nodes run in int8 arithmetic (com.detrq QMatMulF); off: in float.
+  bool fuse_qdq = true;
   // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
   const KernelRegistry* registry = nullptr;
 };
