@@ -58,18 +58,24 @@ def main():
     p.add_argument("--bench", default=os.path.join(ROOT, "build", "release", "bench", "qdq_int8_bench"))
     p.add_argument("--write-results", action="store_true", help="replace this benchmark's section of bench/RESULTS.md")
     args = p.parse_args()
-    models = [(os.path.join(shared, "models", "rfdetr_small_random.onnx"), os.path.join(shared, "images")),
-              (os.path.join(ROOT, "models", "rfdetr_shapes.onnx"), os.path.join(ROOT, "data", "shapes_calib"))]
+    shapes = os.path.join(ROOT, "models", "rfdetr_shapes.onnx")
+    shapes_calib = os.path.join(ROOT, "data", "shapes_calib")
+    # The backbone's linear layers (and the projector) in INT8 too: see the quant section for its AP.
+    backbone = [a for p in ("*backbone*/query/*", "*backbone*/key/*", "*backbone*/value/*",
+                            "*backbone*/output/dense/*", "*backbone*/mlp/*", "*projector*") for a in ("--include", p)]
+    models = [(os.path.join(shared, "models", "rfdetr_small_random.onnx"), os.path.join(shared, "images"), [], ""),
+              (shapes, shapes_calib, [], ""),
+              (shapes, shapes_calib, backbone, " + backbone linears")]
     rows = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        for model, images in models:
+        for index, (model, images, extra, label) in enumerate(models):
             if not os.path.exists(model):
                 print(f"skipping {model}: absent", file=sys.stderr)
                 continue
-            qdq = os.path.join(tmp, os.path.basename(model).replace(".onnx", ".qdq.onnx"))
+            qdq = os.path.join(tmp, f"{index}.qdq.onnx")
             r = subprocess.run([args.detrq, "calibrate", "--onnx", model, "--images", images, "--count", "8",
-                                "--cache-path", os.path.join(tmp, "c.cache"), "--qdq-out", qdq],
+                                "--cache-path", os.path.join(tmp, "c.cache"), "--qdq-out", qdq, *extra],
                                capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"detrq calibrate failed on {model}:\n{r.stderr}")
@@ -77,11 +83,11 @@ def main():
                                  text=True, check=True).stdout
             d = json.loads(out.strip().splitlines()[-1])
             ort_ms, ort_version = ort_median_ms(qdq, args.threads, args.repeat)
-            rows.append((os.path.basename(model), d, ort_ms, ort_version))
+            rows.append((os.path.basename(model) + label, d, ort_ms, ort_version))
     load_after = os.getloadavg()
     lines = [
         f"{args.threads} threads, median of {args.repeat} runs after one warm-up; Q/DQ models from `detrq calibrate` "
-        "(entropy, default policy, 8 images)",
+        "(entropy, 8 images, default policy unless the row says more)",
         f"machine: {machine()}; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after",
         "",
         "| Q/DQ model | int8 MatMuls | onnxruntime | detrq Q/DQ in float | detrq int8 fused | fused / float | fused / onnxruntime |",
