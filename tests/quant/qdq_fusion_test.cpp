@@ -267,3 +267,89 @@ TEST(QdqFusionBadInput, RefusesAMalformedInternalNode) {
 
 }  // namespace
 }  // namespace detrq
+
+namespace detrq {
+namespace {
+
+onnx::Attribute ints_attr(std::vector<int64_t> v) {
+  onnx::Attribute a;
+  a.kind = onnx::Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+// x [1, 3, 9, 7] -> Q -> DQ -> Conv(W int8 [5, 3, 3, 3] per output channel, bias; pads, strides,
+// dilations all uneven) -> y. A nonzero activation zero point checks that padding dequantizes to 0.
+onnx::Model qdq_conv_model(DType act) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> byte(-127, 127);
+  onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  g.inputs.push_back({"x", DType::kFloat32, {1, 3, 9, 7}, true});
+  g.outputs.push_back({"y", DType::kFloat32, {}, false});
+  Tensor w = Tensor::empty(DType::kInt8, {5, 3, 3, 3});
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng));
+  g.initializers["W"] = w;
+  g.initializers["W_scale"] = Tensor::from_vector<float>({5}, {0.01F, 0.02F, 0.005F, 0.03F, 0.015F});
+  g.initializers["W_zp"] = Tensor::zeros(DType::kInt8, {5});
+  g.initializers["B"] = Tensor::from_vector<float>({5}, {0.5F, -0.25F, 0.0F, 1.0F, -2.0F});
+  g.initializers["xs"] = Tensor::scalar<float>(0.05F);
+  if (act == DType::kInt8) {
+    g.initializers["xz"] = Tensor::scalar<int8_t>(int8_t{-20});
+  } else {
+    g.initializers["xz"] = Tensor::scalar<uint8_t>(uint8_t{140});
+  }
+  onnx::Node conv = node("Conv", {"xd", "Wd", "B"}, {"y"},
+                         {{"pads", ints_attr({1, 0, 2, 1})}, {"strides", ints_attr({2, 1})},
+                          {"dilations", ints_attr({1, 2})}, {"kernel_shape", ints_attr({3, 3})}});
+  g.nodes = {node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}), node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"}),
+             node("DequantizeLinear", {"W", "W_scale", "W_zp"}, {"Wd"}, {{"axis", int_attr(0)}}), conv};
+  return m;
+}
+
+class QdqConvFusion : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QdqConvFusion, FusedConvMatchesTheFloatConv) {
+  runtime::SessionOptions fused_options;
+  fused_options.threads = 2;
+  runtime::SessionOptions float_options = fused_options;
+  float_options.fuse_qdq = false;
+  runtime::Session fused(qdq_conv_model(GetParam()), fused_options);
+  runtime::Session plain(qdq_conv_model(GetParam()), float_options);
+  EXPECT_EQ(count_op(fused.model(), "QConvF"), 1U);
+  EXPECT_EQ(count_op(plain.model(), "QConvF"), 0U);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0F, 3.0F);
+  Tensor x = Tensor::empty(DType::kFloat32, {1, 3, 9, 7});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+  const Tensor yf = fused.run({{"x", x}}).at("y");
+  const Tensor yp = plain.run({{"x", x}}).at("y");
+  ASSERT_EQ(yf.shape(), (core::Shape{1, 5, 5, 4}));  // (9+1+2-2-1)/2+1, (7+0+1-4-1)/1+1
+  ASSERT_EQ(yf.shape(), yp.shape());
+  // One layer: the same products, summed exactly in int32 against in float.
+  for (int64_t i = 0; i < yf.numel(); ++i) {
+    EXPECT_NEAR(yf.data<float>()[i], yp.data<float>()[i], 1e-4F + 1e-5F * std::abs(yp.data<float>()[i])) << i;
+  }
+  runtime::Session again(fused.model(), fused_options);
+  const Tensor ya = again.run({{"x", x}}).at("y");
+  for (int64_t i = 0; i < ya.numel(); ++i) EXPECT_EQ(ya.data<float>()[i], yf.data<float>()[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Activations, QdqConvFusion, ::testing::Values(DType::kInt8, DType::kUInt8),
+                         [](const auto& info) { return std::string(core::dtype_name(info.param)); });
+
+TEST(QdqConvFusionGraph, LeavesGroupedConvsAlone) {
+  onnx::Model m = qdq_conv_model(DType::kInt8);
+  m.graph.nodes[3].attributes["group"] = int_attr(3);
+  m.graph.initializers["W"] = Tensor::zeros(DType::kInt8, {6, 1, 3, 3});
+  m.graph.initializers["W_scale"] = Tensor::from_vector<float>({6}, std::vector<float>(6, 0.1F));
+  m.graph.initializers["W_zp"] = Tensor::zeros(DType::kInt8, {6});
+  m.graph.initializers["B"] = Tensor::zeros(DType::kFloat32, {6});
+  runtime::Session s(m, {});
+  EXPECT_EQ(count_op(s.model(), "QConvF"), 0U);
+  EXPECT_EQ(count_op(s.model(), "Conv"), 1U);
+}
+
+}  // namespace
+}  // namespace detrq
