@@ -1,6 +1,6 @@
 // detrq's side of the Q/DQ benchmark (bench/qdq_int8_vs_onnxruntime.py runs onnxruntime beside it):
 // one Q/DQ model with the int8 MatMul fusion and without it, same input, same threads, runs interleaved.
-//   qdq_int8_bench MODEL THREADS REPEAT   -> one JSON line: median ms of each, fused MatMul count
+//   qdq_int8_bench MODEL THREADS REPEAT   -> one JSON line: median ms of each, fused MatMul + Conv count
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
       feed[in.name] = t;
     }
     std::size_t qmatmuls = 0;
-    for (const auto& n : fused.model().graph.nodes) qmatmuls += n.op_type == "QMatMulF" ? 1 : 0;
+    for (const auto& n : fused.model().graph.nodes) qmatmuls += n.op_type == "QMatMulF" || n.op_type == "QConvF" ? 1 : 0;
     fused.run(feed);  // warm-up
     plain.run(feed);
     std::vector<double> fused_ms;
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
       plain.run(feed);
       plain_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
     }
-    std::printf("{\"fused_ms\": %.3f, \"float_ms\": %.3f, \"qmatmul_nodes\": %zu}\n", median(fused_ms),
+    std::printf("{\"fused_ms\": %.3f, \"float_ms\": %.3f, \"int8_nodes\": %zu}\n", median(fused_ms),
                 median(plain_ms), qmatmuls);
   } catch (const Error& e) {
     std::fprintf(stderr, "qdq_int8_bench: %s\n", e.what());

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Q/DQ models in detrq's runtime with the int8 MatMul fusion and without it, against onnxruntime
+"""Q/DQ models in detrq's runtime with the int8 MatMul/Conv fusion and without it, against onnxruntime
 running the same Q/DQ model: same threads, one sitting. The Q/DQ models are made here with
 `detrq calibrate` (default policy) from the small random RF-DETR of ../shared and models/rfdetr_shapes.onnx.
 
@@ -90,11 +90,11 @@ def main():
         "(entropy, 8 images, default policy unless the row says more)",
         f"machine: {machine()}; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after",
         "",
-        "| Q/DQ model | int8 MatMuls | onnxruntime | detrq Q/DQ in float | detrq int8 fused | fused / float | fused / onnxruntime |",
+        "| Q/DQ model | int8 MatMul + Conv nodes | onnxruntime | detrq Q/DQ in float | detrq int8 fused | fused / float | fused / onnxruntime |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, d, ort_ms, ort_version in rows:
-        lines.append(f"| {name} | {d['qmatmul_nodes']} | {ort_ms:.1f} ms (onnxruntime {ort_version}) | "
+        lines.append(f"| {name} | {d['int8_nodes']} | {ort_ms:.1f} ms (onnxruntime {ort_version}) | "
                      f"{d['float_ms']:.1f} ms | {d['fused_ms']:.1f} ms | {d['fused_ms'] / d['float_ms']:.2f}x | "
                      f"{d['fused_ms'] / ort_ms:.2f}x |")
     print("\n".join(lines))
