@@ -1,4 +1,4 @@
-// GEMM micro-benchmark on the MatMul shapes of rfdetr_small_random.onnx: detrq's packed AVX2 path
+// GEMM micro-benchmark on the MatMul shapes of rfdetr_small_random.onnx: detrq's fast path (auto and AVX-512)
 // against OpenBLAS (cblas_sgemm) and oneDNN (dnnl_sgemm), all on 2 threads, in the same run.
 // Run: build/release/bench/gemm_bench  (figures go to bench/RESULTS.md, "kernels-compute" section)
 #include <benchmark/benchmark.h>
@@ -122,6 +122,9 @@ int main(int argc, char** argv) {
   for (const Shape& s : kShapes) {
     using detrq::runtime::kernels::GemmIsa;
     benchmark::RegisterBenchmark((std::string(s.what) + "/detrq").c_str(), bm_detrq, s, GemmIsa::kAuto)
+        ->UseRealTime()
+        ->MinTime(0.5);
+    benchmark::RegisterBenchmark((std::string(s.what) + "/detrq_avx512").c_str(), bm_detrq, s, GemmIsa::kAvx512)
         ->UseRealTime()
         ->MinTime(0.5);
     benchmark::RegisterBenchmark((std::string(s.what) + "/openblas").c_str(), bm_openblas, s)->UseRealTime()->MinTime(0.5);

@@ -103,7 +103,14 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   const std::string fingerprint = model_fingerprint(model);
   runtime::SessionOptions session_options;
   session_options.threads = opt.threads;
-  runtime::Session fp32(model, session_options);
+  // The statistics observer must see every tensor it watches: fusion may not compute them away.
+  runtime::SessionOptions fp32_options = session_options;
+  if (opt.all_tensors) {
+    fp32_options.fuse_operators = false;
+  } else {
+    fp32_options.keep_tensors = tensors_to_calibrate(model, opt.policy);
+  }
+  runtime::Session fp32(model, fp32_options);
   if (fp32.inputs().size() != 1 || fp32.inputs()[0].dtype != core::DType::kFloat32) {
     throw_unsupported(opt.onnx.string(), "calibration needs a model with one float32 input");
   }

@@ -95,7 +95,7 @@ bool plain_conv(const onnx::Graph& g, const onnx::Node& conv, const core::Tensor
 
 }  // namespace
 
-QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse) {
+QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse, const std::set<std::string>& keep) {
   onnx::Graph& g = model.graph;
   for (const auto& n : g.nodes) {
     if (n.domain == kInternalDomain && !model.metadata.count(kInternalPlanKey)) {
@@ -104,6 +104,9 @@ QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse) {
                         "only plans that detrq writes (CPU engine files) may contain it");
     }
   }
+  // Every plan the Session makes may hold internal nodes (this fusion's or fusion.h's), and an engine
+  // file stores the plan: mark it so that it loads again.
+  model.metadata[kInternalPlanKey] = std::string(1, '1');  // (g++ 12 warns falsely on assigning "1")
   QdqFusionSummary summary;
   if (!fuse) return summary;
   std::unordered_map<std::string, std::size_t> producer;
@@ -121,8 +124,8 @@ QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse) {
         node.outputs.size() == 1) {
       const onnx::Node* a = produced_by(node.inputs[0]);
       const onnx::Node* b = produced_by(node.inputs[1]);
-      if (!a || !b || !activation_dequantize(g, *a) || !conv_weight_dequantize(g, *b) ||
-          !plain_conv(g, node, *initializer(g, b->inputs[0]))) {
+      if (!a || !b || keep.count(node.inputs[0]) || keep.count(node.inputs[1]) || !activation_dequantize(g, *a) ||
+          !conv_weight_dequantize(g, *b) || !plain_conv(g, node, *initializer(g, b->inputs[0]))) {
         continue;
       }
       onnx::Node fused;
@@ -145,7 +148,10 @@ QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse) {
     }
     const onnx::Node* a = produced_by(node.inputs[0]);
     const onnx::Node* b = produced_by(node.inputs[1]);
-    if (!a || !b || !activation_dequantize(g, *a) || !weight_dequantize(g, *b)) continue;
+    if (!a || !b || keep.count(node.inputs[0]) || keep.count(node.inputs[1]) || !activation_dequantize(g, *a) ||
+        !weight_dequantize(g, *b)) {
+      continue;
+    }
     onnx::Node fused;
     fused.name = node.name;
     fused.op_type = "QMatMulF";
@@ -158,7 +164,6 @@ QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse) {
   }
   if (summary.matmuls + summary.convs > 0) {
     model.opset_imports[kInternalDomain] = 1;
-    model.metadata[kInternalPlanKey] = std::string(1, '1');  // (g++ 12 warns falsely on assigning "1")
     onnx::remove_dead_nodes(g);  // the DequantizeLinear nodes nothing else reads
     core::log_debug("qdq fusion: {} MatMul and {} Conv nodes run in int8", summary.matmuls, summary.convs);
   }

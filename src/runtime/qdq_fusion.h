@@ -3,13 +3,16 @@
 #pragma once
 
 #include <cstddef>
+#include <set>
+#include <string>
 
 #include "detrq/onnx/model.h"
 
 namespace detrq::runtime {
 
-// Domain of the operators only detrq's own plans contain; a model that uses it must carry
-// kInternalPlanKey in its metadata (the Session writes it), so hand-written ONNX files cannot.
+// Domain of the operators only detrq's own plans contain (fusion.h's kDetrqDomain too); a model that
+// uses it must carry kInternalPlanKey in its metadata, which fuse_qdq writes into every model the
+// Session plans, so hand-written ONNX files cannot.
 inline constexpr const char* kInternalDomain = "com.detrq";
 inline constexpr const char* kInternalPlanKey = "detrq.internal_ops";
 
@@ -26,7 +29,8 @@ struct QdqFusionSummary {
 // bias) on DequantizeLinear(q_x) and DequantizeLinear(W int8 [O, C, kh, kw], scale per tensor or axis 0)
 // becomes QConvF(q_x, x_scale, x_zero_point, W, w_scale[, bias]). The DequantizeLinear nodes stay where anything else (a
 // node or a graph output) reads their outputs, so every tensor that still exists keeps its value;
-// those that nothing reads any more are removed. With `fuse` false it only checks the domain.
-QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse = true);
+// those that nothing reads any more are removed; no pattern whose DequantizeLinear output is in `keep`
+// (tensors an observer must see) is fused. With `fuse` false it only checks the domain and marks the plan.
+QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse = true, const std::set<std::string>& keep = {});
 
 }  // namespace detrq::runtime

@@ -13,6 +13,7 @@
 #include "detrq/core/thread_pool.h"
 #include "detrq/onnx/graph_passes.h"
 #include "detrq/runtime/kernel.h"
+#include "fusion.h"
 #include "memory_plan.h"
 #include "runtime/qdq_fusion.h"
 
@@ -169,7 +170,10 @@ void Session::Impl::build(onnx::Model source) {
   onnx::constants_to_initializers(graph);
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
-  fuse_qdq(source, options.fuse_qdq);  // before folding would turn the weights' DequantizeLinear into floats
+  fuse_qdq(source, options.fuse_qdq, options.keep_tensors);  // before folding turns weight DQs into floats
+  if (options.fuse_operators && fuse_matmul_epilogues(graph, options.keep_tensors) > 0) {
+    source.opset_imports[kDetrqDomain] = 1;
+  }
   inputs = resolve_inputs(graph, options);
 
   // Nodes in execution order, kept for the kernels' lifetime.

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,13 @@ struct SessionOptions {
   // Static shapes for inputs whose declared shape has unknown dimensions.
   std::map<std::string, core::Shape> input_shapes;
   bool fold_constants = true;
-  // MatMuls between DequantizeLinear nodes run in int8 arithmetic (com.detrq QMatMulF); off: in float.
+  // Fuse operators (a MatMul by a constant weight with its bias Add and GELU into one com.detrq
+  // FusedMatMul). Fused-away tensors are never computed, so an Observer does not see them: name in
+  // `keep_tensors` every tensor an observer must see (graph outputs always stay).
+  bool fuse_operators = true;
+  std::set<std::string> keep_tensors;
+  // MatMuls and Convs between DequantizeLinear nodes run in int8 arithmetic (com.detrq QMatMulF and
+  // QConvF; tensors in keep_tensors are not fused away either); off: in float.
   bool fuse_qdq = true;
   // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
   const KernelRegistry* registry = nullptr;

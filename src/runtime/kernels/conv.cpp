@@ -1,6 +1,7 @@
 // Conv (1-D and 2-D, groups including depthwise, strides, dilations, pads, auto_pad, bias) as
 // im2col + GEMM per image and group: Y_g[M/G, OH*OW] = W_g[M/G, C/G*kh*kw] x col_g. A 1x1 conv with
 // unit strides and no padding multiplies the input directly.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -85,10 +86,19 @@ class ConvKernel final : public Kernel {
             continue;
           }
           const T* irow = plane + ih * w_.in;
-          for (int64_t ow = 0; ow < ow_n; ++ow) {
-            const int64_t iw = ow * w_.stride - w_.pad_begin + kj * w_.dilation;
-            orow[ow] = (iw >= 0 && iw < w_.in) ? irow[iw] : T(0);
+          // Output columns whose input column iw = ow * stride + offset lies inside the row: one run
+          // [lo, hi), copied without bounds checks (a plain copy at stride 1), zeros on either side.
+          const int64_t offset = kj * w_.dilation - w_.pad_begin;
+          const int64_t s = w_.stride;
+          const int64_t lo = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + s - 1) / s, 0, ow_n);
+          const int64_t hi = std::clamp<int64_t>(w_.in - offset > 0 ? (w_.in - offset + s - 1) / s : 0, lo, ow_n);
+          std::fill(orow, orow + lo, T(0));
+          if (s == 1) {
+            std::copy(irow + lo + offset, irow + hi + offset, orow + lo);
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) orow[ow] = irow[ow * s + offset];
           }
+          std::fill(orow + hi, orow + ow_n, T(0));
         }
       }
     });
@@ -110,30 +120,34 @@ class ConvKernel final : public Kernel {
     for (int64_t n = 0; n < batch_; ++n) {
       const T* xn = x + n * channels_ * spatial_in;
       T* yn = y + n * out_channels_ * spatial_out;
-      if (bias) {
+      if (bias && !std::is_same_v<T, float>) {  // float32 adds it in the GEMM epilogue
         for (int64_t m = 0; m < out_channels_; ++m) std::fill_n(yn + m * spatial_out, spatial_out, bias[m]);
       }
       if (!direct_) im2col<T>(xn, 0, channels_, col.data(), ctx.pool);
       const T* cols = direct_ ? xn : col.data();
       if constexpr (std::is_same_v<T, float>) {
-        packed_.resize(static_cast<std::size_t>(group_));
+        thread_local std::vector<PackedMatrixB> packed;
+        if (packed.size() < static_cast<std::size_t>(group_)) packed.resize(static_cast<std::size_t>(group_));
         items_.resize(static_cast<std::size_t>(group_));
         if (group_ == 1) {
-          packed_[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool);
+          packed[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool);
         } else {
           ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
             for (int64_t g = begin; g < end; ++g) {
-              packed_[static_cast<std::size_t>(g)].pack(k, spatial_out,
+              packed[static_cast<std::size_t>(g)].pack(k, spatial_out,
                                                         MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1});
             }
           });
         }
         for (int64_t g = 0; g < group_; ++g) {
-          items_[static_cast<std::size_t>(g)] =
-              SgemmItem{MatrixView<float>{w + g * mg * k, k, 1}, &packed_[static_cast<std::size_t>(g)],
-                        yn + g * mg * spatial_out};
+          // The bias is added to each output tile in cache rather than written first and accumulated onto.
+          GemmEpilogue epilogue;
+          epilogue.row_bias = bias ? bias + g * mg : nullptr;
+          items_[static_cast<std::size_t>(g)] = SgemmItem{MatrixView<float>{w + g * mg * k, k, 1},
+                                                          &packed[static_cast<std::size_t>(g)],
+                                                          yn + g * mg * spatial_out, epilogue};
         }
-        sgemm_packed(mg, spatial_out, k, 1.0F, bias != nullptr, items_, spatial_out, &ctx.pool);
+        sgemm_packed(mg, spatial_out, k, 1.0F, false, items_, spatial_out, &ctx.pool);
       } else {
         for (int64_t g = 0; g < group_; ++g) {
           gemm_reference<T>(mg, spatial_out, k, T(1), MatrixView<T>{w + g * mg * k, k, 1},
@@ -144,13 +158,12 @@ class ConvKernel final : public Kernel {
     }
   }
 
+  // The unfolded input and its packed panels live in storage of the calling thread, shared by every
+  // convolution it runs: per kernel, a 3x3 convolution alone would keep megabytes between runs.
   template <typename T>
-  std::vector<T>& scratch() {
-    if constexpr (std::is_same_v<T, float>) {
-      return col_f32_;
-    } else {
-      return col_f64_;
-    }
+  static std::vector<T>& scratch() {
+    thread_local std::vector<T> col;
+    return col;
   }
 
   onnx::Node node_;
@@ -159,9 +172,6 @@ class ConvKernel final : public Kernel {
   WindowAxis h_, w_;
   bool has_bias_ = false;
   bool direct_ = false;
-  std::vector<float> col_f32_;
-  std::vector<double> col_f64_;
-  std::vector<PackedMatrixB> packed_;
   std::vector<SgemmItem> items_;
 };
 

@@ -1,5 +1,6 @@
 // Branch-free float32 exp/erf/sigmoid written so that g++ vectorizes them (with -fno-trapping-math,
-// set for this file in CMakeLists.txt), cloned for AVX2+FMA.
+// set for this file in CMakeLists.txt), cloned for x86-64-v3 (AVX2+FMA). The clone is chosen by CPU
+// features; "arch=haswell" would test for an Intel Haswell model and never pick it on AMD.
 #include "runtime/kernels/float_activations.h"
 
 #include <cstdint>
@@ -71,15 +72,19 @@ namespace {
 
 }  // namespace
 
-__attribute__((target_clones("arch=haswell", "default"))) void erf_f32(const float* x, float* y, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void erf_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
 }
 
-__attribute__((target_clones("arch=haswell", "default"))) void exp_f32(const float* x, float* y, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void gelu_erf_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * 0.5F * (1.0F + erf_approx(x[i] * 0.70710678118654752F));
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_approx(x[i]);
 }
 
-__attribute__((target_clones("arch=haswell", "default"))) void sigmoid_f32(const float* x, float* y, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void sigmoid_f32(const float* x, float* y, int64_t n) {
   // 1 / (1 + e^-x): e^-x overflowing to inf gives 0, underflowing to 0 gives 1.
   for (int64_t i = 0; i < n; ++i) y[i] = 1.0F / (1.0F + exp_approx(-x[i]));
 }

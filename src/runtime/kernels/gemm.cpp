@@ -5,13 +5,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "runtime/kernels/float_activations.h"
 
 namespace detrq::runtime::kernels {
 namespace {
 
-// Computes the mr x kGemmNr tile sum_k a[k][i] * b[k][j] and stores alpha * tile (+ C) into c.
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                             bool accumulate);
+// Computes the mr x kGemmNr tile sum_k A[i][k] * b[k][j] and stores alpha * tile (+ C) into c. A's
+// element (i, p) is at a[i * a_row + p * a_step]: a packed panel (a_row 1, a_step mr) or rows of the
+// caller's matrix read in place (a_row its row stride, a_step 1), which saves packing A.
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
+                             int64_t ldc, float alpha, bool accumulate);
 
 struct MicroKernelInfo {
   MicroKernel fn;
@@ -19,18 +25,20 @@ struct MicroKernelInfo {
   const char* name;
 };
 
-constexpr int64_t kGemmMr = 6;  // rows of the AVX2 and portable tiles
+constexpr int64_t kPortableMr = 6;
+constexpr int64_t kAvx2Mr = 6;
+constexpr int64_t kAvx512Mr = 14;
 
-void micro_kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                           bool accumulate) {
-  float acc[kGemmMr][kGemmNr] = {};
+void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
+                           int64_t ldc, float alpha, bool accumulate) {
+  float acc[kPortableMr][kGemmNr] = {};
   for (int64_t p = 0; p < kc; ++p) {
-    for (int64_t i = 0; i < kGemmMr; ++i) {
-      const float av = a[p * kGemmMr + i];
+    for (int64_t i = 0; i < kPortableMr; ++i) {
+      const float av = a[i * a_row + p * a_step];
       for (int64_t j = 0; j < kGemmNr; ++j) acc[i][j] += av * b[p * kGemmNr + j];
     }
   }
-  for (int64_t i = 0; i < kGemmMr; ++i) {
+  for (int64_t i = 0; i < kPortableMr; ++i) {
     float* row = c + i * ldc;
     for (int64_t j = 0; j < kGemmNr; ++j) row[j] = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
   }
@@ -48,41 +56,47 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
   _mm256_storeu_ps(row + 8, hi);
 }
 
-__attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, const float* b, float* c,
-                                                            int64_t ldc, float alpha, bool accumulate) {
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, int64_t a_row,
+                                                            int64_t a_step, const float* b, float* c, int64_t ldc,
+                                                            float alpha, bool accumulate) {
   // The C tile is usually not in cache (it is written once when K is small): start fetching it now.
-  for (int i = 0; i < kGemmMr; ++i) {
+  for (int i = 0; i < kAvx2Mr; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
   }
+  const float* a0 = a;
+  const float* a1 = a + a_row;
+  const float* a2 = a + 2 * a_row;
+  const float* a3 = a + 3 * a_row;
+  const float* a4 = a + 4 * a_row;
+  const float* a5 = a + 5 * a_row;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += a_step) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a + 0);
+    __m256 av = _mm256_broadcast_ss(a0 + off);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
+    av = _mm256_broadcast_ss(a1 + off);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
+    av = _mm256_broadcast_ss(a2 + off);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
+    av = _mm256_broadcast_ss(a3 + off);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
+    av = _mm256_broadcast_ss(a4 + off);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
+    av = _mm256_broadcast_ss(a5 + off);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
-    a += kGemmMr;
     b += kGemmNr;
   }
   const __m256 va = _mm256_set1_ps(alpha);
@@ -94,7 +108,42 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const flo
   store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate);
 }
 
-std::atomic<int> g_isa{static_cast<int>(GemmIsa::kAuto)};
+// 14 rows x 16 columns, one zmm register per row: 14 accumulators fed by one B load and 14 broadcasts
+// per step, half the instructions of the AVX2 tile for the same arithmetic.
+__attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const float* a, int64_t a_row,
+                                                             int64_t a_step, const float* b, float* c, int64_t ldc,
+                                                             float alpha, bool accumulate) {
+  for (int i = 0; i < kAvx512Mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  __m512 acc[kAvx512Mr];
+#pragma GCC unroll 14
+  for (int i = 0; i < kAvx512Mr; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += a_step) {
+    const __m512 bv = _mm512_loadu_ps(b);
+#pragma GCC unroll 14
+    for (int i = 0; i < kAvx512Mr; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * a_row + off]), bv, acc[i]);
+    b += kGemmNr;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 14
+  for (int i = 0; i < kAvx512Mr; ++i) {
+    float* row = c + i * ldc;
+    __m512 v = _mm512_mul_ps(acc[i], va);
+    if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(row));
+    _mm512_storeu_ps(row, v);
+  }
+}
+
+// DETRQ_GEMM_ISA=avx512|avx2|portable forces a micro-kernel (an ISA the CPU lacks falls back), for
+// comparing them on one machine.
+GemmIsa isa_from_env() {
+  const char* v = std::getenv("DETRQ_GEMM_ISA");
+  const std::string s = v ? v : "";
+  if (s == "avx512") return GemmIsa::kAvx512;
+  if (s == "avx2") return GemmIsa::kAvx2;
+  if (s == "portable") return GemmIsa::kPortable;
+  return GemmIsa::kAuto;
+}
+std::atomic<int> g_isa{static_cast<int>(isa_from_env())};
 
 bool cpu_has_avx2_fma() {
   static const bool has = [] {
@@ -104,10 +153,32 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
+bool cpu_has_avx512f() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return has;
+}
+
+// AVX-512 pays where the core has full 512-bit FMA units (Intel Xeon). AMD Zen 4 splits each 512-bit
+// FMA in two: measured there, the AVX2 tile is as fast or faster on every RF-DETR product
+// (bench/RESULTS.md), so kAuto keeps AVX2 on AMD.
+bool prefer_avx512() {
+  static const bool prefer = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx512f() && __builtin_cpu_is("intel");
+  }();
+  return prefer;
+}
+
 MicroKernelInfo select_micro_kernel() {
   const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
-  if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kGemmMr, "avx2"};
-  return {micro_kernel_portable, kGemmMr, "portable"};
+  if (((isa == GemmIsa::kAuto && prefer_avx512()) || isa == GemmIsa::kAvx512) && cpu_has_avx512f()) {
+    return {micro_kernel_avx512, kAvx512Mr, "avx512"};
+  }
+  if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2"};
+  return {micro_kernel_portable, kPortableMr, "portable"};
 }
 
 // Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into panels of tile_mr rows, k-major, zero-padded.
@@ -132,21 +203,26 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   }
 }
 
-// Runs the micro-kernel on a possibly partial tile: partial tiles go through a scratch tile.
-inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                 int64_t mr, int64_t nr, float alpha, bool accumulate) {
+// Runs the micro-kernel on a possibly partial tile: partial tiles go through a scratch tile (their A
+// rows must then be a zero-padded packed panel: the kernel reads all of its rows).
+inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, int64_t a_row, int64_t a_step,
+                 const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr, float alpha, bool accumulate) {
   if (mr == kernel.mr && nr == kGemmNr) {
-    kernel.fn(kc, a, b, c, ldc, alpha, accumulate);
+    kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate);
     return;
   }
   float scratch[kGemmMaxMr * kGemmNr];
-  kernel.fn(kc, a, b, scratch, kGemmNr, alpha, false);
+  kernel.fn(kc, a, a_row, a_step, b, scratch, kGemmNr, alpha, false);
   for (int64_t i = 0; i < mr; ++i) {
     for (int64_t j = 0; j < nr; ++j) {
       c[i * ldc + j] = scratch[i * kGemmNr + j] + (accumulate ? c[i * ldc + j] : 0.0F);
     }
   }
 }
+
+// Reading A in place needs unit steps along K; transposed operands are packed. In place is faster on
+// every measured shape: packing A cost up to half the time of a product with a deep K.
+bool direct_a(MatrixView<float> a) { return a.col_stride == 1; }
 
 }  // namespace
 
@@ -191,6 +267,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   if (k == 0) {
     for (const SgemmItem& item : items) {
       for (int64_t i = 0; i < m && !accumulate; ++i) std::fill_n(item.c + i * ldc, n, 0.0F);
+      if (item.epilogue.active()) apply_gemm_epilogue(item.epilogue, item.c, ldc, m, n, 0, 0);
     }
     return;
   }
@@ -220,23 +297,35 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
       const int64_t mt = rem / n_tiles;
       const int64_t nt = rem % n_tiles;
       const SgemmItem& item = items[static_cast<std::size_t>(bi)];
+      const bool direct = direct_a(item.a);
       const int64_t row0 = mt * mc;
       const int64_t rows = std::min(mc, m - row0);
+      // In place, only whole tiles are read directly; a last partial tile is packed (zero-padded).
+      const int64_t full_rows = direct ? rows / mr * mr : 0;
       const int64_t np0 = nt * panels_per_tile;
       const int64_t np1 = std::min(n_panels, np0 + panels_per_tile);
       for (int64_t kb = 0; kb * kGemmKc < k; ++kb) {
         const int64_t k0 = kb * kGemmKc;
         const int64_t kc = std::min(kGemmKc, k - k0);
-        pack_a(item.a, row0, rows, k0, kc, mr, a_pack.data());
+        if (full_rows < rows) pack_a(item.a, row0 + full_rows, rows - full_rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
+        const bool last = k0 + kc >= k;
         for (int64_t np = np0; np < np1; ++np) {
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
           const int64_t nr = std::min(kGemmNr, n - col0);
           for (int64_t r = 0; r < rows; r += mr) {
             const int64_t tile_rows = std::min(mr, rows - r);
-            tile(kernel, kc, a_pack.data() + r * kc, bp, item.c + (row0 + r) * ldc + col0, ldc, tile_rows, nr, alpha,
-                 acc);
+            float* c = item.c + (row0 + r) * ldc + col0;
+            if (r < full_rows) {
+              tile(kernel, kc, item.a.data + (row0 + r) * item.a.row_stride + k0, item.a.row_stride, 1, bp, c, ldc,
+                   tile_rows, nr, alpha, acc);
+            } else {
+              tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, bp, c, ldc, tile_rows, nr, alpha, acc);
+            }
+            if (last && item.epilogue.active()) {
+              apply_gemm_epilogue(item.epilogue, c, ldc, tile_rows, nr, row0 + r, col0);
+            }
           }
         }
       }
@@ -260,6 +349,22 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, Ma
   packed.pack(k, n, b);
   const SgemmItem item{a, &packed, c};
   sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool);
+}
+
+void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                         int64_t row0, int64_t col0) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    if (epilogue.row_bias) {
+      const float v = epilogue.row_bias[row0 + i];
+      for (int64_t j = 0; j < cols; ++j) row[j] += v;
+    }
+    if (epilogue.bias) {
+      const float* bias = epilogue.bias + col0;
+      for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+    }
+    if (epilogue.activation == GemmActivation::kGeluErf) gelu_erf_f32(row, row, cols);
+  }
 }
 
 const char* sgemm_isa() { return select_micro_kernel().name; }

@@ -1,6 +1,6 @@
 // Matrix multiplication for the compute kernels: a plain reference for every dtype, and the fast
-// float32 path (operands packed into panels, an AVX2/FMA micro-kernel chosen at run time, the
-// session's thread pool over tiles of the output).
+// float32 path (B packed into panels, A read in place, AVX2/FMA or AVX-512 micro-kernels chosen at run
+// time, a fused bias/activation epilogue, the session's thread pool over tiles of the output).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,7 @@ void gemm_reference(int64_t m, int64_t n, int64_t k, T alpha, MatrixView<T> a, M
 }
 
 inline constexpr int64_t kGemmNr = 16;    // columns of a micro-kernel tile (two AVX registers)
-inline constexpr int64_t kGemmMaxMr = 6;  // rows of the largest micro-kernel tile
+inline constexpr int64_t kGemmMaxMr = 14;  // rows of the largest micro-kernel tile
 inline constexpr int64_t kGemmKc = 256;  // depth of one packed block (an A panel and a B panel fit L1)
 
 // A float32 B operand packed for the fast path: K split into blocks of kGemmKc, each block into
@@ -60,11 +60,22 @@ class PackedMatrixB {
   std::vector<float> data_;
 };
 
-// One multiplication of a batch: C = alpha * A * B (+ C when accumulating).
+// What is applied to each finished output tile while it is still in cache, in this order: a bias per
+// column, then an activation. Fusing them saves a pass over the output in memory per operation.
+enum class GemmActivation { kNone, kGeluErf };
+struct GemmEpilogue {
+  const float* bias = nullptr;      // n values, added to every row; nullptr: none
+  GemmActivation activation = GemmActivation::kNone;
+  const float* row_bias = nullptr;  // m values, one added to each row (a convolution's bias per channel)
+  bool active() const { return bias != nullptr || row_bias != nullptr || activation != GemmActivation::kNone; }
+};
+
+// One multiplication of a batch: C = alpha * A * B (+ C when accumulating), then the epilogue.
 struct SgemmItem {
   MatrixView<float> a;
   const PackedMatrixB* b = nullptr;
   float* c = nullptr;
+  GemmEpilogue epilogue{};
 };
 
 // Runs every item (all of shape M x N x K, output row stride ldc) over the pool's threads.
@@ -76,11 +87,14 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, Ma
            float* c, int64_t ldc, core::ThreadPool* pool);
 
 // The micro-kernels, best first. kAuto picks the best one this CPU runs; forcing one the CPU lacks
-// falls back to the next (tests run every path the machine has against the reference). An AVX-512
-// 14x16 kernel was measured on the team's AMD EPYC (Zen 4) and was no faster than AVX2, so there is none.
-enum class GemmIsa { kAuto, kAvx2, kPortable };
+// falls back to the next (tests run every path the machine has against the reference).
+enum class GemmIsa { kAuto, kAvx512, kAvx2, kPortable };
 void sgemm_set_isa(GemmIsa isa);
-// Which micro-kernel the fast path uses now ("avx2" or "portable"); benches print it.
+// Which micro-kernel the fast path uses now ("avx512", "avx2" or "portable"); benches print it.
 const char* sgemm_isa();
+
+// Applies the epilogue to rows x cols values of C (row stride ldc) whose first element is at (row0, col0).
+void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                         int64_t row0, int64_t col0);
 
 }  // namespace detrq::runtime::kernels

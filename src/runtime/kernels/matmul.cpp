@@ -82,14 +82,30 @@ void matmul_reference(const MatMulGeometry& g, const T* a, const T* b, T* c) {
   }
 }
 
+// MatMul, and com.detrq FusedMatMul (runtime/fusion.h): the same product followed by a bias per
+// column (input 2) and an optional activation, applied by the GEMM to each finished tile.
 class MatMulKernel final : public Kernel {
  public:
-  explicit MatMulKernel(const onnx::Node& node) : node_(node) {}
+  MatMulKernel(const onnx::Node& node, bool fused) : node_(node), fused_(fused) {
+    if (!fused) return;
+    const std::string activation = node.attr_string("activation", "");
+    if (activation == "gelu_erf") {
+      epilogue_.activation = GemmActivation::kGeluErf;
+    } else if (!activation.empty()) {
+      unsupported_node(node_, "activation '" + activation + "' is not supported", "known: gelu_erf");
+    }
+  }
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
-    require_inputs(ctx, 2);
+    require_inputs(ctx, fused_ ? 3 : 2);
     const TensorType& a = ctx.input_types[0];
     const TensorType& b = ctx.input_types[1];
+    if (fused_) {
+      if (a.dtype != DType::kFloat32 || b.dtype != DType::kFloat32 || b.shape.size() != 2 ||
+          ctx.input_types[2].dtype != DType::kFloat32 || ctx.input_types[2].shape != Shape{b.shape[1]}) {
+        fail_node(node_, "FusedMatMul needs float32 A, a 2-D float32 B [K, N] and a float32 bias [N]");
+      }
+    }
     require_dtype(node_, a,
                   {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kUInt32, DType::kUInt64},
                   "input A");
@@ -113,7 +129,10 @@ class MatMulKernel final : public Kernel {
     Tensor& c = *ctx.outputs[0];
     if (c.numel() == 0) return;
     switch (a.dtype()) {
-      case DType::kFloat32: run_float(a.data<float>(), b.data<float>(), c.data<float>(), ctx.pool); break;
+      case DType::kFloat32:
+        epilogue_.bias = fused_ ? ctx.inputs[2]->data<float>() : nullptr;
+        run_float(a.data<float>(), b.data<float>(), c.data<float>(), ctx.pool);
+        break;
       case DType::kFloat64: matmul_reference(geometry_, a.data<double>(), b.data<double>(), c.data<double>()); break;
       case DType::kInt32: matmul_reference(geometry_, a.data<int32_t>(), b.data<int32_t>(), c.data<int32_t>()); break;
       case DType::kInt64: matmul_reference(geometry_, a.data<int64_t>(), b.data<int64_t>(), c.data<int64_t>()); break;
@@ -142,22 +161,27 @@ class MatMulKernel final : public Kernel {
 
   void run_float(const float* a, const float* b, float* c, core::ThreadPool& pool) {
     const MatMulGeometry& g = geometry_;
+    // Activations on the right are packed every run into storage of the calling thread, shared by every
+    // MatMul it runs (kept per kernel, attention products alone would hold tens of megabytes).
+    thread_local std::vector<PackedMatrixB> activation_packs;
+    std::vector<PackedMatrixB>& packed = weights_packed_ ? packed_ : activation_packs;
     if (!weights_packed_) {
-      // Activations on the right: pack each distinct B matrix in parallel into storage kept for the next run.
       const int64_t distinct = *std::max_element(g.b_index.begin(), g.b_index.end()) + 1;
-      packed_.resize(static_cast<std::size_t>(distinct));
+      if (activation_packs.size() < static_cast<std::size_t>(distinct)) {
+        activation_packs.resize(static_cast<std::size_t>(distinct));
+      }
       if (distinct == 1) {
-        packed_[0].pack(g.k, g.n, MatrixView<float>{b, g.n, 1}, &pool);
+        packed[0].pack(g.k, g.n, MatrixView<float>{b, g.n, 1}, &pool);
       } else {
         pool.parallel_for(distinct, 1, [&](int64_t begin, int64_t end) {
           for (int64_t i = begin; i < end; ++i) {
-            packed_[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1});
+            packed[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1});
           }
         });
       }
     }
     if (g.a_batch_foldable) {
-      const SgemmItem item{MatrixView<float>{a, g.k, 1}, &packed_[0], c};
+      const SgemmItem item{MatrixView<float>{a, g.k, 1}, &packed[0], c, epilogue_};
       sgemm_packed(g.m * static_cast<int64_t>(g.a_index.size()), g.n, g.k, 1.0F, false,
                    std::span<const SgemmItem>(&item, 1), g.n, &pool);
       return;
@@ -165,13 +189,15 @@ class MatMulKernel final : public Kernel {
     items_.resize(g.a_index.size());
     for (std::size_t i = 0; i < items_.size(); ++i) {
       items_[i] = SgemmItem{MatrixView<float>{a + g.a_index[i] * g.m * g.k, g.k, 1},
-                            &packed_[static_cast<std::size_t>(g.b_index[i])],
-                            c + static_cast<int64_t>(i) * g.m * g.n};
+                            &packed[static_cast<std::size_t>(g.b_index[i])],
+                            c + static_cast<int64_t>(i) * g.m * g.n, epilogue_};
     }
     sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
   }
 
   onnx::Node node_;
+  bool fused_ = false;
+  GemmEpilogue epilogue_;
   MatMulGeometry geometry_;
   std::vector<PackedMatrixB> packed_;
   bool weights_packed_ = false;
@@ -181,7 +207,11 @@ class MatMulKernel final : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_matmul_kernel(const onnx::Node& node, int /*opset*/) {
-  return std::make_unique<MatMulKernel>(node);
+  return std::make_unique<MatMulKernel>(node, false);
+}
+
+std::unique_ptr<Kernel> make_fused_matmul_kernel(const onnx::Node& node, int /*opset*/) {
+  return std::make_unique<MatMulKernel>(node, true);
 }
 
 }  // namespace detrq::runtime::kernels

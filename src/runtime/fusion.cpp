@@ -1,0 +1,167 @@
+// Operator fusion on the graph before planning (see fusion.h).
+#include "fusion.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace detrq::runtime {
+namespace {
+
+class GraphIndex {
+ public:
+  GraphIndex(const onnx::Graph& graph, const std::set<std::string>& keep) : graph_(graph), keep_(keep) {
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      for (const auto& in : graph.nodes[i].inputs) {
+        if (!in.empty()) consumers_[in].push_back(i);
+      }
+      for (const auto& out : graph.nodes[i].outputs) producers_[out] = i;
+    }
+    for (const auto& out : graph.outputs) outputs_.insert(out.name);
+  }
+
+  const std::vector<std::size_t>& consumers(const std::string& name) const {
+    static const std::vector<std::size_t> kNone;
+    auto it = consumers_.find(name);
+    return it == consumers_.end() ? kNone : it->second;
+  }
+  // A tensor that may disappear: read by exactly `readers` nodes, not a graph output, not kept.
+  bool internal(const std::string& name, std::size_t readers) const {
+    return consumers(name).size() == readers && !outputs_.count(name) && !keep_.count(name);
+  }
+  // The single node reading `name`, when it is internal with one reader of type `op`.
+  std::optional<std::size_t> only_reader(const std::string& name, const char* op) const {
+    if (!internal(name, 1)) return std::nullopt;
+    const std::size_t n = consumers(name)[0];
+    const onnx::Node& node = graph_.nodes[n];
+    if (!node.domain.empty() || node.op_type != op) return std::nullopt;
+    return n;
+  }
+  // The initializer `name` is, directly or through Identity nodes (exporters share weights that way;
+  // the Session folds those Identities later).
+  const core::Tensor* initializer(const std::string& name) const {
+    std::string current = name;
+    for (int hops = 0; hops < 8; ++hops) {
+      auto it = graph_.initializers.find(current);
+      if (it != graph_.initializers.end()) return &it->second;
+      auto p = producers_.find(current);
+      if (p == producers_.end()) return nullptr;
+      const onnx::Node& node = graph_.nodes[p->second];
+      if (!node.domain.empty() || node.op_type != "Identity" || node.inputs.size() != 1) return nullptr;
+      current = node.inputs[0];
+    }
+    return nullptr;
+  }
+  // The value of a float32 scalar (any shape of one element) initializer.
+  std::optional<float> scalar(const std::string& name) const {
+    const core::Tensor* t = initializer(name);
+    if (!t || t->dtype() != core::DType::kFloat32 || t->numel() != 1) return std::nullopt;
+    return t->data<float>()[0];
+  }
+  // The input of binary `node` that is not `name` (nullopt unless exactly one input is `name`).
+  static std::optional<std::string> other_input(const onnx::Node& node, const std::string& name) {
+    if (node.inputs.size() != 2) return std::nullopt;
+    if (node.inputs[0] == name && node.inputs[1] != name) return node.inputs[1];
+    if (node.inputs[1] == name && node.inputs[0] != name) return node.inputs[0];
+    return std::nullopt;
+  }
+
+ private:
+  const onnx::Graph& graph_;
+  const std::set<std::string>& keep_;
+  std::map<std::string, std::vector<std::size_t>> consumers_;
+  std::map<std::string, std::size_t> producers_;
+  std::set<std::string> outputs_;
+};
+
+bool near(std::optional<float> v, double want) { return v && std::abs(*v - want) <= 1e-5 * std::abs(want); }
+
+// x -> Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5): the nodes (Div first, the last
+// Mul last) when `x` feeds exactly this pattern.
+std::optional<std::vector<std::size_t>> match_gelu(const GraphIndex& g, const onnx::Graph& graph,
+                                                   const std::string& x) {
+  if (!g.internal(x, 2)) return std::nullopt;
+  std::optional<std::size_t> div, mul;
+  for (std::size_t n : g.consumers(x)) {
+    const onnx::Node& node = graph.nodes[n];
+    if (!node.domain.empty()) return std::nullopt;
+    if (node.op_type == "Div" && node.inputs.size() == 2 && node.inputs[0] == x) div = n;
+    if (node.op_type == "Mul") mul = n;
+  }
+  if (!div || !mul || !near(g.scalar(graph.nodes[*div].inputs[1]), std::sqrt(2.0))) return std::nullopt;
+  const auto erf = g.only_reader(graph.nodes[*div].outputs.at(0), "Erf");
+  if (!erf) return std::nullopt;
+  const std::string& e = graph.nodes[*erf].outputs.at(0);
+  const auto add = g.only_reader(e, "Add");
+  if (!add || !near(g.scalar(GraphIndex::other_input(graph.nodes[*add], e).value_or("")), 1.0)) return std::nullopt;
+  const auto mul_x = g.only_reader(graph.nodes[*add].outputs.at(0), "Mul");
+  if (mul_x != mul || GraphIndex::other_input(graph.nodes[*mul], graph.nodes[*add].outputs.at(0)) != x) {
+    return std::nullopt;
+  }
+  const std::string& m = graph.nodes[*mul].outputs.at(0);
+  const auto half = g.only_reader(m, "Mul");
+  if (!half || !near(g.scalar(GraphIndex::other_input(graph.nodes[*half], m).value_or("")), 0.5)) return std::nullopt;
+  return std::vector<std::size_t>{*div, *erf, *add, *mul, *half};
+}
+
+}  // namespace
+
+std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string>& keep) {
+  const GraphIndex g(graph, keep);
+  std::vector<bool> removed(graph.nodes.size(), false);
+  std::vector<std::pair<std::size_t, onnx::Node>> replacements;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const onnx::Node& mm = graph.nodes[i];
+    if (!mm.domain.empty() || mm.op_type != "MatMul" || mm.inputs.size() != 2 || mm.outputs.size() != 1) continue;
+    const core::Tensor* w = g.initializer(mm.inputs[1]);
+    if (!w || w->dtype() != core::DType::kFloat32 || w->shape().size() != 2) continue;
+    const int64_t n = w->shape()[1];
+    const std::string& product = mm.outputs[0];
+    const auto add = g.only_reader(product, "Add");
+    if (!add) continue;
+    const auto bias_name = GraphIndex::other_input(graph.nodes[*add], product);
+    const core::Tensor* bias = bias_name ? g.initializer(*bias_name) : nullptr;
+    // A 1-D bias broadcasts along the last axis and adds no axes to the product.
+    if (!bias || bias->dtype() != core::DType::kFloat32 || bias->shape() != core::Shape{n}) {
+      continue;
+    }
+    onnx::Node fused;
+    fused.name = mm.name;
+    fused.op_type = "FusedMatMul";
+    fused.domain = kDetrqDomain;
+    fused.inputs = {mm.inputs[0], mm.inputs[1], *bias_name};
+    std::vector<std::size_t> absorbed{*add};
+    std::string out = graph.nodes[*add].outputs.at(0);
+    if (const auto gelu = match_gelu(g, graph, out)) {
+      absorbed.insert(absorbed.end(), gelu->begin(), gelu->end());
+      out = graph.nodes[gelu->back()].outputs.at(0);
+      onnx::Attribute act;
+      act.kind = onnx::Attribute::Kind::kString;
+      act.s = "gelu_erf";
+      fused.attributes["activation"] = act;
+    }
+    if (std::any_of(absorbed.begin(), absorbed.end(), [&](std::size_t k) { return removed[k]; })) continue;
+    fused.outputs = {out};
+    for (std::size_t k : absorbed) removed[k] = true;
+    removed[i] = true;
+    replacements.emplace_back(i, std::move(fused));
+  }
+  if (replacements.empty()) return 0;
+  // The fused node takes the MatMul's place; absorbed nodes go.
+  std::vector<onnx::Node> nodes;
+  nodes.reserve(graph.nodes.size());
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (r < replacements.size() && replacements[r].first == i) {
+      nodes.push_back(std::move(replacements[r++].second));
+    } else if (!removed[i]) {
+      nodes.push_back(std::move(graph.nodes[i]));
+    }
+  }
+  graph.nodes = std::move(nodes);
+  return replacements.size();
+}
+
+}  // namespace detrq::runtime

@@ -1,0 +1,120 @@
+// Operator fusion (src/runtime/fusion.h): MatMul + bias Add (+ GELU) becomes one FusedMatMul whose
+// outputs equal the unfused graph's, and fusion leaves alone every tensor something else must see.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "detrq/runtime/session.h"
+#include "runtime/fusion.h"
+
+namespace detrq::runtime {
+namespace {
+using core::DType;
+using core::Tensor;
+using onnx::Model;
+using onnx::Node;
+
+Node node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+  Node n;
+  n.op_type = op;
+  n.name = out.at(0) + "_node";
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+Tensor random(core::Shape shape, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0F, 1.0F);
+  std::vector<float> v(static_cast<std::size_t>(core::shape_numel(shape)));
+  for (float& x : v) x = d(gen);
+  return Tensor::from_vector<float>(std::move(shape), v);
+}
+
+// x[2,37,24] -> MatMul(W[24,40]) -> Add(b via Identity, as torch exports shared weights) -> GELU
+// spelled Div/Erf/Add/Mul/Mul -> y; then a second MatMul + bias without activation -> z.
+Model mlp(std::vector<std::string> outputs = {"z"}) {
+  Model m;
+  m.opset_imports[""] = 17;
+  m.graph.name = "mlp";
+  m.graph.inputs.push_back({"x", DType::kFloat32, {2, 37, 24}, true});
+  for (const auto& o : outputs) m.graph.outputs.push_back({o, DType::kUndefined, {}, false});
+  auto& init = m.graph.initializers;
+  init["w1"] = random({24, 40}, 1);
+  init["b1"] = random({40}, 2);
+  init["w2"] = random({40, 8}, 3);
+  init["b2"] = random({8}, 4);
+  init["sqrt2"] = Tensor::scalar<float>(1.4142135F);
+  init["one"] = Tensor::scalar<float>(1.0F);
+  init["half"] = Tensor::scalar<float>(0.5F);
+  m.graph.nodes = {node("Identity", {"b1"}, {"b1_shared"}),
+                   node("MatMul", {"x", "w1"}, {"p"}),
+                   node("Add", {"b1_shared", "p"}, {"h"}),
+                   node("Div", {"h", "sqrt2"}, {"d"}),
+                   node("Erf", {"d"}, {"e"}),
+                   node("Add", {"e", "one"}, {"e1"}),
+                   node("Mul", {"h", "e1"}, {"g"}),
+                   node("Mul", {"g", "half"}, {"y"}),
+                   node("MatMul", {"y", "w2"}, {"q"}),
+                   node("Add", {"q", "b2"}, {"z"})};
+  return m;
+}
+
+std::size_t count_op(const Model& m, const std::string& op) {
+  std::size_t n = 0;
+  for (const auto& node : m.graph.nodes) n += node.op_type == op;
+  return n;
+}
+
+float max_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  float d = 0.0F;
+  for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a.data<float>()[i] - b.data<float>()[i]));
+  return d;
+}
+
+TEST(Fusion, FusedGraphMatchesTheUnfusedOne) {
+  SessionOptions plain;
+  plain.fuse_operators = false;
+  Session reference(mlp(), plain);
+  Session fused(mlp(), SessionOptions{});
+  EXPECT_EQ(count_op(reference.model(), "FusedMatMul"), 0u);
+  EXPECT_EQ(count_op(fused.model(), "FusedMatMul"), 2u);
+  EXPECT_EQ(count_op(fused.model(), "Erf"), 0u);
+  EXPECT_EQ(count_op(fused.model(), "Add"), 0u);
+  EXPECT_EQ(fused.model().opset("com.detrq"), 1);
+  const Tensor x = random({2, 37, 24}, 9);
+  const Tensor want = reference.run({{"x", x}}).at("z");
+  const Tensor got = fused.run({{"x", x}}).at("z");
+  EXPECT_LT(max_diff(want, got), 1e-4F);
+}
+
+TEST(Fusion, KeepsTensorsThatAreObservedOrOutputsOrSharedWithOtherReaders) {
+  // An observed tensor inside the GELU: bias is fused, the activation is not.
+  Model m = mlp();
+  std::set<std::string> keep{"e"};
+  EXPECT_EQ(fuse_matmul_epilogues(m.graph, keep), 2u);
+  EXPECT_EQ(count_op(m, "Erf"), 1u);
+  // The first product (p) as a graph output: its MatMul stays as it is; the second still fuses.
+  Model m2 = mlp({"z", "p"});
+  EXPECT_EQ(fuse_matmul_epilogues(m2.graph, {}), 1u);
+  EXPECT_EQ(count_op(m2, "MatMul"), 1u);
+  // A bias that is not a 1-D constant of N values is not fused.
+  Model m3 = mlp();
+  m3.graph.initializers["b2"] = random({1, 8}, 5);
+  EXPECT_EQ(fuse_matmul_epilogues(m3.graph, {}), 1u);
+  // And the observer of an unfused session sees every tensor.
+  SessionOptions watch;
+  watch.keep_tensors = {"h", "e"};
+  Session s(mlp(), watch);
+  struct Names : Observer {
+    std::set<std::string> seen;
+    void on_tensor(const std::string& name, const Tensor&) override { seen.insert(name); }
+  } names;
+  s.run({{"x", random({2, 37, 24}, 9)}}, &names);
+  EXPECT_TRUE(names.seen.count("h"));
+  EXPECT_TRUE(names.seen.count("e"));
+}
+
+}  // namespace
+}  // namespace detrq::runtime
