@@ -60,6 +60,10 @@ Measure run_mode(const std::string& model_path, int images, int threads, bool ca
   using Clock = std::chrono::steady_clock;
   detrq::runtime::SessionOptions options;
   options.threads = threads;
+  // As detrq calibrate does: operator fusion must not compute away a tensor the observer watches.
+  const auto watched = detrq::quant::tensors_to_calibrate(detrq::onnx::load_model(model_path), {});
+  if (calibrate && all_tensors) options.fuse_operators = false;
+  if (calibrate && !all_tensors) options.keep_tensors = watched;
   auto session = detrq::runtime::Session::load(model_path, options);
   const auto& input = session.inputs().at(0);
   // Inputs shaped like letterboxed images: normalized values with smooth structure.
@@ -73,7 +77,7 @@ Measure run_mode(const std::string& model_path, int images, int threads, bool ca
   }
   detrq::quant::StatisticsObserver observer(threads > 0 ? threads : detrq::core::ThreadPool::hardware_threads());
   // What detrq calibrate observes by default: the tensors of the layers the DETR policy quantizes.
-  if (!all_tensors) observer.watch_only(detrq::quant::tensors_to_calibrate(detrq::onnx::load_model(model_path), {}));
+  if (!all_tensors) observer.watch_only(watched);
   session.run({{input.name, inputs[0]}});  // warm-up, both modes
   Measure m;
   TimedObserver timed(observer);
