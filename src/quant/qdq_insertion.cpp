@@ -151,6 +151,37 @@ std::set<const onnx::Node*> upstream_of_ranking(const onnx::Graph& g) {
   return seen;
 }
 
+// Residual Adds after the layers whose outputs are in `int8_outputs`: (Add node index, index of its skip input).
+// The layer's output reaches the Add directly or through one Add with a constant (its bias).
+std::vector<std::pair<std::size_t, std::size_t>> residual_adds(const onnx::Graph& g,
+                                                              const std::set<std::string>& int8_outputs,
+                                                              const ConstantLookup& constants) {
+  std::set<std::string> reaching(int8_outputs);
+  auto is_add = [](const onnx::Node& n) {
+    return n.op_type == "Add" && (n.domain.empty() || n.domain == "ai.onnx") && n.inputs.size() == 2 &&
+           n.outputs.size() == 1;
+  };
+  for (const auto& n : g.nodes) {
+    if (!is_add(n)) continue;
+    for (std::size_t i = 0; i < 2; ++i) {
+      if (int8_outputs.count(n.inputs[i]) && constants.is_constant(n.inputs[1 - i])) reaching.insert(n.outputs[0]);
+    }
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const onnx::Node& n = g.nodes[k];
+    if (!is_add(n) || n.inputs[0] == n.inputs[1]) continue;
+    for (std::size_t i = 0; i < 2; ++i) {
+      const std::string& skip = n.inputs[1 - i];
+      if (reaching.count(n.inputs[i]) && !constants.is_constant(skip) && !reaching.count(skip)) {
+        out.emplace_back(k, 1 - i);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 // The policy's decision before calibration: from the node and which of its inputs are constant.
 NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants, const std::set<std::string>& graph_inputs,
                         const std::set<const onnx::Node*>& ranking, const PrecisionPolicy& policy) {
@@ -174,6 +205,7 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
     out.insert(in.name);
   }
   const auto ranking = upstream_of_ranking(g);
+  std::set<std::string> int8_outputs;
   for (const auto& node : g.nodes) {
     if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, ranking, policy).quantize) continue;
     for (std::size_t i = 0; i < std::min<std::size_t>(node.inputs.size(), 2); ++i) {
@@ -181,7 +213,11 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
     }
     for (const auto& o : node.outputs) {
       if (!o.empty()) out.insert(o);
+      if (!o.empty()) int8_outputs.insert(o);
     }
+  }
+  if (policy.residual_adds) {
+    for (const auto& [add, skip] : residual_adds(g, int8_outputs, constants)) out.insert(g.nodes[add].inputs[skip]);
   }
   return out;
 }
@@ -252,6 +288,7 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
   };
 
   const auto ranking = upstream_of_ranking(g);
+  std::set<std::string> int8_outputs;  // of the nodes quantized below
   for (auto& node : g.nodes) {
     if (!is_candidate(node)) continue;
     // Inputs that carry data: Conv/Gemm x and W (their bias stays float), MatMul A and B.
@@ -288,9 +325,22 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
         node.inputs[i] = init.empty() ? quantize_activation(node.inputs[i])
                                       : quantize_weight(node, static_cast<int>(i), init);
       }
+      for (const auto& o : node.outputs) {
+        if (!o.empty()) int8_outputs.insert(o);
+      }
       ++summary.quantized_nodes;
     }
     summary.decisions.push_back(std::move(d));
+  }
+
+  if (policy.residual_adds) {
+    for (const auto& [add, skip] : residual_adds(g, int8_outputs, constants)) {
+      const std::string tensor = g.nodes[add].inputs[skip];
+      auto it = table.tensors.find(tensor);
+      if (it == table.tensors.end() || !it->second.quantized) continue;  // no scale: the Add stays float
+      g.nodes[add].inputs[skip] = quantize_activation(tensor);
+      ++summary.quantized_residuals;
+    }
   }
 
   // Rebuild the node list in topological order: weight DQs first, each activation's Q/DQ right

@@ -15,6 +15,7 @@
 #include "detrq/runtime/kernel.h"
 #include "fusion.h"
 #include "memory_plan.h"
+#include "runtime/qdq_fusion.h"
 
 namespace detrq::runtime {
 namespace {
@@ -209,6 +210,7 @@ void Session::Impl::build(onnx::Model source) {
   }
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
+  fuse_qdq(source, options.fuse_qdq, options.keep_tensors);  // before folding turns weight DQs into floats
   if (options.fuse_operators) {
     const std::size_t fused = fuse_matmul_epilogues(graph, options.keep_tensors) +
                               fuse_attention(graph, options.keep_tensors, source.opset(""));

@@ -192,3 +192,73 @@ TEST(QdqInsertion, LayersFeedingATopKStayFloatUnlessIncluded) {
     }
   }
 }
+
+namespace {
+// x -> Relu -> Conv(W) -> c -> Add(c, bias) -> cb -> Add(cb, skip) -> y; Add(skip, skip2) -> z (no INT8 layer before it).
+detrq::onnx::Model residual_model() {
+  detrq::onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  g.inputs.push_back({"x", DType::kFloat32, {1, 2, 2, 2}, true});
+  g.inputs.push_back({"skip", DType::kFloat32, {1, 2, 2, 2}, true});
+  g.inputs.push_back({"skip2", DType::kFloat32, {1, 2, 2, 2}, true});
+  g.initializers["W"] = Tensor::from_vector<float>({2, 2, 1, 1}, {1.0F, -0.5F, 0.25F, 2.0F});
+  g.initializers["bias"] = Tensor::from_vector<float>({1, 2, 1, 1}, {0.1F, -0.1F});
+  g.nodes.push_back(make("Relu", "/block/relu", {"x"}, {"xr"}));  // a Conv reading the image stays float
+  g.nodes.push_back(make("Conv", "/block/conv", {"xr", "W"}, {"c"}));
+  g.nodes.push_back(make("Add", "/block/bias", {"c", "bias"}, {"cb"}));
+  g.nodes.push_back(make("Add", "/block/residual", {"cb", "skip"}, {"y"}));
+  g.nodes.push_back(make("Add", "/other/sum", {"skip", "skip2"}, {"z"}));
+  g.outputs.push_back({"y", DType::kFloat32, {}, false});
+  g.outputs.push_back({"z", DType::kFloat32, {}, false});
+  return m;
+}
+
+CalibrationTable residual_table() {
+  CalibrationTable t;
+  for (const char* name : {"x", "xr", "skip", "skip2", "c"}) {
+    TensorCalibration c;
+    c.amax = 2.54;
+    c.scale = 0.02F;
+    t.tensors[name] = c;
+  }
+  return t;
+}
+}  // namespace
+
+TEST(QdqInsertion, ResidualAddsGetQdqOnTheirSkipInputOnlyWhenAsked) {
+  PrecisionPolicy off;
+  auto plain = residual_model();
+  EXPECT_EQ(tensors_to_calibrate(plain, off), (std::set<std::string>{"x", "skip", "skip2", "xr", "c"}));
+  auto s0 = insert_qdq(plain, residual_table(), off);
+  EXPECT_EQ(s0.quantized_nodes, 1);
+  EXPECT_EQ(s0.quantized_residuals, 0);
+  EXPECT_EQ(find_node(plain.graph, "/block/residual")->inputs[1], "skip");
+
+  PrecisionPolicy on;
+  on.residual_adds = true;
+  auto model = residual_model();
+  EXPECT_TRUE(tensors_to_calibrate(model, on).count("skip"));
+  auto s1 = insert_qdq(model, residual_table(), on);
+  EXPECT_EQ(s1.quantized_residuals, 1);
+  const auto* add = find_node(model.graph, "/block/residual");
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(add->inputs[0], "cb");  // the layer's side stays as it is
+  const std::string dq = add->inputs[1];
+  const detrq::onnx::Node* producer = nullptr;
+  for (const auto& n : model.graph.nodes) {
+    if (!n.outputs.empty() && n.outputs[0] == dq) producer = &n;
+  }
+  ASSERT_NE(producer, nullptr);
+  EXPECT_EQ(producer->op_type, "DequantizeLinear");
+  EXPECT_FLOAT_EQ(model.graph.initializers.at(producer->inputs[1]).data<float>()[0], 0.02F);
+  // An Add with no INT8 layer before it is left alone.
+  EXPECT_EQ(find_node(model.graph, "/other/sum")->inputs, (std::vector<std::string>{"skip", "skip2"}));
+
+  // Without a scale for the skip input the Add stays float.
+  auto model2 = residual_model();
+  auto table = residual_table();
+  table.tensors["skip"].quantized = false;
+  EXPECT_EQ(insert_qdq(model2, table, on).quantized_residuals, 0);
+  EXPECT_EQ(find_node(model2.graph, "/block/residual")->inputs[1], "skip");
+}

@@ -243,3 +243,35 @@ def test_accuracy_budget_returns_the_most_sensitive_layers_to_float(setup):
     table = json.load(open(tmp / "t.json"))
     assert any(t["sensitivity_db"] is not None for t in table["tensors"])
     assert "accuracy budget: alone in INT8 it gives" in open(tmp / "r.html").read()
+
+
+def test_residual_adds_get_qdq_on_their_skip_input_and_run_in_both_runtimes(setup):
+    tmp, model_path, arrays = setup
+    r = calibrate("--json", "calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+                  "--cache-path", str(tmp / "c.cache"), "--qdq-out", str(tmp / "r.onnx"), "--residual-adds")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["quantized_residual_adds"] == 1
+    q = onnx.load(str(tmp / "r.onnx"))
+    onnx.checker.check_model(q, full_check=True)
+    producers = {o: n for n in q.graph.node for o in n.output}
+    residual = next(n for n in q.graph.node if n.name == "/encoder/residual")
+    # The MatMul's side stays its output (TensorRT fuses the Add into it); the skip input is Q/DQ'd.
+    assert residual.input[0] == "m1"
+    assert producers[residual.input[1]].op_type == "DequantizeLinear"
+    assert producers[producers[residual.input[1]].input[0]].op_type == "QuantizeLinear"
+    sess = ort.InferenceSession(str(tmp / "r.onnx"), providers=["CPUExecutionProvider"])
+    expected = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": arrays[5]})))
+    ref = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(["dets"], {"input": arrays[5]})[0]
+    assert sqnr(ref, expected["dets"]) > 20
+    out_dir = tmp / "detrq_r"
+    r = subprocess.run([DETRQ, "run", str(tmp / "r.onnx"), "--input", f"input={tmp / 'tensors' / 'calib_0005.bin'}",
+                        "--output-dir", str(out_dir)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sqnr(expected["dets"], np.load(out_dir / "dets.npy")) > 40
+
+    # Off by default: the Add reads the tensors themselves.
+    r = calibrate("calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+                  "--cache-path", str(tmp / "c2.cache"), "--qdq-out", str(tmp / "d.onnx"))
+    assert r.returncode == 0, r.stderr
+    default = next(n for n in onnx.load(str(tmp / "d.onnx")).graph.node if n.name == "/encoder/residual")
+    assert list(default.input) == ["m1", "r1"]

@@ -62,6 +62,8 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
   cmd->add_option("--exclude", opt->policy.exclude, "Node-name glob kept in float (repeatable)");
   cmd->add_option("--include", opt->policy.include, "Node-name glob quantized even where the DETR defaults say float");
   cmd->add_flag("!--no-detr-defaults", opt->policy.detr_defaults, "Quantize attention, sampling and box-head layers too");
+  cmd->add_flag("--residual-adds", opt->policy.residual_adds,
+                "Also Q/DQ the skip input of residual Adds after INT8 layers (TensorRT fuses them then)");
   cmd->add_option("--accuracy-budget", *budget, "Keep the most sensitive layers in float until every output reaches DB");
   cmd->add_flag("--all-tensors", opt->all_tensors,
                 "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
@@ -88,6 +90,7 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         j["tensors"] = r.table.tensors.size();
         j["tensors_with_scale"] = quantized;
         j["quantized_nodes"] = r.qdq.quantized_nodes;
+        j["quantized_residual_adds"] = r.qdq.quantized_residuals;
         j["statistics_seconds"] = r.statistics_seconds;
         nlohmann::ordered_json outs = nlohmann::ordered_json::object();
         for (const auto& o : r.fidelity.outputs) outs[o.name] = std::isfinite(o.sqnr_db) ? nlohmann::ordered_json(o.sqnr_db) : nullptr;

@@ -25,6 +25,10 @@ struct PrecisionPolicy {
   bool detr_defaults = true;
   std::vector<std::string> exclude;  // node-name patterns kept in float
   std::vector<std::string> include;  // node-name patterns quantized even where a default or exclude says float
+  // Also Q/DQ on the skip input of a residual Add that reads an INT8 layer's output (directly or after
+  // a constant bias Add): TensorRT's explicit-quantization rules fuse such an Add into the layer only
+  // when both of its inputs are quantized. Off by default: detrq's CPU runtime gains nothing from it.
+  bool residual_adds = false;
 
   // The DETR defaults as (pattern, reason), applied after include/exclude.
   static const std::vector<std::pair<std::string, std::string>>& detr_patterns();

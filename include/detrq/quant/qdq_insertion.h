@@ -19,6 +19,7 @@ struct QdqSummary {
   int quantized_nodes = 0;
   int quantized_activations = 0;  // Q/DQ pairs inserted
   int quantized_weights = 0;      // int8 initializers written
+  int quantized_residuals = 0;    // residual Add inputs given Q/DQ (PrecisionPolicy::residual_adds)
 };
 
 // The output-channel axis of a weight for per-channel quantization: Conv [O, I, kh, kw] -> 0,
@@ -31,7 +32,7 @@ core::Tensor quantize_weight_per_channel(const core::Tensor& weight, int axis, s
 
 // The tensors calibration must observe for `policy`: the graph inputs, and the activation inputs and
 // outputs of every Conv/MatMul/Gemm the policy would quantize (outputs too, so a TensorRT cache lets
-// consecutive INT8 layers chain). Watching only these keeps the observer off the large attention
+// consecutive INT8 layers chain), and with policy.residual_adds the skip inputs of residual Adds. Watching only these keeps the observer off the large attention
 // tensors that stay float anyway.
 std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const PrecisionPolicy& policy);
 

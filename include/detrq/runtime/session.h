@@ -38,6 +38,9 @@ struct SessionOptions {
   // `keep_tensors` every tensor an observer must see (graph outputs always stay).
   bool fuse_operators = true;
   std::set<std::string> keep_tensors;
+  // MatMuls and Convs between DequantizeLinear nodes run in int8 arithmetic (com.detrq QMatMulF and
+  // QConvF; tensors in keep_tensors are not fused away either); off: in float.
+  bool fuse_qdq = true;
   // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
   const KernelRegistry* registry = nullptr;
   // Kernel states packed by an earlier Session (packed_states(), stored in an engine file), by node key

@@ -10,6 +10,11 @@ namespace detrq::runtime::kernels {
 
 std::unique_ptr<Kernel> make_quantize_linear(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_dequantize_linear(const onnx::Node& node, int opset);
+// QMatMulF (com.detrq) on the best int8 GEMM path of this CPU, or on a chosen one (tests).
+std::unique_ptr<Kernel> make_qmatmul_f(const onnx::Node& node, int opset);
+std::unique_ptr<Kernel> make_qconv_f(const onnx::Node& node, int opset);
+enum class Int8Isa;
+std::unique_ptr<Kernel> make_qmatmul_f_with_isa(const onnx::Node& node, int opset, Int8Isa isa);
 
 // "QuantizeLinear 'name'" for messages (kept here so these kernels need nothing else of the onnx module).
 std::string node_label(const onnx::Node& node);

@@ -10,6 +10,9 @@ void register_quantization_kernels(KernelRegistry& registry) {
     registry.add("", "QuantizeLinear", since, make_quantize_linear);
     registry.add("", "DequantizeLinear", since, make_dequantize_linear);
   }
+  // Internal: only the Session's Q/DQ fusion makes these nodes (see runtime/qdq_fusion.h).
+  registry.add("com.detrq", "QMatMulF", 1, make_qmatmul_f);
+  registry.add("com.detrq", "QConvF", 1, make_qconv_f);
 }
 
 }  // namespace detrq::runtime::kernels

@@ -1,0 +1,325 @@
+// Int8 GEMM (see int8_gemm.h): a portable reference, an AVX2 path (operands widened to int16, then
+// vpmaddwd, which cannot saturate) and an AVX512-VNNI path (vpdpbusd on u8 activations), chosen per CPU.
+#include "runtime/kernels/int8_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "detrq/core/error.h"
+
+namespace detrq::runtime::kernels {
+namespace {
+
+constexpr int kVnniRows = 8;   // 8 rows x 2 vectors of 16 columns: 16 of the 32 zmm registers accumulate
+constexpr int kAvx2Rows = 4;   // 4 rows x 2 vectors of 8 columns: 8 of the 16 ymm registers accumulate
+constexpr int kVectorsPerTile = 2;
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+int64_t k_group(Int8Isa isa) { return isa == Int8Isa::kAvx512Vnni ? 4 : isa == Int8Isa::kAvx2 ? 2 : 1; }
+int64_t lanes(Int8Isa isa) { return isa == Int8Isa::kAvx512Vnni ? 16 : isa == Int8Isa::kAvx2 ? 8 : 1; }
+std::size_t align64(std::size_t v) { return (v + 63) / 64 * 64; }
+
+int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// ---- AVX512-VNNI: u8 activations (s8 shifted by 128) times s8 weights, four k values per lane.
+template <int MR, int NV>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_vnni(const uint8_t* a, int64_t lda, const int8_t* w,
+                                                                        int64_t panel_stride, int64_t groups,
+                                                                        const int32_t* corr, const float* scale,
+                                                                        float* y, int64_t ldy, int64_t cols) {
+  __m512i acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i wv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_si512(w + v * panel_stride + g * 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_i32(a + r * lda + g * 4));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, wv[v]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = cols - v * 16;
+    if (left <= 0) break;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1U << left) - 1U);
+    const __m512i c = _mm512_loadu_si512(corr + v * 16);
+    const __m512 s = _mm512_loadu_ps(scale + v * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      // The zero-masked conversion: g++ 12 warns about the undefined vector the plain one starts from.
+      const __m512 f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(__mmask16(0xFFFF), _mm512_sub_epi32(acc[r][v], c)), s);
+      _mm512_mask_storeu_ps(y + r * ldy + v * 16, mask, f);
+    }
+  }
+}
+
+// ---- AVX2: int16 activations times int16 weights, two k values per lane (vpmaddwd).
+template <int MR, int NV>
+__attribute__((target("avx2"))) void tile_avx2(const int16_t* a, int64_t lda, const int16_t* w, int64_t panel_stride,
+                                               int64_t groups, const int32_t* corr, const float* scale, float* y,
+                                               int64_t ldy, int64_t cols) {
+  __m256i acc[MR][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i wv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + v * panel_stride + g * 16));
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(load_i32(a + r * lda + g * 2));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, wv[v]));
+    }
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = cols - v * 8;
+    if (left <= 0) break;
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(left, 8))), lane);
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + v * 8));
+    const __m256 s = _mm256_loadu_ps(scale + v * 8);
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][v], c)), s);
+      _mm256_maskstore_ps(y + r * ldy + v * 8, mask, f);
+    }
+  }
+}
+
+using VnniTile = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, const int32_t*, const float*,
+                          float*, int64_t, int64_t);
+using Avx2Tile = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64_t, const int32_t*, const float*,
+                          float*, int64_t, int64_t);
+
+template <int... R>
+constexpr std::array<std::array<VnniTile, 2>, sizeof...(R)> vnni_table(std::integer_sequence<int, R...>) {
+  return {{{tile_vnni<R + 1, 1>, tile_vnni<R + 1, 2>}...}};
+}
+template <int... R>
+constexpr std::array<std::array<Avx2Tile, 2>, sizeof...(R)> avx2_table(std::integer_sequence<int, R...>) {
+  return {{{tile_avx2<R + 1, 1>, tile_avx2<R + 1, 2>}...}};
+}
+// [rows - 1][vectors - 1]
+constexpr auto kVnniTiles = vnni_table(std::make_integer_sequence<int, kVnniRows>());
+constexpr auto kAvx2Tiles = avx2_table(std::make_integer_sequence<int, kAvx2Rows>());
+
+bool cpu_has_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+
+}  // namespace
+
+const char* int8_isa_name(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::kAvx512Vnni: return "avx512vnni";
+    case Int8Isa::kAvx2: return "avx2";
+    default: return "reference";
+  }
+}
+
+std::vector<Int8Isa> available_int8_isas() {
+  std::vector<Int8Isa> out{Int8Isa::kReference};
+  if (cpu_has_avx2()) out.push_back(Int8Isa::kAvx2);
+  if (cpu_has_vnni()) out.push_back(Int8Isa::kAvx512Vnni);
+  return out;
+}
+
+Int8Isa best_int8_isa() {
+  static const Int8Isa best = available_int8_isas().back();
+  return best;
+}
+
+PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa)
+    : k_(k), n_(n), isa_(isa) {
+  DETRQ_ASSERT(k > 0 && n > 0, "int8 GEMM weights need K, N > 0");
+  const auto available = available_int8_isas();
+  if (std::find(available.begin(), available.end(), isa) == available.end()) {
+    throw_unsupported("int8 GEMM", std::string("this CPU cannot run the ") + int8_isa_name(isa) + " path");
+  }
+  k_padded_ = round_up(k, k_group(isa));
+  n_padded_ = round_up(n, lanes(isa) * (isa == Int8Isa::kReference ? 1 : kVectorsPerTile));
+  col_sums_.assign(static_cast<std::size_t>(n_padded_), 0);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    for (int64_t nn = 0; nn < n; ++nn) col_sums_[static_cast<std::size_t>(nn)] += w[kk * n + nn];
+  }
+  auto at = [&](int64_t kk, int64_t nn) -> int8_t { return kk < k && nn < n ? w[kk * n + nn] : int8_t{0}; };
+  const int64_t L = lanes(isa);
+  const int64_t G = k_group(isa);
+  const int64_t panels = n_padded_ / L;
+  const int64_t groups = k_padded_ / G;
+  switch (isa) {
+    case Int8Isa::kReference:
+      bytes_.assign(w, w + k * n);
+      break;
+    case Int8Isa::kAvx512Vnni:
+      bytes_.resize(static_cast<std::size_t>(n_padded_ * k_padded_));
+      for (int64_t p = 0; p < panels; ++p) {
+        for (int64_t g = 0; g < groups; ++g) {
+          int8_t* dst = bytes_.data() + (p * groups + g) * L * G;
+          for (int64_t c = 0; c < L; ++c) {
+            for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
+          }
+        }
+      }
+      break;
+    case Int8Isa::kAvx2:
+      words_.resize(static_cast<std::size_t>(n_padded_ * k_padded_));
+      for (int64_t p = 0; p < panels; ++p) {
+        for (int64_t g = 0; g < groups; ++g) {
+          int16_t* dst = words_.data() + (p * groups + g) * L * G;
+          for (int64_t c = 0; c < L; ++c) {
+            for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
+          }
+        }
+      }
+      break;
+  }
+}
+
+std::size_t PackedInt8Weights::scratch_bytes(int64_t m) const {
+  const std::size_t a_elem = isa_ == Int8Isa::kAvx2 ? 2 : isa_ == Int8Isa::kAvx512Vnni ? 1 : 0;
+  const auto np = static_cast<std::size_t>(n_padded_);
+  return align64(static_cast<std::size_t>(m * k_padded_) * a_elem) + align64(np * sizeof(float)) +
+         align64(np * sizeof(int32_t));
+}
+
+void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
+               float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
+               core::ThreadPool& pool) {
+  const int64_t K = w.k_;
+  const int64_t N = w.n_;
+  const int64_t Kp = w.k_padded_;
+  const int64_t Np = w.n_padded_;
+  if (m <= 0) return;
+  const auto* a8 = static_cast<const uint8_t*>(a);  // reinterpreted per a_signed below
+
+  if (w.isa_ == Int8Isa::kReference) {
+    const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, K * N));
+    pool.parallel_for(m, grain, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> acc(static_cast<std::size_t>(N));
+      for (int64_t r = begin; r < end; ++r) {
+        std::fill(acc.begin(), acc.end(), 0);
+        for (int64_t kk = 0; kk < K; ++kk) {
+          const int32_t av = (a_signed ? static_cast<int32_t>(static_cast<int8_t>(a8[r * K + kk]))
+                                       : static_cast<int32_t>(a8[r * K + kk])) - a_zero_point;
+          const int8_t* wrow = w.bytes_.data() + kk * N;
+          for (int64_t nn = 0; nn < N; ++nn) acc[static_cast<std::size_t>(nn)] += av * wrow[nn];
+        }
+        for (int64_t nn = 0; nn < N; ++nn) {
+          y[r * N + nn] = static_cast<float>(acc[static_cast<std::size_t>(nn)]) *
+                          (a_scale * w_scale[w_per_channel ? nn : 0]);
+        }
+      }
+    });
+    return;
+  }
+
+  // Scratch: packed activations, then the per-column scale and zero-point correction.
+  auto* base = static_cast<std::byte*>(scratch);
+  const bool vnni = w.isa_ == Int8Isa::kAvx512Vnni;
+  const std::size_t a_bytes = align64(static_cast<std::size_t>(m * Kp) * (vnni ? 1 : 2));
+  auto* scale = reinterpret_cast<float*>(base + a_bytes);
+  auto* corr = reinterpret_cast<int32_t*>(base + a_bytes + align64(static_cast<std::size_t>(Np) * sizeof(float)));
+  // VNNI multiplies unsigned activations: s8 values are shifted by 128, which the correction removes.
+  const int32_t shift = vnni && a_signed ? 128 : 0;
+  for (int64_t nn = 0; nn < Np; ++nn) {
+    scale[nn] = nn < N ? a_scale * w_scale[w_per_channel ? nn : 0] : 0.0F;
+    corr[nn] = (shift + a_zero_point) * w.col_sums_[static_cast<std::size_t>(nn)];
+  }
+  const int64_t pack_grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, Kp));
+  if (vnni) {
+    auto* packed = reinterpret_cast<uint8_t*>(base);
+    pool.parallel_for(m, pack_grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        uint8_t* dst = packed + r * Kp;
+        const uint8_t* src = a8 + r * K;
+        if (a_signed) {
+          for (int64_t kk = 0; kk < K; ++kk) dst[kk] = static_cast<uint8_t>(src[kk] ^ 0x80U);
+        } else {
+          std::memcpy(dst, src, static_cast<std::size_t>(K));
+        }
+        for (int64_t kk = K; kk < Kp; ++kk) dst[kk] = 0;
+      }
+    });
+  } else {
+    auto* packed = reinterpret_cast<int16_t*>(base);
+    pool.parallel_for(m, pack_grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        int16_t* dst = packed + r * Kp;
+        const uint8_t* src = a8 + r * K;
+        if (a_signed) {
+          for (int64_t kk = 0; kk < K; ++kk) dst[kk] = static_cast<int8_t>(src[kk]);
+        } else {
+          for (int64_t kk = 0; kk < K; ++kk) dst[kk] = src[kk];
+        }
+        for (int64_t kk = K; kk < Kp; ++kk) dst[kk] = 0;
+      }
+    });
+  }
+
+  const int64_t L = lanes(w.isa_);
+  const int64_t G = k_group(w.isa_);
+  const int64_t rows_per_tile = vnni ? kVnniRows : kAvx2Rows;
+  const int64_t cols_per_tile = L * kVectorsPerTile;
+  const int64_t row_tiles = (m + rows_per_tile - 1) / rows_per_tile;
+  const int64_t col_tiles = Np / cols_per_tile;
+  const int64_t panel_stride = Kp * L;  // elements between consecutive L-column panels
+  const int64_t groups = Kp / G;
+  // Consecutive tasks share a weight panel, which stays in cache while the activations stream.
+  const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, rows_per_tile * cols_per_tile * Kp));
+  pool.parallel_for(row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t ct = t / row_tiles;
+      const int64_t rt = t % row_tiles;
+      const int64_t r0 = rt * rows_per_tile;
+      const int64_t rows = std::min(rows_per_tile, m - r0);
+      const int64_t c0 = ct * cols_per_tile;
+      const int64_t cols = std::min(cols_per_tile, N - c0);
+      if (cols <= 0) continue;
+      const int nv = cols > L ? 2 : 1;
+      float* yt = y + r0 * N + c0;
+      if (vnni) {
+        const uint8_t* at = reinterpret_cast<const uint8_t*>(base) + r0 * Kp;
+        const int8_t* wt = w.bytes_.data() + (c0 / L) * panel_stride;
+        kVnniTiles[static_cast<std::size_t>(rows - 1)][static_cast<std::size_t>(nv - 1)](
+            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, N, cols);
+      } else {
+        const int16_t* at = reinterpret_cast<const int16_t*>(base) + r0 * Kp;
+        const int16_t* wt = w.words_.data() + (c0 / L) * panel_stride;
+        kAvx2Tiles[static_cast<std::size_t>(rows - 1)][static_cast<std::size_t>(nv - 1)](
+            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, N, cols);
+      }
+    }
+  });
+}
+
+}  // namespace detrq::runtime::kernels

@@ -1,0 +1,52 @@
+// Int8 GEMM for Q/DQ MatMuls: y[m, n] = a_scale * w_scale[n] * sum_k (a[m, k] - a_zero_point) * w[k, n],
+// int8 weights packed once per ISA, int32 accumulation, float epilogue (internal to runtime).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "detrq/core/thread_pool.h"
+
+namespace detrq::runtime::kernels {
+
+// Instruction sets the int8 GEMM can use; kReference is plain C++ and always available.
+enum class Int8Isa { kReference, kAvx2, kAvx512Vnni };
+
+const char* int8_isa_name(Int8Isa isa);
+// Every ISA this CPU can run, reference first; the best one last.
+std::vector<Int8Isa> available_int8_isas();
+Int8Isa best_int8_isa();
+
+// Weights [K, N] (row-major int8, zero point 0) in the layout `isa` reads, with the column sums that
+// compensate the activation zero point exactly.
+class PackedInt8Weights {
+ public:
+  PackedInt8Weights() = default;
+  PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa);
+
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  Int8Isa isa() const { return isa_; }
+  // Bytes of activation scratch int8_gemm needs for m rows.
+  std::size_t scratch_bytes(int64_t m) const;
+
+ private:
+  friend void int8_gemm(const PackedInt8Weights&, const void*, bool, int64_t, int32_t, float, const float*, bool,
+                        float*, void*, core::ThreadPool&);
+  int64_t k_ = 0;
+  int64_t n_ = 0;
+  int64_t k_padded_ = 0;  // K rounded up to the ISA's group of k values (1, 2 or 4)
+  int64_t n_padded_ = 0;  // N rounded up to the ISA's vector width
+  Int8Isa isa_ = Int8Isa::kReference;
+  std::vector<int8_t> bytes_;     // reference: w as given; VNNI: [N/16][K/4][16][4] int8
+  std::vector<int16_t> words_;    // AVX2: [N/8][K/2][8][2] int16
+  std::vector<int32_t> col_sums_;  // sum_k w[k, n], n_padded_ entries
+};
+
+// a: m rows of k int8 (a_signed) or uint8 values, row-major. w_scale: N values, or one when
+// !w_per_channel. y: m x N floats. scratch: scratch_bytes(m) bytes, 64-byte aligned.
+void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
+               float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
+               core::ThreadPool& pool);
+
+}  // namespace detrq::runtime::kernels

@@ -1,0 +1,108 @@
+// QMatMulF (domain com.detrq, made only by the Session's Q/DQ fusion): MatMul of a quantized
+// activation (q_x, x_scale, x_zero_point) by a constant int8 weight [K, N] (w_q, w_scale per tensor or
+// per output column, zero point 0), in int8 arithmetic with a float output; what
+// DequantizeLinear -> MatMul <- DequantizeLinear computes, without materializing the float operands.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "detrq/core/error.h"
+#include "runtime/kernels/int8_gemm.h"
+#include "runtime/kernels/quantization.h"
+
+namespace detrq::runtime::kernels {
+namespace {
+
+class QMatMulF final : public Kernel {
+ public:
+  QMatMulF(const onnx::Node& node, Int8Isa isa) : node_(node), isa_(isa) {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) override {
+    const std::string where = node_label(node_);
+    if (ctx.input_types.size() != 5 || !ctx.input_present(0) || !ctx.input_present(1) || !ctx.input_present(3) ||
+        !ctx.input_present(4)) {
+      throw_invalid(where, "needs inputs q_x, x_scale, [x_zero_point], w_q, w_scale");
+    }
+    const TensorType& x = ctx.input_types[0];
+    const TensorType& w = ctx.input_types[3];
+    if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) {
+      throw_invalid(where, std::string("q_x has dtype ") + core::dtype_name(x.dtype), "int8 or uint8");
+    }
+    if (ctx.input_types[1].dtype != DType::kFloat32 || core::shape_numel(ctx.input_types[1].shape) != 1) {
+      throw_invalid(where, "x_scale must be one float32");
+    }
+    if (ctx.input_present(2) &&
+        (ctx.input_types[2].dtype != x.dtype || core::shape_numel(ctx.input_types[2].shape) != 1)) {
+      throw_invalid(where, "x_zero_point must be one value of q_x's dtype");
+    }
+    if (w.dtype != DType::kInt8 || w.shape.size() != 2 || !ctx.input_values[3] || !ctx.input_values[4]) {
+      throw_invalid(where, "w_q must be a constant int8 [K, N] matrix with a constant scale");
+    }
+    const TensorType& ws = ctx.input_types[4];
+    const int64_t k = w.shape[0];
+    const int64_t n = w.shape[1];
+    const int64_t channels = core::shape_numel(ws.shape);
+    if (ws.dtype != DType::kFloat32 || ws.shape.size() > 1 || (channels != 1 && channels != n)) {
+      throw_invalid(where, "w_scale must be float32 with 1 or N = " + std::to_string(n) + " values");
+    }
+    if (x.shape.empty() || x.shape.back() != k) {
+      throw_invalid(where, "q_x " + core::shape_to_string(x.shape) + " does not end in K = " + std::to_string(k));
+    }
+    Shape out = x.shape;
+    if (out.size() == 1) {
+      out = {n};
+    } else {
+      out.back() = n;
+    }
+    rows_ = core::shape_numel(x.shape) / std::max<int64_t>(k, 1);
+    return {TensorType{DType::kFloat32, out}};
+  }
+
+  void prepare(const InferContext& ctx) override {
+    const Tensor& w = *ctx.input_values[3];
+    const Tensor& ws = *ctx.input_values[4];
+    if (w.numel() == 0) return;  // K or N is 0: run() writes nothing
+    packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), isa_);
+    w_scale_ = std::vector<float>(ws.data<float>(), ws.data<float>() + ws.numel());
+    const std::size_t bytes = packed_.scratch_bytes(rows_);
+    scratch_ = Tensor::empty(DType::kUInt8, {static_cast<int64_t>(std::max<std::size_t>(bytes, 1))});
+  }
+
+  void run(RunContext& ctx) override {
+    Tensor& y = *ctx.outputs[0];
+    if (y.numel() == 0) return;
+    const Tensor& x = *ctx.inputs[0];
+    if (packed_.k() == 0) {  // K == 0: an empty sum
+      std::fill(y.data<float>(), y.data<float>() + y.numel(), 0.0F);
+      return;
+    }
+    const bool is_signed = x.dtype() == DType::kInt8;
+    int32_t zero_point = 0;
+    if (ctx.inputs[2]) {
+      zero_point = is_signed ? ctx.inputs[2]->data<int8_t>()[0] : ctx.inputs[2]->data<uint8_t>()[0];
+    }
+    int8_gemm(packed_, x.raw_data(), is_signed, rows_, zero_point, ctx.inputs[1]->data<float>()[0], w_scale_.data(),
+              w_scale_.size() > 1, y.data<float>(), scratch_.raw_data(), ctx.pool);
+  }
+
+ private:
+  onnx::Node node_;
+  Int8Isa isa_;
+  int64_t rows_ = 0;
+  PackedInt8Weights packed_;
+  std::vector<float> w_scale_;
+  Tensor scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_qmatmul_f_with_isa(const onnx::Node& node, int opset, Int8Isa isa) {
+  (void)opset;
+  return std::make_unique<QMatMulF>(node, isa);
+}
+
+std::unique_ptr<Kernel> make_qmatmul_f(const onnx::Node& node, int opset) {
+  return make_qmatmul_f_with_isa(node, opset, best_int8_isa());
+}
+
+}  // namespace detrq::runtime::kernels

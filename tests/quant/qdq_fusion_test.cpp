@@ -1,0 +1,355 @@
+// The int8 GEMM on every ISA this CPU has against a direct int64 computation, and the Session's Q/DQ
+// fusion (QuantizeLinear -> DequantizeLinear -> MatMul <- DequantizeLinear(int8 W)) against the same
+// graph run in float, with the built-in kernels.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "detrq/core/error.h"
+#include "detrq/core/thread_pool.h"
+#include "detrq/runtime/session.h"
+#include "runtime/kernels/int8_gemm.h"
+
+namespace detrq {
+namespace {
+
+using core::DType;
+using core::Tensor;
+using runtime::kernels::available_int8_isas;
+using runtime::kernels::int8_gemm;
+using runtime::kernels::int8_isa_name;
+using runtime::kernels::Int8Isa;
+using runtime::kernels::PackedInt8Weights;
+
+struct GemmCase {
+  int64_t m, k, n;
+};
+
+// y = a_scale * w_scale[n] * sum_k (a - zp) * w, the sum in int64 (no overflow or saturation possible).
+std::vector<float> direct(const std::vector<uint8_t>& a, bool a_signed, int32_t zp, float a_scale,
+                          const std::vector<int8_t>& w, const std::vector<float>& w_scale, const GemmCase& c) {
+  std::vector<float> y(static_cast<std::size_t>(c.m * c.n));
+  for (int64_t r = 0; r < c.m; ++r) {
+    for (int64_t j = 0; j < c.n; ++j) {
+      int64_t acc = 0;
+      for (int64_t kk = 0; kk < c.k; ++kk) {
+        const uint8_t raw = a[static_cast<std::size_t>(r * c.k + kk)];
+        const int64_t av = a_signed ? static_cast<int8_t>(raw) : raw;
+        acc += (av - zp) * w[static_cast<std::size_t>(kk * c.n + j)];
+      }
+      const float s = a_scale * w_scale[w_scale.size() > 1 ? static_cast<std::size_t>(j) : 0];
+      y[static_cast<std::size_t>(r * c.n + j)] = static_cast<float>(acc) * s;
+    }
+  }
+  return y;
+}
+
+TEST(Int8Gemm, EveryIsaMatchesADirectSumOnOddShapes) {
+  const auto isas = available_int8_isas();
+  ASSERT_EQ(isas.front(), Int8Isa::kReference);
+  std::mt19937 rng(7);
+  core::ThreadPool pool(3);
+  const std::vector<GemmCase> cases = {{1, 1, 1},   {3, 5, 7},    {9, 17, 16},  {8, 4, 32},   {17, 33, 33},
+                                       {5, 130, 40}, {33, 64, 100}, {2, 513, 15}, {64, 384, 96}, {13, 7, 1}};
+  for (Int8Isa isa : isas) {
+    for (const GemmCase& c : cases) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool a_signed = variant % 2 == 0;
+        const bool per_channel = variant / 2 == 0;
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::vector<uint8_t> a(static_cast<std::size_t>(c.m * c.k));
+        std::vector<int8_t> w(static_cast<std::size_t>(c.k * c.n));
+        for (auto& v : a) v = static_cast<uint8_t>(byte(rng));
+        for (auto& v : w) v = static_cast<int8_t>(byte(rng) - 128);
+        if (variant == 3) {  // the extremes, where a saturating multiply-add would go wrong
+          for (auto& v : a) v = 255;
+          for (auto& v : w) v = -128;
+        }
+        const int32_t zp = a_signed ? -3 : 131;
+        std::vector<float> w_scale(per_channel ? static_cast<std::size_t>(c.n) : 1);
+        for (std::size_t j = 0; j < w_scale.size(); ++j) w_scale[j] = 0.001F * static_cast<float>(1 + j % 7);
+        const float a_scale = 0.02F;
+        PackedInt8Weights packed(w.data(), c.k, c.n, isa);
+        std::vector<std::byte> scratch_store(packed.scratch_bytes(c.m) + 64);
+        void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch_store.data()) + 63) / 64 * 64);
+        // One guard column past each row would catch a store beyond N.
+        std::vector<float> y(static_cast<std::size_t>(c.m * c.n) + 16, -7.0F);
+        int8_gemm(packed, a.data(), a_signed, c.m, zp, a_scale, w_scale.data(), per_channel, y.data(), scratch, pool);
+        const std::vector<float> want = direct(a, a_signed, zp, a_scale, w, w_scale, c);
+        for (std::size_t i = 0; i < want.size(); ++i) {
+          ASSERT_NEAR(y[i], want[i], 1e-6F * std::abs(want[i]) + 1e-12F)
+              << int8_isa_name(isa) << " m=" << c.m << " k=" << c.k << " n=" << c.n << " variant " << variant
+              << " at " << i;
+        }
+        for (std::size_t i = want.size(); i < y.size(); ++i) ASSERT_EQ(y[i], -7.0F) << int8_isa_name(isa) << " wrote past y";
+      }
+    }
+  }
+}
+
+TEST(Int8Gemm, RefusesAnIsaTheCpuLacks) {
+  const auto isas = available_int8_isas();
+  const std::vector<int8_t> w(4, 1);
+  for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvx512Vnni}) {
+    if (std::find(isas.begin(), isas.end(), isa) != isas.end()) continue;
+    EXPECT_THROW(PackedInt8Weights(w.data(), 2, 2, isa), Error);
+  }
+}
+
+// ---- Fusion through the Session.
+
+onnx::Node node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
+                std::map<std::string, onnx::Attribute> attrs = {}) {
+  onnx::Node n;
+  n.name = "/" + out.at(0) + "/" + op;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  n.attributes = std::move(attrs);
+  return n;
+}
+
+onnx::Attribute int_attr(int64_t v) {
+  onnx::Attribute a;
+  a.kind = onnx::Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+
+// x [2, 5, K] -> Q -> DQ -> MatMul(W0 [K, N]) -> Relu -> Q -> DQ -> MatMul(W1 [N, 3]) -> y,
+// weights int8 behind DequantizeLinear, per-channel on W0, per-tensor on W1.
+onnx::Model qdq_model(int64_t k, int64_t n, DType act, std::vector<std::string> extra_outputs = {}) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> byte(-127, 127);
+  onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  g.inputs.push_back({"x", DType::kFloat32, {2, 5, k}, true});
+  g.outputs.push_back({"y", DType::kFloat32, {2, 5, 3}, true});
+  for (const auto& e : extra_outputs) g.outputs.push_back({e, DType::kUndefined, {}, false});
+  auto int8_matrix = [&](int64_t rows, int64_t cols) {
+    Tensor t = Tensor::empty(DType::kInt8, {rows, cols});
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(byte(rng));
+    return t;
+  };
+  g.initializers["W0"] = int8_matrix(k, n);
+  g.initializers["W1"] = int8_matrix(n, 3);
+  std::vector<float> s0(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < s0.size(); ++i) s0[i] = 0.004F + 0.001F * static_cast<float>(i % 5);
+  g.initializers["W0_scale"] = Tensor::from_vector<float>({n}, s0);
+  g.initializers["W1_scale"] = Tensor::scalar<float>(0.003F);
+  g.initializers["xs"] = Tensor::scalar<float>(0.05F);
+  g.initializers["hs"] = Tensor::scalar<float>(0.04F);
+  if (act == DType::kInt8) {
+    g.initializers["xz"] = Tensor::scalar<int8_t>(int8_t{3});
+    g.initializers["hz"] = Tensor::scalar<int8_t>(int8_t{0});
+  } else {
+    g.initializers["xz"] = Tensor::scalar<uint8_t>(uint8_t{128});
+    g.initializers["hz"] = Tensor::scalar<uint8_t>(uint8_t{10});
+  }
+  g.nodes = {node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}),
+             node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"}),
+             node("DequantizeLinear", {"W0", "W0_scale"}, {"W0d"}, {{"axis", int_attr(1)}}),
+             node("MatMul", {"xd", "W0d"}, {"h"}),
+             node("Relu", {"h"}, {"hr"}),
+             node("QuantizeLinear", {"hr", "hs", "hz"}, {"hq"}),
+             node("DequantizeLinear", {"hq", "hs", "hz"}, {"hd"}),
+             node("DequantizeLinear", {"W1", "W1_scale"}, {"W1d"}),
+             node("MatMul", {"hd", "W1d"}, {"y"})};
+  return m;
+}
+
+Tensor input(int64_t k) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0F, 2.0F);
+  Tensor x = Tensor::empty(DType::kFloat32, {2, 5, k});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+  return x;
+}
+
+std::size_t count_op(const onnx::Model& m, const std::string& op) {
+  return static_cast<std::size_t>(
+      std::count_if(m.graph.nodes.begin(), m.graph.nodes.end(), [&](const onnx::Node& n) { return n.op_type == op; }));
+}
+
+class QdqFusion : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QdqFusion, FusedMatchesFloatAndThePlanLoadsAgain) {
+  const int64_t k = 37;
+  const int64_t n = 21;
+  runtime::SessionOptions fused_options;
+  fused_options.threads = 2;
+  runtime::SessionOptions float_options = fused_options;
+  float_options.fuse_qdq = false;
+  runtime::Session fused(qdq_model(k, n, GetParam()), fused_options);
+  runtime::Session plain(qdq_model(k, n, GetParam()), float_options);
+  EXPECT_EQ(count_op(fused.model(), "QMatMulF"), 2U);
+  EXPECT_EQ(count_op(fused.model(), "MatMul"), 0U);
+  EXPECT_EQ(count_op(fused.model(), "DequantizeLinear"), 0U);  // nothing else read them
+  EXPECT_EQ(count_op(plain.model(), "QMatMulF"), 0U);
+  // The plan stores the weights as int8, not as dequantized floats.
+  EXPECT_EQ(fused.model().graph.initializers.at("W0").dtype(), DType::kInt8);
+
+  const Tensor x = input(k);
+  const Tensor yf = fused.run({{"x", x}}).at("y");
+  const Tensor yp = plain.run({{"x", x}}).at("y");
+  ASSERT_EQ(yf.shape(), yp.shape());
+  // Same arithmetic up to float summation order; where that order flips the rounding of the hidden
+  // activation, the output moves by about one step of it (0.04 * |W1| * 0.003 <= 0.016).
+  int64_t differing = 0;
+  for (int64_t i = 0; i < yf.numel(); ++i) {
+    const float d = std::abs(yf.data<float>()[i] - yp.data<float>()[i]);
+    EXPECT_LE(d, 0.04F) << i;
+    if (d > 1e-4F) ++differing;
+  }
+  EXPECT_LE(differing, 2);
+
+  // An engine file holds session.model(): the plan with its internal nodes must load and run again.
+  runtime::Session again(fused.model(), fused_options);
+  const Tensor ya = again.run({{"x", x}}).at("y");
+  for (int64_t i = 0; i < ya.numel(); ++i) EXPECT_EQ(ya.data<float>()[i], yf.data<float>()[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Activations, QdqFusion, ::testing::Values(DType::kInt8, DType::kUInt8),
+                         [](const auto& info) { return std::string(core::dtype_name(info.param)); });
+
+TEST(QdqFusionGraph, KeepsTensorsOthersReadAndReportsThem) {
+  // "xd" and "W0d" are graph outputs: the MatMul still runs in int8, but both DequantizeLinear stay.
+  onnx::Model m = qdq_model(8, 4, DType::kInt8, {"xd", "W0d"});
+  runtime::SessionOptions options;
+  options.threads = 1;
+  runtime::Session s(m, options);
+  EXPECT_EQ(count_op(s.model(), "QMatMulF"), 2U);
+  const auto out = s.run({{"x", input(8)}});
+  ASSERT_TRUE(out.count("xd") && out.count("W0d"));
+  EXPECT_EQ(out.at("W0d").shape(), (core::Shape{8, 4}));
+  // xd is exactly (q - 3) * 0.05 on a grid of the scale.
+  const Tensor& xd = out.at("xd");
+  for (int64_t i = 0; i < xd.numel(); ++i) {
+    const float steps = xd.data<float>()[i] / 0.05F;
+    EXPECT_NEAR(steps, std::nearbyint(steps), 1e-3F);
+  }
+}
+
+TEST(QdqFusionGraph, LeavesNonZeroWeightZeroPointsAndPerRowScalesAlone) {
+  onnx::Model m = qdq_model(8, 4, DType::kInt8);
+  m.graph.initializers["W1_zp"] = Tensor::scalar<int8_t>(int8_t{1});
+  m.graph.nodes[7].inputs.push_back("W1_zp");  // W1's DequantizeLinear now has a zero point of 1
+  runtime::Session s(m, {});
+  EXPECT_EQ(count_op(s.model(), "QMatMulF"), 1U);
+  EXPECT_EQ(count_op(s.model(), "MatMul"), 1U);
+}
+
+TEST(QdqFusionBadInput, RefusesTheInternalDomainInAModelDetrqDidNotPlan) {
+  onnx::Model m = qdq_model(8, 4, DType::kInt8);
+  runtime::Session planned(m, {});
+  onnx::Model forged = planned.model();
+  forged.metadata.clear();
+  try {
+    runtime::Session s(forged, {});
+    FAIL() << "a hand-made com.detrq node was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("com.detrq"), std::string::npos) << e.what();
+  }
+}
+
+TEST(QdqFusionBadInput, RefusesAMalformedInternalNode) {
+  onnx::Model m = qdq_model(8, 4, DType::kInt8);
+  runtime::Session planned(m, {});
+  onnx::Model broken = planned.model();
+  for (auto& nd : broken.graph.nodes) {
+    if (nd.op_type == "QMatMulF") nd.inputs[3] = "x";  // a float, non-constant "weight"
+  }
+  EXPECT_THROW(runtime::Session(broken, {}), Error);
+}
+
+}  // namespace
+}  // namespace detrq
+
+namespace detrq {
+namespace {
+
+onnx::Attribute ints_attr(std::vector<int64_t> v) {
+  onnx::Attribute a;
+  a.kind = onnx::Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+// x [1, 3, 9, 7] -> Q -> DQ -> Conv(W int8 [5, 3, 3, 3] per output channel, bias; pads, strides,
+// dilations all uneven) -> y. A nonzero activation zero point checks that padding dequantizes to 0.
+onnx::Model qdq_conv_model(DType act) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> byte(-127, 127);
+  onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  g.inputs.push_back({"x", DType::kFloat32, {1, 3, 9, 7}, true});
+  g.outputs.push_back({"y", DType::kFloat32, {}, false});
+  Tensor w = Tensor::empty(DType::kInt8, {5, 3, 3, 3});
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng));
+  g.initializers["W"] = w;
+  g.initializers["W_scale"] = Tensor::from_vector<float>({5}, {0.01F, 0.02F, 0.005F, 0.03F, 0.015F});
+  g.initializers["W_zp"] = Tensor::zeros(DType::kInt8, {5});
+  g.initializers["B"] = Tensor::from_vector<float>({5}, {0.5F, -0.25F, 0.0F, 1.0F, -2.0F});
+  g.initializers["xs"] = Tensor::scalar<float>(0.05F);
+  if (act == DType::kInt8) {
+    g.initializers["xz"] = Tensor::scalar<int8_t>(int8_t{-20});
+  } else {
+    g.initializers["xz"] = Tensor::scalar<uint8_t>(uint8_t{140});
+  }
+  onnx::Node conv = node("Conv", {"xd", "Wd", "B"}, {"y"},
+                         {{"pads", ints_attr({1, 0, 2, 1})}, {"strides", ints_attr({2, 1})},
+                          {"dilations", ints_attr({1, 2})}, {"kernel_shape", ints_attr({3, 3})}});
+  g.nodes = {node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}), node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"}),
+             node("DequantizeLinear", {"W", "W_scale", "W_zp"}, {"Wd"}, {{"axis", int_attr(0)}}), conv};
+  return m;
+}
+
+class QdqConvFusion : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QdqConvFusion, FusedConvMatchesTheFloatConv) {
+  runtime::SessionOptions fused_options;
+  fused_options.threads = 2;
+  runtime::SessionOptions float_options = fused_options;
+  float_options.fuse_qdq = false;
+  runtime::Session fused(qdq_conv_model(GetParam()), fused_options);
+  runtime::Session plain(qdq_conv_model(GetParam()), float_options);
+  EXPECT_EQ(count_op(fused.model(), "QConvF"), 1U);
+  EXPECT_EQ(count_op(plain.model(), "QConvF"), 0U);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0F, 3.0F);
+  Tensor x = Tensor::empty(DType::kFloat32, {1, 3, 9, 7});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+  const Tensor yf = fused.run({{"x", x}}).at("y");
+  const Tensor yp = plain.run({{"x", x}}).at("y");
+  ASSERT_EQ(yf.shape(), (core::Shape{1, 5, 5, 4}));  // (9+1+2-2-1)/2+1, (7+0+1-4-1)/1+1
+  ASSERT_EQ(yf.shape(), yp.shape());
+  // One layer: the same products, summed exactly in int32 against in float.
+  for (int64_t i = 0; i < yf.numel(); ++i) {
+    EXPECT_NEAR(yf.data<float>()[i], yp.data<float>()[i], 1e-4F + 1e-5F * std::abs(yp.data<float>()[i])) << i;
+  }
+  runtime::Session again(fused.model(), fused_options);
+  const Tensor ya = again.run({{"x", x}}).at("y");
+  for (int64_t i = 0; i < ya.numel(); ++i) EXPECT_EQ(ya.data<float>()[i], yf.data<float>()[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Activations, QdqConvFusion, ::testing::Values(DType::kInt8, DType::kUInt8),
+                         [](const auto& info) { return std::string(core::dtype_name(info.param)); });
+
+TEST(QdqConvFusionGraph, LeavesGroupedConvsAlone) {
+  onnx::Model m = qdq_conv_model(DType::kInt8);
+  m.graph.nodes[3].attributes["group"] = int_attr(3);
+  m.graph.initializers["W"] = Tensor::zeros(DType::kInt8, {6, 1, 3, 3});
+  m.graph.initializers["W_scale"] = Tensor::from_vector<float>({6}, std::vector<float>(6, 0.1F));
+  m.graph.initializers["W_zp"] = Tensor::zeros(DType::kInt8, {6});
+  m.graph.initializers["B"] = Tensor::zeros(DType::kFloat32, {6});
+  runtime::Session s(m, {});
+  EXPECT_EQ(count_op(s.model(), "QConvF"), 0U);
+  EXPECT_EQ(count_op(s.model(), "Conv"), 1U);
+}
+
+}  // namespace
+}  // namespace detrq
