@@ -41,6 +41,11 @@ class GraphIndex {
   }
   // The initializer `name` is, directly or through Identity nodes (exporters share weights that way;
   // the Session folds those Identities later).
+  std::optional<std::size_t> producer(const std::string& name) const {
+    auto p = producers_.find(name);
+    if (p == producers_.end()) return std::nullopt;
+    return p->second;
+  }
   const core::Tensor* initializer(const std::string& name) const {
     std::string current = name;
     for (int hops = 0; hops < 8; ++hops) {
@@ -190,6 +195,31 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
     fused.domain = kDetrqDomain;
     fused.inputs = {qk.inputs[0], qk.inputs[1], graph.nodes[*pv].inputs[1]};
     fused.outputs = graph.nodes[*pv].outputs;
+    // Exports scale Q and K (each by the root of 1/sqrt(d)) with a Mul by a constant: absorbed, the
+    // product is scaled once by the GEMM instead of two passes over Q and K.
+    float scale = 1.0F;
+    std::vector<std::size_t> scalers;
+    for (std::size_t operand = 0; operand < 2; ++operand) {
+      const auto mul = g.producer(fused.inputs[operand]);
+      if (!mul || removed[*mul] || !g.internal(fused.inputs[operand], 1)) continue;
+      const onnx::Node& node = graph.nodes[*mul];
+      if (!node.domain.empty() || node.op_type != "Mul" || node.inputs.size() != 2) continue;
+      for (std::size_t c = 0; c < 2; ++c) {
+        if (const auto value = g.scalar(node.inputs[c]); value && node.inputs[1 - c] != node.inputs[c]) {
+          scale *= *value;
+          fused.inputs[operand] = node.inputs[1 - c];
+          scalers.push_back(*mul);
+          break;
+        }
+      }
+    }
+    if (scale != 1.0F) {
+      onnx::Attribute attr;
+      attr.kind = onnx::Attribute::Kind::kFloat;
+      attr.f = scale;
+      fused.attributes["scale"] = attr;
+    }
+    for (std::size_t k : scalers) removed[k] = true;
     removed[i] = removed[*softmax] = removed[*pv] = true;
     replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then
   }

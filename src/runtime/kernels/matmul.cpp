@@ -259,7 +259,7 @@ class AttentionKernel final : public Kernel {
   static constexpr int64_t kBlockRows = 64;
 
  public:
-  explicit AttentionKernel(const onnx::Node& node) : node_(node) {}
+  explicit AttentionKernel(const onnx::Node& node) : node_(node), scale_(node.attr_float("scale", 1.0F)) {}
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_inputs(ctx, 3);
@@ -324,7 +324,7 @@ class AttentionKernel final : public Kernel {
         const int64_t vi = output_.b_index[static_cast<std::size_t>(e)];
         const SgemmItem s{MatrixView<float>{q + (qi * m + row0) * d, d, 1}, &pk[static_cast<std::size_t>(ki)],
                           block.data()};
-        sgemm_packed(rows, n, d, 1.0F, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
+        sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
         // Softmax's division by the row sum is applied to the product's row (dv values) instead of
         // the probabilities (n values): (e / s) V = (e V) / s.
         float sums[kBlockRows];
@@ -344,6 +344,7 @@ class AttentionKernel final : public Kernel {
 
  private:
   onnx::Node node_;
+  float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
   MatMulGeometry scores_, output_;
 };
 
