@@ -81,6 +81,25 @@ class GraphIndex {
   std::set<std::string> outputs_;
 };
 
+// Puts each new node at the index it names (replacing the node there) and drops the removed ones.
+std::size_t apply_replacements(onnx::Graph& graph, const std::vector<bool>& removed,
+                               std::vector<std::pair<std::size_t, onnx::Node>> replacements) {
+  if (replacements.empty()) return 0;
+  std::sort(replacements.begin(), replacements.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<onnx::Node> nodes;
+  nodes.reserve(graph.nodes.size());
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (r < replacements.size() && replacements[r].first == i) {
+      nodes.push_back(std::move(replacements[r++].second));
+    } else if (!removed[i]) {
+      nodes.push_back(std::move(graph.nodes[i]));
+    }
+  }
+  graph.nodes = std::move(nodes);
+  return replacements.size();
+}
+
 bool near(std::optional<float> v, double want) { return v && std::abs(*v - want) <= 1e-5 * std::abs(want); }
 
 // x -> Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5): the nodes (Div first, the last
@@ -153,20 +172,7 @@ std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string
     removed[i] = true;
     replacements.emplace_back(i, std::move(fused));
   }
-  if (replacements.empty()) return 0;
-  // The fused node takes the MatMul's place; absorbed nodes go.
-  std::vector<onnx::Node> nodes;
-  nodes.reserve(graph.nodes.size());
-  std::size_t r = 0;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (r < replacements.size() && replacements[r].first == i) {
-      nodes.push_back(std::move(replacements[r++].second));
-    } else if (!removed[i]) {
-      nodes.push_back(std::move(graph.nodes[i]));
-    }
-  }
-  graph.nodes = std::move(nodes);
-  return replacements.size();
+  return apply_replacements(graph, removed, std::move(replacements));  // each at its MatMul's place
 }
 
 std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep, int64_t softmax_opset) {
@@ -223,20 +229,7 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
     removed[i] = removed[*softmax] = removed[*pv] = true;
     replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then
   }
-  if (replacements.empty()) return 0;
-  std::sort(replacements.begin(), replacements.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<onnx::Node> nodes;
-  nodes.reserve(graph.nodes.size());
-  std::size_t r = 0;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (r < replacements.size() && replacements[r].first == i) {
-      nodes.push_back(std::move(replacements[r++].second));
-    } else if (!removed[i]) {
-      nodes.push_back(std::move(graph.nodes[i]));
-    }
-  }
-  graph.nodes = std::move(nodes);
-  return replacements.size();
+  return apply_replacements(graph, removed, std::move(replacements));
 }
 
 }  // namespace detrq::runtime
