@@ -204,7 +204,7 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
     // Exports scale Q and K (each by the root of 1/sqrt(d)) with a Mul by a constant: absorbed, the
     // product is scaled once by the GEMM instead of two passes over Q and K.
     float scale = 1.0F;
-    std::vector<std::size_t> scalers;
+    std::vector<std::size_t> scalers;  // absorbed nodes
     for (std::size_t operand = 0; operand < 2; ++operand) {
       const auto mul = g.producer(fused.inputs[operand]);
       if (!mul || removed[*mul] || !g.internal(fused.inputs[operand], 1)) continue;
@@ -224,6 +224,22 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
       attr.kind = onnx::Attribute::Kind::kFloat;
       attr.f = scale;
       fused.attributes["scale"] = attr;
+    }
+    // Q, K and V are usually Transposes of the projections ([batch, tokens, heads, dims] to heads
+    // first): the kernel reads the projections through the permutation instead of a copy.
+    for (std::size_t operand = 0; operand < 3; ++operand) {
+      const auto t = g.producer(fused.inputs[operand]);
+      if (!t || removed[*t] || !g.internal(fused.inputs[operand], 1)) continue;
+      const onnx::Node& node = graph.nodes[*t];
+      if (!node.domain.empty() || node.op_type != "Transpose" || node.inputs.size() != 1 || !node.has_attr("perm")) {
+        continue;
+      }
+      onnx::Attribute perm;
+      perm.kind = onnx::Attribute::Kind::kInts;
+      perm.ints = node.attr_ints("perm");
+      fused.attributes[std::string("perm_") + "qkv"[operand]] = perm;
+      fused.inputs[operand] = node.inputs[0];
+      scalers.push_back(*t);
     }
     for (std::size_t k : scalers) removed[k] = true;
     removed[i] = removed[*softmax] = removed[*pv] = true;

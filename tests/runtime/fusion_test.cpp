@@ -116,14 +116,13 @@ TEST(Fusion, KeepsTensorsThatAreObservedOrOutputsOrSharedWithOtherReaders) {
   EXPECT_TRUE(names.seen.count("e"));
 }
 
-// softmax(Q K) V with 70 rows (not a multiple of the kernel's blocks of rows); K either computed per
-// batch entry or shared by the entries of the first axis (numpy broadcasting).
-Node transpose_last_two(const std::string& in, const std::string& out, int64_t rank) {
+// softmax(Q K) V as exports spell it: Q, K and V are Transposes of projections laid out [batch, tokens,
+// heads, dims], Q scaled by a Mul; 70 rows (not a multiple of the kernel's blocks). K either computed
+// per batch entry or shared by the entries of the first axis (numpy broadcasting).
+Node transpose(const std::string& in, const std::string& out, std::vector<int64_t> perm) {
   Node n = node("Transpose", {in}, {out});
-  auto& perm = n.attributes["perm"];
-  perm.kind = onnx::Attribute::Kind::kInts;
-  for (int64_t i = 0; i < rank; ++i) perm.ints.push_back(i);
-  std::swap(perm.ints[static_cast<std::size_t>(rank - 1)], perm.ints[static_cast<std::size_t>(rank - 2)]);
+  n.attributes["perm"].kind = onnx::Attribute::Kind::kInts;
+  n.attributes["perm"].ints = std::move(perm);
   return n;
 }
 
@@ -131,21 +130,24 @@ Model attention(bool shared_k) {
   Model m;
   m.opset_imports[""] = 17;
   m.graph.name = "attention";
-  m.graph.inputs.push_back({"x", DType::kFloat32, {2, 3, 70, 16}, true});
+  m.graph.inputs.push_back({"x", DType::kFloat32, {2, 70, 3, 16}, true});
   m.graph.outputs.push_back({"y", DType::kUndefined, {}, false});
-  m.graph.initializers["wv"] = random({16, 24}, 8);
+  auto& init = m.graph.initializers;
+  init["c"] = Tensor::scalar<float>(0.3F);
+  init["wv"] = random({16, 24}, 8);
+  m.graph.nodes = {transpose("x", "q0", {0, 2, 1, 3}), node("Mul", {"q0", "c"}, {"q"})};  // Q [2, 3, 70, 16]
   if (shared_k) {
-    m.graph.initializers["wk"] = random({3, 16, 90}, 7);
-    m.graph.nodes = {node("Sigmoid", {"wk"}, {"k"})};  // K [3, 16, 90]
+    init["wk"] = random({3, 16, 70}, 7);
+    m.graph.nodes.push_back(node("Sigmoid", {"wk"}, {"k"}));  // K [3, 16, 70]
   } else {
-    m.graph.initializers["wk"] = random({70, 90}, 7);
-    m.graph.nodes = {transpose_last_two("x", "xt", 4), node("MatMul", {"xt", "wk"}, {"k"})};  // K [2, 3, 16, 90]
+    init["wk"] = random({16, 16}, 7);
+    m.graph.nodes.push_back(transpose("x", "xh", {0, 2, 1, 3}));
+    m.graph.nodes.push_back(node("MatMul", {"xh", "wk"}, {"kk"}));
+    m.graph.nodes.push_back(transpose("kk", "k", {0, 1, 3, 2}));  // K [2, 3, 16, 70]
   }
-  m.graph.nodes.push_back(transpose_last_two("k", "kt", shared_k ? 3 : 4));
-  m.graph.nodes.push_back(node("MatMul", {"kt", "wv"}, {"v"}));  // V [.., 90, 24]
-  m.graph.initializers["c"] = Tensor::scalar<float>(0.3F);
-  m.graph.nodes.push_back(node("Mul", {"x", "c"}, {"qs"}));  // scaled Q: absorbed into the fused node
-  m.graph.nodes.push_back(node("MatMul", {"qs", "k"}, {"s"}));
+  m.graph.nodes.push_back(node("MatMul", {"x", "wv"}, {"vp"}));
+  m.graph.nodes.push_back(transpose("vp", "v", {0, 2, 1, 3}));  // V [2, 3, 70, 24]
+  m.graph.nodes.push_back(node("MatMul", {"q", "k"}, {"s"}));
   m.graph.nodes.push_back(node("Softmax", {"s"}, {"p"}));
   m.graph.nodes.push_back(node("MatMul", {"p", "v"}, {"y"}));
   return m;
@@ -160,7 +162,8 @@ TEST(Fusion, AttentionMatchesTheUnfusedGraph) {
     EXPECT_EQ(count_op(fused.model(), "AttentionSoftmax"), 1u);
     EXPECT_EQ(count_op(fused.model(), "Softmax"), 0u);
     EXPECT_EQ(count_op(fused.model(), "Mul"), 0u);
-    const Tensor x = random({2, 3, 70, 16}, 11);
+    EXPECT_EQ(count_op(fused.model(), "Transpose"), shared_k ? 0u : 1u);  // what computes K's input stays
+    const Tensor x = random({2, 70, 3, 16}, 11);
     const Tensor want = reference.run({{"x", x}}).at("y");
     const Tensor got = fused.run({{"x", x}}).at("y");
     // Relative to the output's size: scaling the product instead of Q rounds the scores differently,

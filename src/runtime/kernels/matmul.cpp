@@ -1,5 +1,6 @@
 // MatMul: numpy-style matrix product (N-d batches with broadcasting, 1-D operands promoted and their
 // axis removed). float32 takes the packed fast path; constant right-hand sides are packed at load.
+#include <array>
 #include <atomic>
 #include <memory>
 
@@ -265,13 +266,15 @@ class AttentionKernel final : public Kernel {
     require_inputs(ctx, 3);
     for (std::size_t i = 0; i < 3; ++i) {
       if (ctx.input_types[i].dtype != DType::kFloat32) fail_node(node_, "AttentionSoftmax runs float32 only");
+      operands_[i] = view(ctx.input_types[i].shape, node_.attr_ints(std::string("perm_") + "qkv"[i]));
+      if (operands_[i].shape.size() < 2) fail_node(node_, "AttentionSoftmax needs matrices, not vectors");
     }
-    scores_ = matmul_geometry(node_, ctx.input_types[0].shape, ctx.input_types[1].shape);
-    Shape p = scores_.out;
-    if (ctx.input_types[0].shape.size() == 1 || ctx.input_types[1].shape.size() == 1) {
-      fail_node(node_, "AttentionSoftmax needs matrices, not vectors");
-    }
-    output_ = matmul_geometry(node_, p, ctx.input_types[2].shape);
+    scores_ = matmul_geometry(node_, operands_[0].shape, operands_[1].shape);
+    output_ = matmul_geometry(node_, scores_.out, operands_[2].shape);
+    auto distinct = [](const std::vector<int64_t>& index) { return *std::max_element(index.begin(), index.end()) + 1; };
+    operands_[0].offsets = batch_offsets(operands_[0], distinct(scores_.a_index));
+    operands_[1].offsets = batch_offsets(operands_[1], distinct(scores_.b_index));
+    operands_[2].offsets = batch_offsets(operands_[2], distinct(output_.b_index));
     return {TensorType{DType::kFloat32, output_.out}};
   }
 
@@ -293,10 +296,9 @@ class AttentionKernel final : public Kernel {
     ctx.pool.parallel_for(k_count + v_count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if (i < k_count) {
-          pk[static_cast<std::size_t>(i)].pack(d, n, MatrixView<float>{k + i * d * n, n, 1});
+          pk[static_cast<std::size_t>(i)].pack(d, n, operands_[1].matrix(k, i));
         } else {
-          const int64_t j = i - k_count;
-          pk[static_cast<std::size_t>(i)].pack(n, dv, MatrixView<float>{v + j * n * dv, dv, 1});
+          pk[static_cast<std::size_t>(i)].pack(n, dv, operands_[2].matrix(v, i - k_count));
         }
       }
     });
@@ -322,8 +324,9 @@ class AttentionKernel final : public Kernel {
         const int64_t qi = scores_.a_index[static_cast<std::size_t>(p)];
         const int64_t ki = scores_.b_index[static_cast<std::size_t>(p)];
         const int64_t vi = output_.b_index[static_cast<std::size_t>(e)];
-        const SgemmItem s{MatrixView<float>{q + (qi * m + row0) * d, d, 1}, &pk[static_cast<std::size_t>(ki)],
-                          block.data()};
+        MatrixView<float> qv = operands_[0].matrix(q, qi);
+        qv.data += row0 * qv.row_stride;
+        const SgemmItem s{qv, &pk[static_cast<std::size_t>(ki)], block.data()};
         sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
         // Softmax's division by the row sum is applied to the product's row (dv values) instead of
         // the probabilities (n values): (e / s) V = (e V) / s.
@@ -344,7 +347,55 @@ class AttentionKernel final : public Kernel {
 
  private:
   onnx::Node node_;
+  // Q, K or V as the product sees it: the input read through an optional permutation (perm_q, perm_k,
+  // perm_v: the Transposes the fusion absorbed), and where each of its matrices starts.
+  struct Operand {
+    Shape shape;                   // logical (permuted) shape
+    std::vector<int64_t> strides;  // of the logical axes in the input's storage
+    std::vector<int64_t> offsets;  // per flat batch index of this operand
+    MatrixView<float> matrix(const float* base, int64_t batch) const {
+      const std::size_t r = shape.size();
+      return MatrixView<float>{base + offsets[static_cast<std::size_t>(batch)], strides[r - 2], strides[r - 1]};
+    }
+  };
+
+  Operand view(const Shape& stored, const std::vector<int64_t>& perm) const {
+    std::vector<int64_t> dense(stored.size(), 1);
+    for (std::size_t d = stored.size(); d-- > 1;) dense[d - 1] = dense[d] * stored[d];
+    if (perm.empty()) return Operand{stored, dense, {}};
+    std::vector<bool> seen(stored.size(), false);
+    Operand o;
+    for (int64_t p : perm) {
+      if (perm.size() != stored.size() || p < 0 || p >= static_cast<int64_t>(stored.size()) ||
+          seen[static_cast<std::size_t>(p)]) {
+        fail_node(node_, "a perm attribute is not a permutation of the input's " + std::to_string(stored.size()) +
+                             " axes");
+      }
+      seen[static_cast<std::size_t>(p)] = true;
+      o.shape.push_back(stored[static_cast<std::size_t>(p)]);
+      o.strides.push_back(dense[static_cast<std::size_t>(p)]);
+    }
+    return o;
+  }
+
+  // Start of each matrix of `o`: `count` flat indices over its batch axes, in row-major order (as
+  // matmul_geometry numbers them).
+  static std::vector<int64_t> batch_offsets(const Operand& o, int64_t count) {
+    const std::size_t batch_rank = o.shape.size() - 2;
+    std::vector<int64_t> offsets(static_cast<std::size_t>(count), 0);
+    for (int64_t flat = 0; flat < count; ++flat) {
+      int64_t rem = flat, off = 0;
+      for (std::size_t d = batch_rank; d-- > 0;) {
+        off += (rem % o.shape[d]) * o.strides[d];
+        rem /= o.shape[d];
+      }
+      offsets[static_cast<std::size_t>(flat)] = off;
+    }
+    return offsets;
+  }
+
   float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
+  std::array<Operand, 3> operands_;
   MatMulGeometry scores_, output_;
 };
 
