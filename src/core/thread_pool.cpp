@@ -2,8 +2,39 @@
 #include "detrq/core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace detrq::core {
+namespace {
+
+// How long a thread polls before it sleeps: longer than the gap between two loops of a model, short
+// enough that an idle pool gives its cores back at once.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Polls `ready` for up to kSpin; true when it became true.
+template <typename Ready>
+bool spin_until(Ready&& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
+
+}  // namespace
 
 int ThreadPool::hardware_threads() noexcept {
   const unsigned n = std::thread::hardware_concurrency();
@@ -41,13 +72,15 @@ void ThreadPool::run_chunks() {
       if (!error_) error_ = std::current_exception();
     }
     std::lock_guard lock(mutex_);
-    if (++chunks_done_ == chunks_total_) done_.notify_all();
+    chunks_done_seen_.store(++chunks_done_, std::memory_order_release);
+    if (chunks_done_ == chunks_total_) done_.notify_all();
   }
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    spin_until([&] { return generation_seen_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -77,11 +110,15 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     chunks_total_ = (n + job_chunk_ - 1) / job_chunk_;
     next_chunk_ = 0;
     chunks_done_ = 0;
+    chunks_done_seen_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     ++generation_;
+    generation_seen_.store(generation_, std::memory_order_release);
   }
   wake_.notify_all();
   run_chunks();
+  const int64_t total = chunks_total_;  // written by this thread above; workers only read it
+  spin_until([&] { return chunks_done_seen_.load(std::memory_order_acquire) == total; });
   std::exception_ptr error;
   {
     std::unique_lock lock(mutex_);

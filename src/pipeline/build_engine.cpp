@@ -7,6 +7,7 @@
 #include "detrq/core/error.h"
 #include "detrq/core/log.h"
 #include "detrq/engine/cpu/cpu_features.h"
+#include "detrq/engine/cpu/engine_file.h"
 #include "detrq/hub/hub_client.h"
 
 namespace detrq::pipeline {
@@ -70,7 +71,9 @@ std::vector<Step> build_engine_steps(const BuildEngineOptions& o, std::string* b
   std::string feature_list;
   for (const auto& f : features) feature_list += (feature_list.empty() ? "" : ",") + f;
   build.parameters = {{"backend", tensorrt ? "tensorrt" : "cpu"}, {"cpu_features", tensorrt ? "" : feature_list},
-                      {"detrq", DETRQ_VERSION}};
+                      {"detrq", DETRQ_VERSION},
+                      // A new engine format makes an existing engine stale even where the version string is not bumped.
+                      {"engine_format", tensorrt ? "" : std::to_string(engine::cpu::kEngineFormatVersion)}};
   build.outputs = {o.output};
   build.command = fmt::format("detrq build-engine {} --output {} --backend {}{}",
                               !request.qdq.empty() ? "--qdq " + request.qdq.string() : "--onnx " + request.onnx.string(),

@@ -31,9 +31,11 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
   onnx::Model model;
   std::shared_ptr<core::MappedFile> mapping;
   std::string description;
+  std::map<std::string, runtime::PackedState> packed_states;
   if (engine::cpu::is_engine_file(path)) {
     engine::cpu::EngineFile ef = engine::cpu::read_engine_file(path);
     model = std::move(ef.model);
+    packed_states = std::move(ef.packed_states);
     mapping = ef.mapping;
     std::string features;
     for (const auto& f : ef.header.cpu_features) features += (features.empty() ? "" : ", ") + f;
@@ -72,7 +74,14 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
   so.threads = options.threads;
   so.input_shapes[input_name] = {1, 3, size, size};
   Detector d;
-  d.impl_ = std::make_unique<Impl>(runtime::Session(std::move(model), so), size);
+  if (mapping) {
+    engine::cpu::EngineFile ef;
+    ef.model = std::move(model);
+    ef.packed_states = std::move(packed_states);
+    d.impl_ = std::make_unique<Impl>(engine::cpu::engine_session(std::move(ef), path, so), size);
+  } else {
+    d.impl_ = std::make_unique<Impl>(runtime::Session(std::move(model), so), size);
+  }
   d.impl_->names = std::move(names);
   d.impl_->input_name = input_name;
   d.impl_->description = std::move(description);

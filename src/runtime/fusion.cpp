@@ -164,4 +164,49 @@ std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string
   return replacements.size();
 }
 
+std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep, int64_t softmax_opset) {
+  const GraphIndex g(graph, keep);
+  std::vector<bool> removed(graph.nodes.size(), false);
+  std::vector<std::pair<std::size_t, onnx::Node>> replacements;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const onnx::Node& qk = graph.nodes[i];
+    if (!qk.domain.empty() || qk.op_type != "MatMul" || qk.inputs.size() != 2 || qk.outputs.size() != 1) continue;
+    // Products of two activations only: a constant K is a linear layer, not attention.
+    if (g.initializer(qk.inputs[0]) || g.initializer(qk.inputs[1])) continue;
+    const auto softmax = g.only_reader(qk.outputs[0], "Softmax");
+    if (!softmax || removed[*softmax]) continue;
+    const onnx::Node& sm = graph.nodes[*softmax];
+    // Over the last axis: -1 explicitly, or by default from opset 13 (before, the default was 1).
+    const int64_t axis = sm.attr_int("axis", softmax_opset >= 13 ? -1 : 1);
+    if (axis != -1 || sm.outputs.size() != 1) continue;
+    const auto pv = g.only_reader(sm.outputs[0], "MatMul");
+    if (!pv || removed[*pv] || graph.nodes[*pv].inputs.size() != 2 || graph.nodes[*pv].inputs[0] != sm.outputs[0] ||
+        graph.nodes[*pv].inputs[1] == sm.outputs[0]) {
+      continue;
+    }
+    onnx::Node fused;
+    fused.name = qk.name;
+    fused.op_type = "AttentionSoftmax";
+    fused.domain = kDetrqDomain;
+    fused.inputs = {qk.inputs[0], qk.inputs[1], graph.nodes[*pv].inputs[1]};
+    fused.outputs = graph.nodes[*pv].outputs;
+    removed[i] = removed[*softmax] = removed[*pv] = true;
+    replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then
+  }
+  if (replacements.empty()) return 0;
+  std::sort(replacements.begin(), replacements.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<onnx::Node> nodes;
+  nodes.reserve(graph.nodes.size());
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (r < replacements.size() && replacements[r].first == i) {
+      nodes.push_back(std::move(replacements[r++].second));
+    } else if (!removed[i]) {
+      nodes.push_back(std::move(graph.nodes[i]));
+    }
+  }
+  graph.nodes = std::move(nodes);
+  return replacements.size();
+}
+
 }  // namespace detrq::runtime

@@ -54,6 +54,20 @@ std::string join(const std::vector<std::string>& items) {
 bool shape_valid(const Shape& s) {
   return std::all_of(s.begin(), s.end(), [](int64_t d) { return d >= 0; });
 }
+
+// What packed states are keyed by: stable across builds of the same graph, unlike node indices.
+const std::string& node_key(const onnx::Node& node) {
+  for (const auto& o : node.outputs) {
+    if (!o.empty()) return o;
+  }
+  return node.name;
+}
+
+std::size_t state_bytes(const PackedState& state) {
+  std::size_t n = 0;
+  for (const auto& b : state.blobs) n += b.nbytes();
+  return n;
+}
 }  // namespace
 
 struct Session::Impl {
@@ -72,6 +86,13 @@ struct Session::Impl {
   std::shared_ptr<void> arena;
   std::size_t arena_bytes = 0;
   std::size_t weight_bytes = 0;
+  std::size_t packed_bytes = 0;
+  // keep_int8_weights: folded DequantizeLinear of int8 weights, by the id of the constant they computed.
+  struct DequantizedWeight {
+    std::size_t node = 0;  // the DequantizeLinear, index into nodes
+    QuantizedConstant source;
+  };
+  std::map<int, DequantizedWeight> dequantized;
   std::unique_ptr<core::ThreadPool> pool;
   bool profiling = false;
 
@@ -168,11 +189,32 @@ void Session::Impl::build(onnx::Model source) {
   registry = options.registry ? options.registry : &KernelRegistry::builtin();
   onnx::Graph& graph = source.graph;
   onnx::constants_to_initializers(graph);
+  // Weights an engine file left out because a packed state stands in for them: an undefined
+  // placeholder keeps the graph passes' bookkeeping whole, value_info gives their type.
+  std::map<std::string, TensorType> released_types;
+  if (!options.packed_states.empty()) {
+    std::set<std::string> produced;
+    for (const auto& in : graph.inputs) produced.insert(in.name);
+    for (const auto& [name, t] : graph.initializers) produced.insert(name);
+    for (const auto& n : graph.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+    for (const auto& n : graph.nodes) {
+      if (!options.packed_states.count(node_key(n))) continue;
+      for (const auto& in : n.inputs) {
+        auto info = graph.value_info.find(in);
+        if (in.empty() || produced.count(in) || info == graph.value_info.end()) continue;
+        released_types[in] = TensorType{info->second.dtype, info->second.shape};
+        graph.initializers[in] = Tensor();
+        produced.insert(in);
+      }
+    }
+  }
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
   fuse_qdq(source, options.fuse_qdq, options.keep_tensors);  // before folding turns weight DQs into floats
-  if (options.fuse_operators && fuse_matmul_epilogues(graph, options.keep_tensors) > 0) {
-    source.opset_imports[kDetrqDomain] = 1;
+  if (options.fuse_operators) {
+    const std::size_t fused = fuse_matmul_epilogues(graph, options.keep_tensors) +
+                              fuse_attention(graph, options.keep_tensors, source.opset(""));
+    if (fused > 0) source.opset_imports[kDetrqDomain] = 1;
   }
   inputs = resolve_inputs(graph, options);
 
@@ -188,6 +230,10 @@ void Session::Impl::build(onnx::Model source) {
     constants[static_cast<std::size_t>(id)] = std::move(t);
   };
   for (auto& [name, t] : graph.initializers) {
+    if (!t.defined()) {
+      add_value(name, ValueKind::kConstant, released_types.at(name));  // no value: constant_of() is nullptr
+      continue;
+    }
     set_constant(add_value(name, ValueKind::kConstant, {t.dtype(), t.shape()}), t);
   }
   auto constant_of = [&](int id) -> const Tensor* {
@@ -198,6 +244,7 @@ void Session::Impl::build(onnx::Model source) {
 
   // Shape inference and constant folding, node by node.
   std::size_t folded = 0;
+  std::size_t restored = 0;
   for (std::size_t n = 0; n < nodes.size(); ++n) {
     const onnx::Node& node = nodes[n];
     const int opset = static_cast<int>(source.opset(node.domain));
@@ -278,6 +325,16 @@ void Session::Impl::build(onnx::Model source) {
           return 0;
         });
       }
+      // Before set_constant() below, which may move the constants `ins` points into.
+      if (options.keep_int8_weights && node.domain.empty() && node.op_type == "DequantizeLinear" &&
+          ins.at(0)->dtype() == DType::kInt8 && step.outputs.at(0) >= 0) {
+        QuantizedConstant q{*ins[0], *ins[1], ins.size() > 2 && ins[2] ? *ins[2] : Tensor(), -1};
+        if (q.scale.numel() > 1) {
+          q.axis = node.attr_int("axis", 1);
+          if (q.axis < 0) q.axis += q.codes.rank();
+        }
+        dequantized[step.outputs[0]] = DequantizedWeight{n, std::move(q)};
+      }
       for (std::size_t o = 0; o < outs.size(); ++o) {
         const int id = step.outputs[o];
         if (id < 0) continue;
@@ -287,10 +344,34 @@ void Session::Impl::build(onnx::Model source) {
       ++folded;
       continue;
     }
-    guarded(node, "weight preparation", [&] {
-      step.kernel->prepare(ictx);
-      return 0;
-    });
+    auto state = options.packed_states.find(node_key(node));
+    if (state != options.packed_states.end()) {
+      const bool ok = guarded(node, "restoring its packed state", [&] {
+        return step.kernel->restore_packed_state(ictx, state->second);
+      });
+      if (!ok) {
+        throw_invalid(node.describe(),
+                      "its stored packed state (layout '" + state->second.layout + "', " +
+                          std::to_string(state->second.blobs.size()) + " blobs) does not fit this detrq's " +
+                          node.op_type + " kernel",
+                      "rebuild the engine with this detrq's `detrq build-engine`");
+      }
+      ++restored;
+    } else {
+      guarded(node, "weight preparation", [&] {
+        step.kernel->prepare(ictx);
+        return 0;
+      });
+    }
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      if (released_types.count(node.inputs[i]) && step.kernel->reads_constant_input(i)) {
+        throw_invalid(node.describe(),
+                      "reads weight '" + node.inputs[i] + "', which the model does not hold (only a packed state " +
+                          (state == options.packed_states.end() ? "could stand in for it, and there is none)"
+                                                                : "stands in for it, and the kernel still reads it)"),
+                      "rebuild the engine with this detrq's `detrq build-engine`");
+      }
+    }
     step.alias = step.kernel->output_aliases_input() && !step.inputs.empty() && step.inputs[0] >= 0 &&
                  !step.outputs.empty() && step.outputs[0] >= 0;
     steps.push_back(std::move(step));
@@ -383,9 +464,34 @@ void Session::Impl::build(onnx::Model source) {
   for (int id : output_ids) {
     if (values[static_cast<std::size_t>(id)].kind == ValueKind::kConstant) constant_used[static_cast<std::size_t>(id)] = true;
   }
+  // A constant that only kernels with a packed copy read is released: freed here (the source model
+  // dies with this function), absent from model(), its type kept in value_info.
+  std::vector<bool> constant_read(values.size(), false);
+  for (const Step& step : steps) {
+    for (std::size_t i = 0; i < step.inputs.size(); ++i) {
+      const int id = step.inputs[i];
+      if (id >= 0 && step.kernel->reads_constant_input(i)) constant_read[static_cast<std::size_t>(id)] = true;
+    }
+  }
+  for (int id : output_ids) constant_read[static_cast<std::size_t>(id)] = true;
+  std::size_t released_bytes = 0;
+  std::vector<bool> released(values.size(), false);
+  for (std::size_t id = 0; id < values.size(); ++id) {
+    if (values[id].kind != ValueKind::kConstant || !constant_used[id] || constant_read[id]) continue;
+    released[id] = true;
+    if (id < constants.size()) {
+      released_bytes += constants[id].nbytes();
+      constants[id] = Tensor();
+    }
+  }
+  for (const auto& [name, t] : graph.initializers) {
+    const int id = value_id(name);
+    if (id >= 0 && released[static_cast<std::size_t>(id)]) graph.initializers[name] = Tensor();
+  }
+  for (const Step& step : steps) packed_bytes += state_bytes(step.kernel->packed_state());
   for (std::size_t id = 0; id < values.size(); ++id) {
     const Value& v = values[id];
-    if (v.kind == ValueKind::kConstant && constant_used[id]) {
+    if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id]) {
       slots[id] = constants[id];
       weight_bytes += constants[id].nbytes();
     } else if (v.kind == ValueKind::kActivation && v.buffer >= 0) {
@@ -419,16 +525,36 @@ void Session::Impl::build(onnx::Model source) {
   model.graph.name = graph.name;
   model.graph.inputs = inputs;
   model.graph.outputs = outputs;
-  for (const Step& step : steps) model.graph.nodes.push_back(nodes[step.node]);
+  std::vector<onnx::Node> step_nodes;
+  for (const Step& step : steps) step_nodes.push_back(nodes[step.node]);
   for (std::size_t id = 0; id < values.size(); ++id) {
     const Value& v = values[id];
-    if (v.kind == ValueKind::kConstant && constant_used[id]) model.graph.initializers[v.name] = constants[id];
-    if (v.kind == ValueKind::kActivation && first_step[id] >= 0) {
+    auto dq = dequantized.find(static_cast<int>(id));
+    if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id] && dq != dequantized.end()) {
+      // keep_int8_weights: the int8 weight and its DequantizeLinear, first (their inputs are constants).
+      const onnx::Node& dq_node = nodes[dq->second.node];
+      const QuantizedConstant& q = dq->second.source;
+      model.graph.nodes.push_back(dq_node);
+      model.graph.initializers[dq_node.inputs.at(0)] = q.codes;
+      model.graph.initializers[dq_node.inputs.at(1)] = q.scale;
+      if (q.zero_point.defined()) model.graph.initializers[dq_node.inputs.at(2)] = q.zero_point;
+    } else if (v.kind == ValueKind::kConstant && constant_used[id] && !released[id]) {
+      model.graph.initializers[v.name] = constants[id];
+    }
+    if ((v.kind == ValueKind::kActivation && first_step[id] >= 0) || released[id]) {
       model.graph.value_info[v.name] = onnx::ValueInfo{v.name, v.type.dtype, v.type.shape, true};
     }
   }
-  core::log_debug("session: {} nodes planned ({} folded, {} dead), arena {} bytes, weights {} bytes", steps.size(),
-                  folded, dead, arena_bytes, weight_bytes);
+  if (restored != options.packed_states.size()) {
+    core::log_warn("session: {} of {} packed states given were restored (the others name no planned node)", restored,
+                   options.packed_states.size());
+  }
+  model.graph.nodes.insert(model.graph.nodes.end(), step_nodes.begin(), step_nodes.end());
+  if (!options.keep_int8_weights) dequantized.clear();
+  core::log_debug(
+      "session: {} nodes planned ({} folded, {} dead, {} restored), arena {} bytes, weights {} bytes ({} released), "
+      "packed {} bytes",
+      steps.size(), folded, dead, restored, arena_bytes, weight_bytes, released_bytes, packed_bytes);
 }
 
 Session::Session(onnx::Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
@@ -454,7 +580,27 @@ const std::vector<onnx::ValueInfo>& Session::inputs() const { return impl_->inpu
 const std::vector<onnx::ValueInfo>& Session::outputs() const { return impl_->outputs; }
 const onnx::Model& Session::model() const { return impl_->model; }
 std::size_t Session::arena_bytes() const { return impl_->arena_bytes; }
-std::size_t Session::planned_peak_bytes() const { return impl_->arena_bytes + impl_->weight_bytes; }
+std::size_t Session::weight_bytes() const { return impl_->weight_bytes; }
+std::size_t Session::packed_bytes() const { return impl_->packed_bytes; }
+std::size_t Session::planned_peak_bytes() const {
+  return impl_->arena_bytes + impl_->weight_bytes + impl_->packed_bytes;
+}
+
+std::map<std::string, PackedState> Session::packed_states() const {
+  std::map<std::string, PackedState> out;
+  for (const Step& step : impl_->steps) {
+    PackedState state;
+    for (std::size_t i = 0; i < step.inputs.size() && state.empty(); ++i) {
+      auto dq = impl_->dequantized.find(step.inputs[i]);
+      if (dq != impl_->dequantized.end() && !step.kernel->reads_constant_input(i)) {
+        state = step.kernel->packed_state_from_codes(i, dq->second.source);
+      }
+    }
+    if (state.empty()) state = step.kernel->packed_state();
+    if (!state.empty()) out[node_key(impl_->nodes[step.node])] = std::move(state);
+  }
+  return out;
+}
 
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs, Observer* observer) {
   Impl& s = *impl_;

@@ -1,5 +1,6 @@
-// The CPU engine file: a graph and weights survive the round trip in place (viewing the mapping), and a
-// damaged file or one built for CPU features this machine lacks is refused with a clear error.
+// The CPU engine file: a graph, weights and packed kernel states survive the round trip in place (viewing
+// the mapping), and a damaged file, a version 1 file, or one built for CPU features this machine lacks is
+// refused with a clear error.
 #include "detrq/engine/cpu/engine_file.h"
 
 #include <gtest/gtest.h>
@@ -68,7 +69,7 @@ class EngineFileTest : public ::testing::Test {
 };
 
 TEST_F(EngineFileTest, RoundTripViewsTheMapping) {
-  write_engine_file(small_model(), header(host_cpu_features()), dir_ / "m.engine");
+  write_engine_file(small_model(), {}, header(host_cpu_features()), dir_ / "m.engine");
   EXPECT_TRUE(is_engine_file(dir_ / "m.engine"));
   EngineFile ef = read_engine_file(dir_ / "m.engine");
   EXPECT_EQ(ef.header.source_name, "small.onnx");
@@ -96,8 +97,76 @@ TEST_F(EngineFileTest, RoundTripViewsTheMapping) {
   EXPECT_EQ(m.graph.inputs[0].shape, (core::Shape{1, 3}));
 }
 
+std::map<std::string, runtime::PackedState> states(const std::string& layout) {
+  std::vector<float> panel(37);
+  for (std::size_t i = 0; i < panel.size(); ++i) panel[i] = 0.5F * static_cast<float>(i) - 3.0F;
+  return {{"y", runtime::PackedState{layout, {core::Tensor::from_vector<float>({37}, panel),
+                                             core::Tensor::from_vector<int8_t>({3}, {-7, 0, 7})}}}};
+}
+
+TEST_F(EngineFileTest, PackedStatesRoundTripInPlace) {
+  write_engine_file(small_model(), states("test-panels/1 kc=4"), header({}), dir_ / "m.engine");
+  EngineFile ef = read_engine_file(dir_ / "m.engine");
+  EXPECT_EQ(ef.header.packed_state_count, 1U);
+  EXPECT_EQ(ef.header.packed_bytes, 37 * 4 + 3U);
+  ASSERT_EQ(ef.packed_states.count("y"), 1U);
+  const runtime::PackedState& st = ef.packed_states.at("y");
+  EXPECT_EQ(st.layout, "test-panels/1 kc=4");
+  ASSERT_EQ(st.blobs.size(), 2U);
+  EXPECT_EQ(st.blobs[0].shape(), (core::Shape{37}));
+  EXPECT_FLOAT_EQ(st.blobs[0].data<float>()[36], 15.0F);
+  EXPECT_EQ(st.blobs[1].data<int8_t>()[0], -7);
+  for (const auto& b : st.blobs) {
+    const auto* p = static_cast<const std::byte*>(b.raw_data());
+    EXPECT_TRUE(p >= ef.mapping->data() && p < ef.mapping->data() + ef.mapping->size());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0U);
+  }
+  // A packed state is part of the payload checksum: flip a byte of the int8 blob (the file's last bytes).
+  std::string bytes;
+  {
+    std::ifstream in(dir_ / "m.engine", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() - 1] ^= 0x01;
+  std::ofstream(dir_ / "flipped.engine", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_THROW(read_engine_file(dir_ / "flipped.engine"), Error);
+}
+
+TEST_F(EngineFileTest, RefusesPackedStatesForAnIsaThisCpuLacks) {
+  write_engine_file(small_model(), states("q8-panels/1 isa=avx512vnni kc=4"), header({}), dir_ / "m.engine");
+  try {
+    read_engine_file(dir_ / "m.engine", {"avx2", "fma"});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("avx512vnni"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'y'"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(read_engine_file(dir_ / "m.engine", {"avx2", "avx512vnni"}));
+}
+
+TEST_F(EngineFileTest, RefusesVersionOneWithAHintToRebuild) {
+  write_engine_file(small_model(), {}, header({}), dir_ / "m.engine");
+  std::string bytes;
+  {
+    std::ifstream in(dir_ / "m.engine", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_EQ(bytes[8], static_cast<char>(kEngineFormatVersion));
+  bytes[8] = 1;
+  std::ofstream(dir_ / "v1.engine", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  try {
+    read_engine_file(dir_ / "v1.engine");
+    FAIL() << "a version 1 engine was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
+    EXPECT_NE(std::string(e.what()).find("version 1"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("build-engine"), std::string::npos) << e.hint();
+  }
+}
+
 TEST_F(EngineFileTest, RefusesMissingCpuFeaturesNamingThem) {
-  write_engine_file(small_model(), header({"avx2", "avx512vnni"}), dir_ / "m.engine");
+  write_engine_file(small_model(), {}, header({"avx2", "avx512vnni"}), dir_ / "m.engine");
   try {
     read_engine_file(dir_ / "m.engine", {"sse4.2", "avx2"});
     FAIL() << "expected an error";
@@ -112,7 +181,7 @@ TEST_F(EngineFileTest, RefusesMissingCpuFeaturesNamingThem) {
 
 TEST_F(EngineFileTest, RefusesEveryKindOfDamage) {
   const fs::path good = dir_ / "m.engine";
-  write_engine_file(small_model(), header({}), good);
+  write_engine_file(small_model(), {}, header({}), good);
   std::string bytes;
   {
     std::ifstream in(good, std::ios::binary);

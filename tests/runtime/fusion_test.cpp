@@ -116,5 +116,68 @@ TEST(Fusion, KeepsTensorsThatAreObservedOrOutputsOrSharedWithOtherReaders) {
   EXPECT_TRUE(names.seen.count("e"));
 }
 
+// softmax(Q K) V with 70 rows (not a multiple of the kernel's blocks of rows); K either computed per
+// batch entry or shared by the entries of the first axis (numpy broadcasting).
+Node transpose_last_two(const std::string& in, const std::string& out, int64_t rank) {
+  Node n = node("Transpose", {in}, {out});
+  auto& perm = n.attributes["perm"];
+  perm.kind = onnx::Attribute::Kind::kInts;
+  for (int64_t i = 0; i < rank; ++i) perm.ints.push_back(i);
+  std::swap(perm.ints[static_cast<std::size_t>(rank - 1)], perm.ints[static_cast<std::size_t>(rank - 2)]);
+  return n;
+}
+
+Model attention(bool shared_k) {
+  Model m;
+  m.opset_imports[""] = 17;
+  m.graph.name = "attention";
+  m.graph.inputs.push_back({"x", DType::kFloat32, {2, 3, 70, 16}, true});
+  m.graph.outputs.push_back({"y", DType::kUndefined, {}, false});
+  m.graph.initializers["wv"] = random({16, 24}, 8);
+  if (shared_k) {
+    m.graph.initializers["wk"] = random({3, 16, 90}, 7);
+    m.graph.nodes = {node("Sigmoid", {"wk"}, {"k"})};  // K [3, 16, 90]
+  } else {
+    m.graph.initializers["wk"] = random({70, 90}, 7);
+    m.graph.nodes = {transpose_last_two("x", "xt", 4), node("MatMul", {"xt", "wk"}, {"k"})};  // K [2, 3, 16, 90]
+  }
+  m.graph.nodes.push_back(transpose_last_two("k", "kt", shared_k ? 3 : 4));
+  m.graph.nodes.push_back(node("MatMul", {"kt", "wv"}, {"v"}));  // V [.., 90, 24]
+  m.graph.nodes.push_back(node("MatMul", {"x", "k"}, {"s"}));
+  m.graph.nodes.push_back(node("Softmax", {"s"}, {"p"}));
+  m.graph.nodes.push_back(node("MatMul", {"p", "v"}, {"y"}));
+  return m;
+}
+
+TEST(Fusion, AttentionMatchesTheUnfusedGraph) {
+  for (bool shared_k : {false, true}) {
+    SessionOptions plain;
+    plain.fuse_operators = false;
+    Session reference(attention(shared_k), plain);
+    Session fused(attention(shared_k), SessionOptions{});
+    EXPECT_EQ(count_op(fused.model(), "AttentionSoftmax"), 1u);
+    EXPECT_EQ(count_op(fused.model(), "Softmax"), 0u);
+    const Tensor x = random({2, 3, 70, 16}, 11);
+    const Tensor want = reference.run({{"x", x}}).at("y");
+    const Tensor got = fused.run({{"x", x}}).at("y");
+    EXPECT_LT(max_diff(want, got), 1e-4F);
+  }
+  // An observed score tensor keeps the three nodes.
+  Model m = attention(false);
+  EXPECT_EQ(fuse_attention(m.graph, {"p"}, 17), 0u);
+  // Softmax over another axis is not attention.
+  Model other = attention(false);
+  for (auto& n : other.graph.nodes) {
+    if (n.op_type == "Softmax") {
+      n.attributes["axis"].kind = onnx::Attribute::Kind::kInt;
+      n.attributes["axis"].i = 2;
+    }
+  }
+  EXPECT_EQ(fuse_attention(other.graph, {}, 17), 0u);
+  // Before opset 13 Softmax's default axis is 1.
+  Model old = attention(false);
+  EXPECT_EQ(fuse_attention(old.graph, {}, 11), 0u);
+}
+
 }  // namespace
 }  // namespace detrq::runtime

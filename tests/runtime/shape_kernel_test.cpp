@@ -189,6 +189,37 @@ TEST(TransposeKernel, PermutationsMatchIndexMath) {
   expect_error([&] { run(node, {x}); }, ErrorKind::kInvalidInput);
 }
 
+// Shapes large enough for the tiled path (a gathered inner run with a contiguous outer axis, edges not a
+// multiple of the tile), against index arithmetic.
+TEST(TransposeKernel, TiledTransposesMatchIndexMath) {
+  struct Case {
+    Shape in;
+    std::vector<int64_t> perm;
+  };
+  for (const Case& c : {Case{{3, 37, 5, 20}, {0, 2, 3, 1}}, Case{{2, 9, 41}, {0, 2, 1}}, Case{{19, 33}, {1, 0}},
+                        Case{{2, 17, 3, 26}, {3, 1, 0, 2}}}) {
+    const int64_t n = core::shape_numel(c.in);
+    auto x = f32(c.in, iota_f(static_cast<std::size_t>(n)));
+    onnx::Node node = make_node("Transpose");
+    set_ints(node, "perm", c.perm);
+    auto y = run(node, {x});
+    Shape out_shape;
+    for (int64_t p : c.perm) out_shape.push_back(c.in[static_cast<std::size_t>(p)]);
+    std::vector<int64_t> in_strides(c.in.size(), 1);
+    for (std::size_t d = c.in.size() - 1; d-- > 0;) in_strides[d] = in_strides[d + 1] * c.in[d + 1];
+    std::vector<float> expect(static_cast<std::size_t>(n));
+    for (int64_t flat = 0; flat < n; ++flat) {
+      int64_t rem = flat, src = 0;
+      for (std::size_t d = out_shape.size(); d-- > 0;) {
+        src += (rem % out_shape[d]) * in_strides[static_cast<std::size_t>(c.perm[d])];
+        rem /= out_shape[d];
+      }
+      expect[static_cast<std::size_t>(flat)] = static_cast<float>(src);
+    }
+    expect_tensor<float>(y[0], out_shape, expect);
+  }
+}
+
 TEST(CumSumKernel, ExclusiveAndReverse) {
   auto x = f32({2, 3}, {1, 2, 3, 4, 5, 6});
   expect_tensor<float>(run(make_node("CumSum", 2), {x, i64({}, {1})})[0], {2, 3}, {1, 3, 6, 4, 9, 15});

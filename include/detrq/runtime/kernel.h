@@ -13,6 +13,7 @@
 #include "detrq/core/tensor.h"
 #include "detrq/core/thread_pool.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime {
 
@@ -53,6 +54,34 @@ class Kernel {
   // Output 0 may share input 0's storage (Reshape, Squeeze, Identity...): the Session then makes
   // output 0 a view of input 0 and does not call run() at all.
   virtual bool output_aliases_input() const { return false; }
+
+  // Pre-packed constant data, for engine files. A kernel that packs in prepare() (or in
+  // restore_packed_state()) returns it here; the default packs nothing.
+  virtual PackedState packed_state() const { return {}; }
+  // Called instead of prepare() when an engine file holds a state for this node: adopt `state` (its
+  // blobs may view a read-only mapping: keep the tensors, never copy what can be viewed). Returns false
+  // when the layout or the blobs' types and shapes are not exactly what this kernel would pack for
+  // `ctx`, and the Session then refuses the engine. A constant input whose reads_constant_input() is
+  // false may be absent from `ctx.input_values` (the engine did not store it).
+  virtual bool restore_packed_state(const InferContext& ctx, const PackedState& state) {
+    (void)ctx;
+    (void)state;
+    return false;
+  }
+  // False when run() never reads constant input `i` once prepared or restored (its packed copy is used
+  // instead): the Session then frees that weight if no other node reads it. Asked after prepare().
+  virtual bool reads_constant_input(std::size_t i) const {
+    (void)i;
+    return true;
+  }
+  // The packed state built from the int8 codes behind constant input `i` (see QuantizedConstant), for
+  // engine files that keep weights as int8: restoring it must give exactly what prepare() packed from
+  // the dequantized floats. Empty (the default) when the kernel cannot, and packed_state() is stored.
+  virtual PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const {
+    (void)i;
+    (void)q;
+    return {};
+  }
 };
 
 using KernelFactory = std::function<std::unique_ptr<Kernel>(const onnx::Node& node, int opset)>;

@@ -12,6 +12,7 @@
 
 #include "detrq/core/tensor.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime {
 
@@ -42,6 +43,16 @@ struct SessionOptions {
   bool fuse_qdq = true;
   // Where operators find their kernels; nullptr means KernelRegistry::builtin(). Tests inject their own.
   const KernelRegistry* registry = nullptr;
+  // Kernel states packed by an earlier Session (packed_states(), stored in an engine file), by node key
+  // (the node's first output name): such a node's kernel restores its state instead of packing. Weights
+  // only a restored kernel read may be absent from the model; graph.value_info must then declare their
+  // type. A state that does not fit its kernel is refused (kInvalidInput naming the node).
+  std::map<std::string, PackedState> packed_states;
+  // For the engine builder: a constant that DequantizeLinear computes from int8 weights is folded and
+  // packed as usual, but model() holds it as the int8 weights and their DequantizeLinear (folded again by
+  // the Session that loads it), and packed_states() gives the packed copy as int8 codes where the kernel
+  // can (Kernel::packed_state_from_codes). Keeps those int8 weights in memory.
+  bool keep_int8_weights = false;
 };
 
 struct OperatorProfile {
@@ -70,7 +81,14 @@ class Session {
                                           Observer* observer = nullptr);
 
   std::size_t arena_bytes() const;          // the one arena planned at load
-  std::size_t planned_peak_bytes() const;   // arena plus weights
+  std::size_t weight_bytes() const;         // constants the plan still holds (released ones excluded)
+  std::size_t packed_bytes() const;         // kernels' packed copies of constants
+  std::size_t planned_peak_bytes() const;   // arena, weights and packed copies
+  // The state of every kernel that packed constant data, by node key (its first output name), to store
+  // in an engine file; the blobs view the kernels' storage and are valid while this Session lives.
+  // After load a constant is released (freed, absent from model(), its type kept in value_info) when
+  // every node reading it has a packed copy: the states then stand in for it.
+  std::map<std::string, PackedState> packed_states() const;
   // Per-operator timings accumulated since enable_profiling(true).
   void enable_profiling(bool on);
   std::vector<OperatorProfile> profile() const;

@@ -39,11 +39,15 @@ BuildResult CpuBuilder::build(const BuildRequest& request) {
     core::log_info("pre-quantized {} weights ({:.1f} MB of float32 -> {:.1f} MB of int8)", pq.folded,
                    pq.bytes_before / 1048576.0, pq.bytes_after / 1048576.0);
   }
-  // The session infers shapes, folds constants, removes dead nodes and plans the arena; its model is what
-  // the engine stores, so that loading repeats none of that work's inputs.
+  // The session infers shapes, folds constants, removes dead nodes, packs weights and plans the arena; its
+  // model and its kernels' packed states are what the engine stores. Int8 weights stay int8 (a quarter of
+  // the bytes): packed as int8 codes where their kernel packs (dequantized while restoring), else with
+  // their DequantizeLinear, which the loading Session folds.
   runtime::SessionOptions so;
   so.threads = request.threads;
+  so.keep_int8_weights = true;
   runtime::Session session(std::move(model), so);
+  const auto states = session.packed_states();
 
   EngineHeader header;
   header.detrq_version = DETRQ_VERSION;
@@ -53,16 +57,16 @@ BuildResult CpuBuilder::build(const BuildRequest& request) {
   header.source_sha256 = "";  // filled by the pipeline, which hashes its inputs anyway
   header.precision = quantized ? "int8" : "float32";
   header.arena_bytes = session.arena_bytes();
-  write_engine_file(session.model(), header, request.output);
+  write_engine_file(session.model(), states, header, request.output);
 
   std::string features;
   for (const auto& f : header.cpu_features) features += (features.empty() ? "" : ", ") + f;
   BuildResult result;
   result.backend = "cpu";
-  result.description = fmt::format("{} -> {}: detrq CPU engine, {}, {} nodes, {:.1f} MB arena, built for {}",
-                                   source.string(), request.output.string(), header.precision,
-                                   session.model().graph.nodes.size(), header.arena_bytes / 1048576.0,
-                                   features.empty() ? "any x86-64 CPU" : features);
+  result.description =
+      fmt::format("{} -> {}: detrq CPU engine, {}, {} nodes, {} pre-packed, {:.1f} MB arena, built for {}",
+                  source.string(), request.output.string(), header.precision, session.model().graph.nodes.size(),
+                  states.size(), header.arena_bytes / 1048576.0, features.empty() ? "any x86-64 CPU" : features);
   return result;
 }
 

@@ -98,6 +98,8 @@ EngineHeader header_from(const json& h) {
   e.arena_bytes = h.at("arena_bytes").get<uint64_t>();
   e.weight_bytes = h.at("weight_bytes").get<uint64_t>();
   e.node_count = h.at("node_count").get<uint64_t>();
+  e.packed_bytes = h.at("packed_bytes").get<uint64_t>();
+  e.packed_state_count = h.at("packed_states").get<uint64_t>();
   return e;
 }
 
@@ -138,7 +140,8 @@ Parsed parse_preamble_and_header(const fs::path& path, const std::byte* data, st
 
 }  // namespace
 
-void write_engine_file(const onnx::Model& model, const EngineHeader& header, const fs::path& path) {
+void write_engine_file(const onnx::Model& model, const std::map<std::string, runtime::PackedState>& packed_states,
+                       const EngineHeader& header, const fs::path& path) {
   // Payload: every tensor, 64-byte aligned, in a fixed order so that builds are reproducible.
   std::vector<const core::Tensor*> tensors;
   std::vector<std::size_t> offsets;
@@ -164,6 +167,16 @@ void write_engine_file(const onnx::Model& model, const EngineHeader& header, con
   }
   json inits = json::object();
   for (const auto& [name, t] : g.initializers) inits[name] = add_tensor(t);
+  json states = json::object();
+  std::size_t packed = 0;
+  for (const auto& [key, state] : packed_states) {
+    json blobs = json::array();
+    for (const auto& b : state.blobs) {
+      blobs.push_back(add_tensor(b));
+      packed += b.nbytes();
+    }
+    states[key] = {{"layout", state.layout}, {"blobs", blobs}};
+  }
   json table = json::array();
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     table.push_back({{"dtype", static_cast<int>(tensors[i]->dtype())}, {"shape", tensors[i]->shape()},
@@ -185,6 +198,8 @@ void write_engine_file(const onnx::Model& model, const EngineHeader& header, con
         {"precision", header.precision},
         {"arena_bytes", header.arena_bytes},
         {"weight_bytes", payload},
+        {"packed_bytes", packed},
+        {"packed_states", packed_states.size()},
         {"node_count", g.nodes.size()}}},
       {"model",
        {{"ir_version", model.ir_version},
@@ -198,6 +213,7 @@ void write_engine_file(const onnx::Model& model, const EngineHeader& header, con
         {"value_info", value_info},
         {"nodes", nodes},
         {"initializers", inits},
+        {"packed_states", states},
         {"tensors", table}}}};
   const std::string header_text = doc.dump();
 
@@ -301,6 +317,24 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
     for (const auto& v : m.at("outputs")) g.outputs.push_back(value_info_from(v));
     for (const auto& [name, v] : m.at("value_info").items()) g.value_info[name] = value_info_from(v);
     for (const auto& [name, id] : m.at("initializers").items()) g.initializers[name] = tensor_at(id);
+    for (const auto& [key, js] : m.at("packed_states").items()) {
+      runtime::PackedState state;
+      state.layout = js.at("layout").get<std::string>();
+      for (const auto& id : js.at("blobs")) state.blobs.push_back(tensor_at(id));
+      // A packed format written for an instruction set names it ("isa=avx512vnni"): refuse it here with
+      // the same message as the engine's own feature list rather than deep in a kernel.
+      for (std::size_t at = state.layout.find("isa="); at != std::string::npos; at = state.layout.find("isa=", at + 4)) {
+        const std::size_t end = state.layout.find_first_of(" ,;", at);
+        const std::string isa = state.layout.substr(at + 4, end == std::string::npos ? std::string::npos : end - at - 4);
+        if (!missing_cpu_features({isa}, available_features).empty()) {
+          throw_unsupported(path.string(),
+                            "packed weights of '" + key + "' (layout '" + state.layout + "') need CPU feature " + isa +
+                                ", which this CPU lacks",
+                            "build the engine on this machine, or with `--cpu-features` naming only what it has");
+        }
+      }
+      ef.packed_states[key] = std::move(state);
+    }
     for (const auto& jn : m.at("nodes")) {
       onnx::Node n;
       n.name = jn.at("name").get<std::string>();
@@ -329,6 +363,15 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
     corrupt(path, std::string("graph description is malformed: ") + e.what());
   }
   return ef;
+}
+
+runtime::Session engine_session(EngineFile engine, const fs::path& path, runtime::SessionOptions options) {
+  options.packed_states = std::move(engine.packed_states);
+  try {
+    return runtime::Session(std::move(engine.model), std::move(options));
+  } catch (const Error& e) {
+    throw Error(e.kind(), e.where().empty() ? path.string() : path.string() + ": " + e.where(), e.problem(), e.hint());
+  }
 }
 
 }  // namespace detrq::engine::cpu

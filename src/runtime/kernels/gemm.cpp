@@ -229,6 +229,8 @@ bool direct_a(MatrixView<float> a) { return a.col_stride == 1; }
 void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool) {
   k_ = k;
   n_ = n;
+  view_ = nullptr;
+  keep_.reset();
   const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
   n_padded_ = panels * kGemmNr;
   data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
@@ -369,6 +371,121 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
 
 const char* sgemm_isa() { return select_micro_kernel().name; }
 
+int64_t sgemm_tile_rows() { return select_micro_kernel().mr; }
+
 void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
+
+std::string PackedMatrixB::layout() {
+  // The panel geometry is all a packed B depends on: both micro-kernels read the same panels.
+  return "sgemm-b-panels/1 f32 kc=" + std::to_string(kGemmKc) + " nr=" + std::to_string(kGemmNr);
+}
+
+int64_t PackedMatrixB::packed_size(int64_t k, int64_t n) { return k * ((n + kGemmNr - 1) / kGemmNr) * kGemmNr; }
+
+void PackedMatrixB::adopt(int64_t k, int64_t n, const float* data, std::shared_ptr<const void> keep) {
+  k_ = k;
+  n_ = n;
+  n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
+  data_ = {};
+  view_ = data;
+  keep_ = std::move(keep);
+}
+
+PackedState packed_codes_state(const QuantizedConstant& q, int64_t k, int64_t n, int64_t column_axis, bool row_major) {
+  if (q.codes.dtype() != core::DType::kInt8 || q.codes.numel() != k * n || q.scale.dtype() != core::DType::kFloat32 ||
+      (q.zero_point.defined() && q.zero_point.dtype() != core::DType::kInt8)) {
+    return {};
+  }
+  const bool per_tensor = q.scale.numel() == 1;
+  if (!per_tensor && (q.axis != column_axis || q.scale.numel() != n)) return {};
+  core::Tensor scale = core::Tensor::empty(core::DType::kFloat32, {n});
+  core::Tensor zero = core::Tensor::empty(core::DType::kInt32, {n});
+  for (int64_t c = 0; c < n; ++c) {
+    const int64_t from = per_tensor ? 0 : c;
+    scale.data<float>()[c] = q.scale.data<float>()[from];
+    zero.data<int32_t>()[c] = q.zero_point.defined() ? q.zero_point.data<int8_t>()[from] : 0;
+  }
+  core::Tensor codes = core::Tensor::empty(core::DType::kInt8, {PackedMatrixB::packed_size(k, n)});
+  const MatrixView<int8_t> view =
+      row_major ? MatrixView<int8_t>{q.codes.data<int8_t>(), n, 1} : MatrixView<int8_t>{q.codes.data<int8_t>(), 1, k};
+  PackedMatrixB::pack_codes(k, n, view, codes.data<int8_t>());
+  return {PackedMatrixB::layout_codes(), {codes, scale, zero}};
+}
+
+bool restore_packed_b(const PackedState& state, int64_t k, int64_t n, PackedMatrixB& out) {
+  const int64_t size = PackedMatrixB::packed_size(k, n);
+  if (state.layout == PackedMatrixB::layout()) {
+    if (state.blobs.size() != 1 || state.blobs[0].dtype() != core::DType::kFloat32 ||
+        state.blobs[0].shape() != core::Shape{size}) {
+      return false;
+    }
+    out.adopt(k, n, state.blobs[0].data<float>(), std::make_shared<const core::Tensor>(state.blobs[0]));
+    return true;
+  }
+  if (state.layout == PackedMatrixB::layout_codes()) {
+    if (state.blobs.size() != 3 || state.blobs[0].dtype() != core::DType::kInt8 ||
+        state.blobs[0].shape() != core::Shape{size} || state.blobs[1].dtype() != core::DType::kFloat32 ||
+        state.blobs[1].shape() != core::Shape{n} || state.blobs[2].dtype() != core::DType::kInt32 ||
+        state.blobs[2].shape() != core::Shape{n}) {
+      return false;
+    }
+    out.unpack_codes(k, n, state.blobs[0].data<int8_t>(), state.blobs[1].data<float>(), state.blobs[2].data<int32_t>());
+    return true;
+  }
+  return false;
+}
+
+std::string PackedMatrixB::layout_codes() {
+  return "sgemm-b-panels-int8/1 kc=" + std::to_string(kGemmKc) + " nr=" + std::to_string(kGemmNr);
+}
+
+void PackedMatrixB::pack_codes(int64_t k, int64_t n, MatrixView<int8_t> codes, int8_t* out) {
+  const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
+  const int64_t n_padded = panels * kGemmNr;
+  for (int64_t k0 = 0; k0 < k; k0 += kGemmKc) {
+    const int64_t kc = std::min(kGemmKc, k - k0);
+    for (int64_t np = 0; np < panels; ++np) {
+      int8_t* dst = out + k0 * n_padded + np * kc * kGemmNr;
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t j = 0; j < kGemmNr; ++j) {
+          const int64_t col = np * kGemmNr + j;
+          dst[p * kGemmNr + j] = col < n ? codes.at(k0 + p, col) : int8_t{0};
+        }
+      }
+    }
+  }
+}
+
+void PackedMatrixB::unpack_codes(int64_t k, int64_t n, const int8_t* packed_codes, const float* scale,
+                                 const int32_t* zero_point) {
+  k_ = k;
+  n_ = n;
+  n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
+  view_ = nullptr;
+  keep_.reset();
+  data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
+  const int64_t panels = n_padded_ / kGemmNr;
+  for (int64_t k0 = 0; k0 < k; k0 += kGemmKc) {
+    const int64_t kc = std::min(kGemmKc, k - k0);
+    for (int64_t np = 0; np < panels; ++np) {
+      const int64_t offset = k0 * n_padded_ + np * kc * kGemmNr;
+      const int8_t* src = packed_codes + offset;
+      float* dst = data_.data() + offset;
+      float s[kGemmNr];
+      int32_t z[kGemmNr];
+      for (int64_t j = 0; j < kGemmNr; ++j) {
+        const int64_t col = np * kGemmNr + j;
+        s[j] = col < n ? scale[col] : 0.0F;
+        z[j] = col < n ? zero_point[col] : 0;
+      }
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t j = 0; j < kGemmNr; ++j) {
+          // DequantizeLinear's expression; padding columns (code, zero point and scale 0) give 0.0F as in pack().
+          dst[p * kGemmNr + j] = static_cast<float>(static_cast<int32_t>(src[p * kGemmNr + j]) - z[j]) * s[j];
+        }
+      }
+    }
+  }
+}
 
 }  // namespace detrq::runtime::kernels

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
+#include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime::kernels {
 
@@ -52,13 +55,37 @@ class PackedMatrixB {
   // The panel of columns [np*kGemmNr, ...) for depth block kb (kc_len rows of kGemmNr floats).
   const float* panel(int64_t kb, int64_t np) const {
     const int64_t kc_len = std::min(kGemmKc, k_ - kb * kGemmKc);
-    return data_.data() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
+    return base() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
   }
 
+  // Engine files store the packed floats and hand them back: the layout name (changes whenever the
+  // packing does), the floats a k x n operand packs into, this operand's, and adopting such floats
+  // from elsewhere (a read-only mapping that `keep` holds) instead of packing.
+  static std::string layout();
+  static int64_t packed_size(int64_t k, int64_t n);
+  std::span<const float> packed_data() const { return {base(), static_cast<std::size_t>(packed_size(k_, n_))}; }
+  void adopt(int64_t k, int64_t n, const float* data, std::shared_ptr<const void> keep);
+  // The same for a B that is dequantized int8 (y = (code - zero_point[c]) * scale[c] for column c): the
+  // codes packed into the same panels (packed_size(k, n) int8), restored into float panels bit for bit
+  // as DequantizeLinear and pack() compute them. Scale and zero point have one entry per column.
+  static std::string layout_codes();
+  static void pack_codes(int64_t k, int64_t n, MatrixView<int8_t> codes, int8_t* out);
+  void unpack_codes(int64_t k, int64_t n, const int8_t* packed_codes, const float* scale, const int32_t* zero_point);
+
  private:
+  const float* base() const { return view_ ? view_ : data_.data(); }
   int64_t k_ = 0, n_ = 0, n_padded_ = 0;
   std::vector<float> data_;
+  const float* view_ = nullptr;  // adopted storage, when set
+  std::shared_ptr<const void> keep_;
 };
+
+// The packed state of a k x n B that DequantizeLinear computes from int8 codes (row_major: codes [k, n],
+// else [n, k]; per tensor, or per column along `column_axis` of the codes): empty when it does not fit.
+PackedState packed_codes_state(const QuantizedConstant& q, int64_t k, int64_t n, int64_t column_axis, bool row_major);
+// Restores `out` from a state of either layout (float panels, viewed; int8 panels, dequantized); false
+// when the layout or the blobs do not fit a k x n B.
+bool restore_packed_b(const PackedState& state, int64_t k, int64_t n, PackedMatrixB& out);
 
 // What is applied to each finished output tile while it is still in cache, in this order: a bias per
 // column, then an activation. Fusing them saves a pass over the output in memory per operation.
@@ -92,6 +119,8 @@ enum class GemmIsa { kAuto, kAvx512, kAvx2, kPortable };
 void sgemm_set_isa(GemmIsa isa);
 // Which micro-kernel the fast path uses now ("avx512", "avx2" or "portable"); benches print it.
 const char* sgemm_isa();
+// Rows of the micro-kernel tile in use: callers that split M themselves keep blocks a multiple of it.
+int64_t sgemm_tile_rows();
 
 // Applies the epilogue to rows x cols values of C (row stride ldc) whose first element is at (row0, col0).
 void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,

@@ -101,7 +101,7 @@ class GemmKernel final : public Kernel {
       }
     }
     const T* a = ctx.inputs[0]->template data<T>();
-    const T* b = ctx.inputs[1]->template data<T>();
+    const T* b = weights_packed_ ? nullptr : ctx.inputs[1]->template data<T>();  // packed B may be released
     if constexpr (std::is_same_v<T, float>) {
       if (!weights_packed_) packed_.pack(k_, n_, b_view<float>(b));
       const SgemmItem item{a_view<float>(a), &packed_, y};
@@ -110,6 +110,31 @@ class GemmKernel final : public Kernel {
       gemm_reference<T>(m_, n_, k_, static_cast<T>(alpha_), a_view<T>(a), b_view<T>(b), accumulate, y, n_);
     }
   }
+
+  // Engine files: the packed B as one blob of floats.
+  PackedState packed_state() const override {
+    if (!weights_packed_) return {};
+    const std::span<const float> data = packed_.packed_data();
+    return {PackedMatrixB::layout(),
+            {Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())}, const_cast<float*>(data.data()))}};
+  }
+
+  bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
+    if (ctx.input_types.size() < 2 || ctx.input_types[1].dtype != DType::kFloat32 ||
+        !restore_packed_b(state, k_, n_, packed_)) {
+      return false;
+    }
+    weights_packed_ = true;
+    return true;
+  }
+
+  PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const override {
+    if (i != 1 || !weights_packed_) return {};
+    // B is [K, N], or [N, K] with transB: its columns are axis 1, or 0.
+    return packed_codes_state(q, k_, n_, trans_b_ ? 0 : 1, !trans_b_);
+  }
+
+  bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
   onnx::Node node_;
   int opset_;

@@ -1,10 +1,12 @@
 // MatMul: numpy-style matrix product (N-d batches with broadcasting, 1-D operands promoted and their
 // axis removed). float32 takes the packed fast path; constant right-hand sides are packed at load.
+#include <atomic>
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
 #include "runtime/kernels/compute_util.h"
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/vector_math.h"
 
 namespace detrq::runtime::kernels {
 namespace {
@@ -131,7 +133,8 @@ class MatMulKernel final : public Kernel {
     switch (a.dtype()) {
       case DType::kFloat32:
         epilogue_.bias = fused_ ? ctx.inputs[2]->data<float>() : nullptr;
-        run_float(a.data<float>(), b.data<float>(), c.data<float>(), ctx.pool);
+        // Packed weights may have been released: B is then an empty tensor.
+        run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
         break;
       case DType::kFloat64: matmul_reference(geometry_, a.data<double>(), b.data<double>(), c.data<double>()); break;
       case DType::kInt32: matmul_reference(geometry_, a.data<int32_t>(), b.data<int32_t>(), c.data<int32_t>()); break;
@@ -195,6 +198,50 @@ class MatMulKernel final : public Kernel {
     sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
   }
 
+  // Engine files: one blob of packed floats per distinct B matrix.
+  PackedState packed_state() const override {
+    if (!weights_packed_) return {};
+    PackedState state{PackedMatrixB::layout(), {}};
+    for (const PackedMatrixB& p : packed_) {
+      const std::span<const float> data = p.packed_data();
+      state.blobs.push_back(Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())},
+                                         const_cast<float*>(data.data())));
+    }
+    return state;
+  }
+
+  bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
+    if (ctx.input_types.size() < 2 ||
+        ctx.input_types[1].dtype != DType::kFloat32 || shape_numel(geometry_.out) == 0) {
+      return false;
+    }
+    const int64_t distinct = geometry_.b_index.empty()
+                                 ? 1
+                                 : *std::max_element(geometry_.b_index.begin(), geometry_.b_index.end()) + 1;
+    // Float panels: one blob per distinct B. Int8 codes: one B only, three blobs.
+    std::vector<PackedState> parts;
+    if (state.layout == PackedMatrixB::layout()) {
+      if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
+      for (const Tensor& blob : state.blobs) parts.push_back(PackedState{state.layout, {blob}});
+    } else {
+      if (distinct != 1) return false;
+      parts.push_back(state);
+    }
+    packed_.resize(parts.size());
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (!restore_packed_b(parts[i], geometry_.k, geometry_.n, packed_[i])) return false;
+    }
+    weights_packed_ = true;
+    return true;
+  }
+
+  PackedState packed_state_from_codes(std::size_t i, const QuantizedConstant& q) const override {
+    if (i != 1 || !weights_packed_ || packed_.size() != 1) return {};
+    return packed_codes_state(q, geometry_.k, geometry_.n, q.codes.rank() - 1, true);
+  }
+
+  bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
+
   onnx::Node node_;
   bool fused_ = false;
   GemmEpilogue epilogue_;
@@ -202,6 +249,97 @@ class MatMulKernel final : public Kernel {
   std::vector<PackedMatrixB> packed_;
   bool weights_packed_ = false;
   std::vector<SgemmItem> items_;
+};
+
+// com.detrq AttentionSoftmax (runtime/fusion.h): Y = softmax(Q x K, last axis) x V, with numpy
+// broadcasting of the batch axes as the three nodes it replaces had. Work items are blocks of rows of
+// one batch entry: the block's scores are computed into storage of the thread, turned into
+// probabilities in place and multiplied by V while they are still in cache.
+class AttentionKernel final : public Kernel {
+  static constexpr int64_t kBlockRows = 64;
+
+ public:
+  explicit AttentionKernel(const onnx::Node& node) : node_(node) {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) override {
+    require_inputs(ctx, 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (ctx.input_types[i].dtype != DType::kFloat32) fail_node(node_, "AttentionSoftmax runs float32 only");
+    }
+    scores_ = matmul_geometry(node_, ctx.input_types[0].shape, ctx.input_types[1].shape);
+    Shape p = scores_.out;
+    if (ctx.input_types[0].shape.size() == 1 || ctx.input_types[1].shape.size() == 1) {
+      fail_node(node_, "AttentionSoftmax needs matrices, not vectors");
+    }
+    output_ = matmul_geometry(node_, p, ctx.input_types[2].shape);
+    return {TensorType{DType::kFloat32, output_.out}};
+  }
+
+  void run(RunContext& ctx) override {
+    const float* q = ctx.inputs[0]->data<float>();
+    const float* k = ctx.inputs[1]->data<float>();
+    const float* v = ctx.inputs[2]->data<float>();
+    float* y = ctx.outputs[0]->data<float>();
+    if (ctx.outputs[0]->numel() == 0) return;
+    const int64_t m = scores_.m, d = scores_.k, n = scores_.n, dv = output_.n;
+    // Pack every distinct K and V matrix once (each is read by every block of rows of its entries).
+    thread_local std::vector<PackedMatrixB> packs;
+    const int64_t k_count = *std::max_element(scores_.b_index.begin(), scores_.b_index.end()) + 1;
+    const int64_t v_count = *std::max_element(output_.b_index.begin(), output_.b_index.end()) + 1;
+    if (packs.size() < static_cast<std::size_t>(k_count + v_count)) packs.resize(static_cast<std::size_t>(k_count + v_count));
+    std::vector<PackedMatrixB>& pk = packs;
+    ctx.pool.parallel_for(k_count + v_count, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        if (i < k_count) {
+          pk[static_cast<std::size_t>(i)].pack(d, n, MatrixView<float>{k + i * d * n, n, 1});
+        } else {
+          const int64_t j = i - k_count;
+          pk[static_cast<std::size_t>(i)].pack(n, dv, MatrixView<float>{v + j * n * dv, dv, 1});
+        }
+      }
+    });
+    // Blocks of at most kBlockRows rows, so that a block's scores stay in L2, evened out in whole tiles
+    // of the micro-kernel (a partial tile costs a full one).
+    const int64_t tile = sgemm_tile_rows();
+    const int64_t max_rows = std::max<int64_t>(tile, kBlockRows / tile * tile);
+    const int64_t even = (m + (m + max_rows - 1) / max_rows - 1) / ((m + max_rows - 1) / max_rows);
+    const int64_t rows_per_block = std::min(max_rows, (even + tile - 1) / tile * tile);
+    const int64_t blocks_per_entry = (m + rows_per_block - 1) / rows_per_block;
+    const int64_t entries = static_cast<int64_t>(output_.a_index.size());
+    const int64_t tasks = entries * blocks_per_entry;
+    std::atomic<int64_t> next{0};
+    ctx.pool.parallel_for(ctx.pool.size(), 1, [&](int64_t, int64_t) {
+      thread_local std::vector<float> block;
+      block.resize(static_cast<std::size_t>(rows_per_block * n));
+      for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
+        const int64_t e = t / blocks_per_entry;
+        const int64_t row0 = (t % blocks_per_entry) * rows_per_block;
+        const int64_t rows = std::min(rows_per_block, m - row0);
+        const int64_t p = output_.a_index[static_cast<std::size_t>(e)];  // which score matrix
+        const int64_t qi = scores_.a_index[static_cast<std::size_t>(p)];
+        const int64_t ki = scores_.b_index[static_cast<std::size_t>(p)];
+        const int64_t vi = output_.b_index[static_cast<std::size_t>(e)];
+        const SgemmItem s{MatrixView<float>{q + (qi * m + row0) * d, d, 1}, &pk[static_cast<std::size_t>(ki)],
+                          block.data()};
+        sgemm_packed(rows, n, d, 1.0F, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
+        // Softmax's division by the row sum is applied to the product's row (dv values) instead of
+        // the probabilities (n values): (e / s) V = (e V) / s.
+        float sums[kBlockRows];
+        for (int64_t r = 0; r < rows; ++r) sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
+        float* out = y + (e * m + row0) * dv;
+        const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
+        sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), dv, nullptr);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float inv = 1.0F / sums[r];
+          for (int64_t j = 0; j < dv; ++j) out[r * dv + j] *= inv;
+        }
+      }
+    });
+  }
+
+ private:
+  onnx::Node node_;
+  MatMulGeometry scores_, output_;
 };
 
 }  // namespace
@@ -212,6 +350,10 @@ std::unique_ptr<Kernel> make_matmul_kernel(const onnx::Node& node, int /*opset*/
 
 std::unique_ptr<Kernel> make_fused_matmul_kernel(const onnx::Node& node, int /*opset*/) {
   return std::make_unique<MatMulKernel>(node, true);
+}
+
+std::unique_ptr<Kernel> make_attention_kernel(const onnx::Node& node, int /*opset*/) {
+  return std::make_unique<AttentionKernel>(node);
 }
 
 }  // namespace detrq::runtime::kernels

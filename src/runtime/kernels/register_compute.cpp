@@ -9,6 +9,7 @@ void register_compute_kernels(KernelRegistry& registry) {
   // the opset where semantics changed (Softmax's axis at 13, Gemm's optional C at 11).
   registry.add("", "MatMul", 1, make_matmul_kernel);
   registry.add("com.detrq", "FusedMatMul", 1, make_fused_matmul_kernel);
+  registry.add("com.detrq", "AttentionSoftmax", 1, make_attention_kernel);
   registry.add("", "Gemm", 7, make_gemm_kernel);
   registry.add("", "Conv", 1, make_conv_kernel);
   registry.add("", "LayerNormalization", 17, make_layer_normalization_kernel);

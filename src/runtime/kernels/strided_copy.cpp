@@ -70,6 +70,55 @@ void strided_copy(std::size_t elem_size, const core::Shape& out_shape, const std
     });
     return;
   }
+  // A transpose proper: the inner run gathers (stride > 1) while an outer dimension is contiguous in the
+  // input. Copy in square tiles over those two dimensions, so that both reads and writes use whole
+  // cache lines instead of one element of each line read.
+  const auto contiguous = std::find(strides.begin(), strides.end(), 1);
+  if (elem_size == 4 && inner_stride > 1 && contiguous != strides.end() && inner >= 8 && *contiguous == 1 &&
+      dims[static_cast<std::size_t>(contiguous - strides.begin())] >= 8) {
+    const auto j = static_cast<std::size_t>(contiguous - strides.begin());
+    const int64_t cols = dims[j];   // along the input's contiguous axis
+    int64_t out_stride_j = inner;   // the output is dense: stride of dim j in it
+    for (std::size_t d = j + 1; d < dims.size(); ++d) out_stride_j *= dims[d];
+    // The other outer dimensions, with their input strides and output strides.
+    std::vector<int64_t> odims, istr, ostr;
+    int64_t out_stride = inner;
+    for (std::size_t d = dims.size(); d-- > 0;) {
+      if (d != j) {
+        odims.insert(odims.begin(), dims[d]);
+        istr.insert(istr.begin(), strides[d]);
+        ostr.insert(ostr.begin(), out_stride);
+      }
+      out_stride *= dims[d];
+    }
+    int64_t planes = 1;
+    for (int64_t d : odims) planes *= d;
+    constexpr int64_t kTile = 16;
+    const int64_t col_tiles = (cols + kTile - 1) / kTile;
+    const auto* src = reinterpret_cast<const uint32_t*>(in);
+    auto* dst = reinterpret_cast<uint32_t*>(out);
+    pool.parallel_for(planes * col_tiles, 4, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        int64_t plane = t / col_tiles, in_off = 0, out_off = 0;
+        for (std::size_t d = odims.size(); d-- > 0;) {
+          const int64_t idx = plane % odims[d];
+          plane /= odims[d];
+          in_off += idx * istr[d];
+          out_off += idx * ostr[d];
+        }
+        const int64_t c0 = (t % col_tiles) * kTile, c1 = std::min(cols, c0 + kTile);
+        for (int64_t i0 = 0; i0 < inner; i0 += kTile) {
+          const int64_t i1 = std::min(inner, i0 + kTile);
+          for (int64_t c = c0; c < c1; ++c) {
+            const uint32_t* s = src + in_off + c;
+            uint32_t* o = dst + out_off + c * out_stride_j;
+            for (int64_t i = i0; i < i1; ++i) o[i] = s[i * inner_stride];
+          }
+        }
+      }
+    });
+    return;
+  }
   const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, inner * esize));
   pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
     // Odometer over the outer dims, started at row b.

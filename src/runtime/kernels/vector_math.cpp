@@ -102,6 +102,11 @@ float exp_shifted(const float* x, float* y, int64_t n, float shift) {
 
 }  // namespace
 
+float exp_minus_max_row(const float* x, float* y, int64_t n) {
+  if (n <= 0) return 0.0F;
+  return exp_shifted(x, y, n, row_max(x, n));
+}
+
 void softmax_row(const float* x, float* y, int64_t n) {
   if (n <= 0) return;
   const float mx = row_max(x, n);

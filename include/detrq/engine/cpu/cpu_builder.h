@@ -1,7 +1,7 @@
 // CpuBuilder: builds the CPU engine file: loads the ONNX, quantizes constant weights, lets the runtime
-// fold constants (a weight's DequantizeLinear included: the runtime convolves with the dequantized int8
-// values), drop dead nodes and plan memory, and writes that optimized graph with the CPU features it
-// targets. Loading the engine then repeats none of this work.
+// fold constants (except weights' DequantizeLinear, so int8 weights are stored as int8), drop dead nodes,
+// pack weights and plan memory, and writes that optimized graph with its kernels' packed weights and the
+// CPU features it targets. Loading the engine maps it and restores the packed weights without packing.
 #pragma once
 
 #include "detrq/engine/builder.h"

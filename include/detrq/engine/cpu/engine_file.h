@@ -1,7 +1,9 @@
-// The CPU engine file: an optimized graph and its weights in one file that is memory-mapped at load.
-// Layout (little-endian): a 64-byte preamble (magic "DETRQENG", format version, sizes, checksums), a JSON
-// header (what it was built from and for, the graph's nodes), then the weights, each 64-byte aligned, which
-// tensors view in place: loading reads the header and checks, it never copies or parses the weights.
+// The CPU engine file: an optimized graph, its weights and its kernels' packed weights in one file that is
+// memory-mapped at load. Layout (little-endian): a 64-byte preamble (magic "DETRQENG", format version, sizes,
+// checksums), a JSON header (what it was built from and for, the graph's nodes, which tensors are weights and
+// which are packed kernel states), then every tensor, each 64-byte aligned, which tensors view in place:
+// loading reads the header and checks, it never copies, parses or packs the weights.
+// Version 2 added the packed states (version 1 stored only dequantized float weights).
 #pragma once
 
 #include <cstdint>
@@ -13,11 +15,13 @@
 #include "detrq/core/file_io.h"
 #include "detrq/engine/cpu/cpu_features.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/packed_state.h"
+#include "detrq/runtime/session.h"
 
 namespace detrq::engine::cpu {
 
 inline constexpr char kEngineMagic[8] = {'D', 'E', 'T', 'R', 'Q', 'E', 'N', 'G'};
-inline constexpr uint32_t kEngineFormatVersion = 1;
+inline constexpr uint32_t kEngineFormatVersion = 2;
 
 struct EngineHeader {
   uint32_t format_version = kEngineFormatVersion;
@@ -30,23 +34,34 @@ struct EngineHeader {
   uint64_t arena_bytes = 0;                    // activation memory the runtime planned at build time
   uint64_t weight_bytes = 0;                   // payload size
   uint64_t node_count = 0;
+  uint64_t packed_bytes = 0;                   // of which kernels' packed states
+  uint64_t packed_state_count = 0;
 };
 
-// Writes `model` with `header` to `path` atomically. Tensor attributes and initializers go to the payload.
-// Throws kUnsupported for string tensors (RF-DETR graphs have none).
-void write_engine_file(const onnx::Model& model, const EngineHeader& header, const std::filesystem::path& path);
+// Writes `model`, the kernels' `packed_states` (Session::packed_states(), by node key) and `header` to `path`
+// atomically. Tensor attributes, initializers and state blobs go to the payload. Throws kUnsupported for
+// string tensors (RF-DETR graphs have none).
+void write_engine_file(const onnx::Model& model, const std::map<std::string, runtime::PackedState>& packed_states,
+                       const EngineHeader& header, const std::filesystem::path& path);
 
 struct EngineFile {
   EngineHeader header;
   onnx::Model model;                         // initializers view `mapping`
+  std::map<std::string, runtime::PackedState> packed_states;  // blobs view `mapping`
   std::shared_ptr<core::MappedFile> mapping;
 };
 
 // Maps and checks an engine file: magic, format version, sizes, header and weight checksums, and that
-// `available_features` has every feature the engine was built for (kUnsupported otherwise, naming them).
+// `available_features` has every feature the engine was built for and every ISA a packed state's layout
+// names (kUnsupported otherwise, naming them).
 // Anything malformed is kInvalidInput naming the file, with a hint to rebuild it.
 EngineFile read_engine_file(const std::filesystem::path& path,
                             const std::vector<std::string>& available_features = host_cpu_features());
+
+// A Session over the engine's plan whose kernels restore the stored packed states instead of packing;
+// errors (a state this detrq cannot restore) name `path`. The Session keeps the mapping alive.
+runtime::Session engine_session(EngineFile engine, const std::filesystem::path& path,
+                                runtime::SessionOptions options = {});
 
 // Only the header, checked but without the CPU test or weight checksum (for inspection).
 EngineHeader read_engine_header(const std::filesystem::path& path);
