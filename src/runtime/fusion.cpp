@@ -41,6 +41,11 @@ class GraphIndex {
   }
   // The initializer `name` is, directly or through Identity nodes (exporters share weights that way;
   // the Session folds those Identities later).
+  std::optional<std::size_t> producer(const std::string& name) const {
+    auto p = producers_.find(name);
+    if (p == producers_.end()) return std::nullopt;
+    return p->second;
+  }
   const core::Tensor* initializer(const std::string& name) const {
     std::string current = name;
     for (int hops = 0; hops < 8; ++hops) {
@@ -75,6 +80,25 @@ class GraphIndex {
   std::map<std::string, std::size_t> producers_;
   std::set<std::string> outputs_;
 };
+
+// Puts each new node at the index it names (replacing the node there) and drops the removed ones.
+std::size_t apply_replacements(onnx::Graph& graph, const std::vector<bool>& removed,
+                               std::vector<std::pair<std::size_t, onnx::Node>> replacements) {
+  if (replacements.empty()) return 0;
+  std::sort(replacements.begin(), replacements.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<onnx::Node> nodes;
+  nodes.reserve(graph.nodes.size());
+  std::size_t r = 0;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (r < replacements.size() && replacements[r].first == i) {
+      nodes.push_back(std::move(replacements[r++].second));
+    } else if (!removed[i]) {
+      nodes.push_back(std::move(graph.nodes[i]));
+    }
+  }
+  graph.nodes = std::move(nodes);
+  return replacements.size();
+}
 
 bool near(std::optional<float> v, double want) { return v && std::abs(*v - want) <= 1e-5 * std::abs(want); }
 
@@ -148,20 +172,7 @@ std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string
     removed[i] = true;
     replacements.emplace_back(i, std::move(fused));
   }
-  if (replacements.empty()) return 0;
-  // The fused node takes the MatMul's place; absorbed nodes go.
-  std::vector<onnx::Node> nodes;
-  nodes.reserve(graph.nodes.size());
-  std::size_t r = 0;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (r < replacements.size() && replacements[r].first == i) {
-      nodes.push_back(std::move(replacements[r++].second));
-    } else if (!removed[i]) {
-      nodes.push_back(std::move(graph.nodes[i]));
-    }
-  }
-  graph.nodes = std::move(nodes);
-  return replacements.size();
+  return apply_replacements(graph, removed, std::move(replacements));  // each at its MatMul's place
 }
 
 std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep, int64_t softmax_opset) {
@@ -190,23 +201,35 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
     fused.domain = kDetrqDomain;
     fused.inputs = {qk.inputs[0], qk.inputs[1], graph.nodes[*pv].inputs[1]};
     fused.outputs = graph.nodes[*pv].outputs;
+    // Exports scale Q and K (each by the root of 1/sqrt(d)) with a Mul by a constant: absorbed, the
+    // product is scaled once by the GEMM instead of two passes over Q and K.
+    float scale = 1.0F;
+    std::vector<std::size_t> scalers;
+    for (std::size_t operand = 0; operand < 2; ++operand) {
+      const auto mul = g.producer(fused.inputs[operand]);
+      if (!mul || removed[*mul] || !g.internal(fused.inputs[operand], 1)) continue;
+      const onnx::Node& node = graph.nodes[*mul];
+      if (!node.domain.empty() || node.op_type != "Mul" || node.inputs.size() != 2) continue;
+      for (std::size_t c = 0; c < 2; ++c) {
+        if (const auto value = g.scalar(node.inputs[c]); value && node.inputs[1 - c] != node.inputs[c]) {
+          scale *= *value;
+          fused.inputs[operand] = node.inputs[1 - c];
+          scalers.push_back(*mul);
+          break;
+        }
+      }
+    }
+    if (scale != 1.0F) {
+      onnx::Attribute attr;
+      attr.kind = onnx::Attribute::Kind::kFloat;
+      attr.f = scale;
+      fused.attributes["scale"] = attr;
+    }
+    for (std::size_t k : scalers) removed[k] = true;
     removed[i] = removed[*softmax] = removed[*pv] = true;
     replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then
   }
-  if (replacements.empty()) return 0;
-  std::sort(replacements.begin(), replacements.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<onnx::Node> nodes;
-  nodes.reserve(graph.nodes.size());
-  std::size_t r = 0;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (r < replacements.size() && replacements[r].first == i) {
-      nodes.push_back(std::move(replacements[r++].second));
-    } else if (!removed[i]) {
-      nodes.push_back(std::move(graph.nodes[i]));
-    }
-  }
-  graph.nodes = std::move(nodes);
-  return replacements.size();
+  return apply_replacements(graph, removed, std::move(replacements));
 }
 
 }  // namespace detrq::runtime

@@ -20,7 +20,8 @@ std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string
 // MatMul(Q, K) -> Softmax over the last axis -> MatMul(., V), the attention of transformer exports,
 // becomes one com.detrq AttentionSoftmax node (inputs Q, K, V): its kernel computes the scores of a
 // block of rows, their softmax and their product with V while the block is in cache, so the score
-// tensor (heads x tokens x tokens) never goes to memory. `softmax_opset` decides Softmax's default
+// tensor (heads x tokens x tokens) never goes to memory. A Mul of Q or K by a scalar constant is absorbed
+// into the node's `scale`. `softmax_opset` decides Softmax's default
 // axis. Same rules for `keep` as above.
 std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep, int64_t softmax_opset);
 

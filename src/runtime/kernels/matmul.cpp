@@ -253,13 +253,13 @@ class MatMulKernel final : public Kernel {
 
 // com.detrq AttentionSoftmax (runtime/fusion.h): Y = softmax(Q x K, last axis) x V, with numpy
 // broadcasting of the batch axes as the three nodes it replaces had. Work items are blocks of rows of
-// one batch entry: the block's scores are computed into storage of the thread, turned into
-// probabilities in place and multiplied by V while they are still in cache.
+// one batch entry: the block's scores are computed into storage of the thread, exponentiated in place
+// and multiplied by V while they are still in cache; the softmax division is applied to the product.
 class AttentionKernel final : public Kernel {
   static constexpr int64_t kBlockRows = 64;
 
  public:
-  explicit AttentionKernel(const onnx::Node& node) : node_(node) {}
+  explicit AttentionKernel(const onnx::Node& node) : node_(node), scale_(node.attr_float("scale", 1.0F)) {}
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_inputs(ctx, 3);
@@ -286,7 +286,9 @@ class AttentionKernel final : public Kernel {
     thread_local std::vector<PackedMatrixB> packs;
     const int64_t k_count = *std::max_element(scores_.b_index.begin(), scores_.b_index.end()) + 1;
     const int64_t v_count = *std::max_element(output_.b_index.begin(), output_.b_index.end()) + 1;
-    if (packs.size() < static_cast<std::size_t>(k_count + v_count)) packs.resize(static_cast<std::size_t>(k_count + v_count));
+    if (packs.size() < static_cast<std::size_t>(k_count + v_count)) {
+      packs.resize(static_cast<std::size_t>(k_count + v_count));
+    }
     std::vector<PackedMatrixB>& pk = packs;
     ctx.pool.parallel_for(k_count + v_count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
@@ -302,7 +304,8 @@ class AttentionKernel final : public Kernel {
     // of the micro-kernel (a partial tile costs a full one).
     const int64_t tile = sgemm_tile_rows();
     const int64_t max_rows = std::max<int64_t>(tile, kBlockRows / tile * tile);
-    const int64_t even = (m + (m + max_rows - 1) / max_rows - 1) / ((m + max_rows - 1) / max_rows);
+    const int64_t fewest_blocks = (m + max_rows - 1) / max_rows;
+    const int64_t even = (m + fewest_blocks - 1) / fewest_blocks;
     const int64_t rows_per_block = std::min(max_rows, (even + tile - 1) / tile * tile);
     const int64_t blocks_per_entry = (m + rows_per_block - 1) / rows_per_block;
     const int64_t entries = static_cast<int64_t>(output_.a_index.size());
@@ -321,11 +324,13 @@ class AttentionKernel final : public Kernel {
         const int64_t vi = output_.b_index[static_cast<std::size_t>(e)];
         const SgemmItem s{MatrixView<float>{q + (qi * m + row0) * d, d, 1}, &pk[static_cast<std::size_t>(ki)],
                           block.data()};
-        sgemm_packed(rows, n, d, 1.0F, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
+        sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
         // Softmax's division by the row sum is applied to the product's row (dv values) instead of
         // the probabilities (n values): (e / s) V = (e V) / s.
         float sums[kBlockRows];
-        for (int64_t r = 0; r < rows; ++r) sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
+        for (int64_t r = 0; r < rows; ++r) {
+          sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
+        }
         float* out = y + (e * m + row0) * dv;
         const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
         sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), dv, nullptr);
@@ -339,6 +344,7 @@ class AttentionKernel final : public Kernel {
 
  private:
   onnx::Node node_;
+  float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
   MatMulGeometry scores_, output_;
 };
 
