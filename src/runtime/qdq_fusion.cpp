@@ -1,7 +1,9 @@
 // Q/DQ fusion (see qdq_fusion.h).
 #include "runtime/qdq_fusion.h"
 
+#include <cmath>
 #include <unordered_map>
+#include <vector>
 
 #include "detrq/core/error.h"
 #include "detrq/core/log.h"
@@ -93,6 +95,61 @@ bool plain_conv(const onnx::Graph& g, const onnx::Node& conv, const core::Tensor
   return true;
 }
 
+// Weights given as QuantizeLinear(float initializer) -> DequantizeLinear: the codes computed now, as
+// the QuantizeLinear kernel would (rint(x / scale) + zero point, saturated), and stored as an int8
+// initializer under the QuantizeLinear's output name, so the patterns above see constant int8 weights.
+// The CPU engine pre-quantizes the same way at build time, so an engine and its ONNX run alike.
+std::size_t fold_weight_quantization(onnx::Graph& g, const std::set<std::string>& keep) {
+  std::set<std::string> outputs;
+  for (const auto& o : g.outputs) outputs.insert(o.name);
+  std::set<std::string> read_by_others;  // tensors some node other than a DequantizeLinear reads
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "DequantizeLinear") read_by_others.insert(n.inputs.begin(), n.inputs.end());
+  }
+  std::size_t folded = 0;
+  std::vector<onnx::Node> kept;
+  for (auto& n : g.nodes) {
+    const core::Tensor* x = nullptr;
+    const core::Tensor* scale = nullptr;
+    const core::Tensor* zp = nullptr;
+    bool ok = default_domain(n) && n.op_type == "QuantizeLinear" && n.inputs.size() == 3 && n.outputs.size() == 1 &&
+              !n.has_attr("block_size") && !n.has_attr("output_dtype") && !outputs.count(n.outputs[0]) &&
+              !keep.count(n.outputs[0]) && !read_by_others.count(n.outputs[0]);
+    if (ok) {
+      x = initializer(g, n.inputs[0]);
+      scale = initializer(g, n.inputs[1]);
+      zp = initializer(g, n.inputs[2]);
+      ok = x && scale && zp && x->dtype() == core::DType::kFloat32 && scale->dtype() == core::DType::kFloat32 &&
+           zp->dtype() == core::DType::kInt8 && scale->rank() <= 1 && zp->numel() == scale->numel() && x->rank() >= 1;
+    }
+    int64_t axis = n.attr_int("axis", 1);
+    if (ok && scale->numel() > 1) {
+      if (axis < 0) axis += x->rank();
+      ok = axis >= 0 && axis < x->rank() && x->dim(static_cast<int>(axis)) == scale->numel();
+    }
+    if (!ok) {
+      kept.push_back(std::move(n));
+      continue;
+    }
+    int64_t inner = 1;
+    const int64_t channels = scale->numel();
+    if (channels > 1) {
+      for (int64_t d = axis + 1; d < x->rank(); ++d) inner *= x->dim(static_cast<int>(d));
+    }
+    core::Tensor codes = core::Tensor::empty(core::DType::kInt8, x->shape());
+    const float* xs = x->data<float>();
+    for (int64_t i = 0; i < x->numel(); ++i) {
+      const int64_t c = channels > 1 ? (i / inner) % channels : 0;
+      const float v = std::rint(xs[i] / scale->data<float>()[c]) + static_cast<float>(zp->data<int8_t>()[c]);
+      codes.data<int8_t>()[i] = static_cast<int8_t>(std::fmin(std::fmax(v, -128.0F), 127.0F));
+    }
+    g.initializers[n.outputs[0]] = std::move(codes);
+    ++folded;
+  }
+  g.nodes = std::move(kept);
+  return folded;
+}
+
 }  // namespace
 
 QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse, const std::set<std::string>& keep) {
@@ -109,6 +166,7 @@ QdqFusionSummary fuse_qdq(onnx::Model& model, bool fuse, const std::set<std::str
   model.metadata[kInternalPlanKey] = std::string(1, '1');  // (g++ 12 warns falsely on assigning "1")
   QdqFusionSummary summary;
   if (!fuse) return summary;
+  if (fold_weight_quantization(g, keep) > 0) onnx::remove_dead_nodes(g);  // the float weights
   std::unordered_map<std::string, std::size_t> producer;
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     for (const auto& out : g.nodes[i].outputs) {

@@ -353,3 +353,40 @@ TEST(QdqConvFusionGraph, LeavesGroupedConvsAlone) {
 
 }  // namespace
 }  // namespace detrq
+
+namespace detrq {
+namespace {
+
+TEST(QdqFusionGraph, WeightsGivenAsQuantizeLinearOfFloatsAreFoldedAndFused) {
+  // W0 as float weights behind QuantizeLinear -> DequantizeLinear (as other quantizers write them).
+  onnx::Model m = qdq_model(6, 4, DType::kInt8);
+  const Tensor codes = m.graph.initializers.at("W0");
+  const Tensor scale = m.graph.initializers.at("W0_scale");
+  Tensor w = Tensor::empty(DType::kFloat32, codes.shape());
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    // Code times scale, nudged by a quarter step: QuantizeLinear must round it back to the code.
+    w.data<float>()[i] = (static_cast<float>(codes.data<int8_t>()[i]) + 0.25F) * scale.data<float>()[i % 4];
+  }
+  m.graph.initializers["W0_float"] = w;
+  m.graph.initializers["W0_zp"] = Tensor::zeros(DType::kInt8, {4});
+  m.graph.initializers.erase("W0");
+  onnx::Node q = node("QuantizeLinear", {"W0_float", "W0_scale", "W0_zp"}, {"W0"}, {{"axis", int_attr(1)}});
+  m.graph.nodes.insert(m.graph.nodes.begin(), q);
+  runtime::SessionOptions options;
+  options.threads = 1;
+  runtime::Session fused(m, options);
+  EXPECT_EQ(count_op(fused.model(), "QMatMulF"), 2U);
+  EXPECT_EQ(count_op(fused.model(), "QuantizeLinear"), 2U);  // the activations' only
+  ASSERT_TRUE(fused.model().graph.initializers.count("W0"));
+  const Tensor& folded = fused.model().graph.initializers.at("W0");
+  for (int64_t i = 0; i < folded.numel(); ++i) ASSERT_EQ(folded.data<int8_t>()[i], codes.data<int8_t>()[i]) << i;
+  // The same outputs as the model with int8 initializers.
+  runtime::Session direct(qdq_model(6, 4, DType::kInt8), options);
+  const Tensor x = input(6);
+  const Tensor a = fused.run({{"x", x}}).at("y");
+  const Tensor b = direct.run({{"x", x}}).at("y");
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
+}  // namespace
+}  // namespace detrq
