@@ -5,7 +5,7 @@ thread count, one sitting. Reports median latency, peak RSS of each process, and
 
 Usage (from the checkout, after building the release preset):
   .venv/bin/python bench/runtime_vs_onnxruntime.py [--model ../shared/models/rfdetr_small_random.onnx]
-      [--threads 2] [--repeat 10] [--detrq build/release/detrq] [--write-results]
+      [--threads 2] [--repeat 10] [--rounds 6] [--detrq build/release/detrq] [--write-results]
 """
 import argparse
 import json
@@ -75,6 +75,9 @@ def main():
     p.add_argument("--model", default=os.path.join(shared, "models", "rfdetr_small_random.onnx"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="alternate the two runtimes this many times (onnxruntime first, then detrq first...) and "
+                        "report the median of the rounds' medians: a machine whose speed drifts then weighs on both")
     p.add_argument("--detrq", default=os.path.join(ROOT, "build", "release", "detrq"))
     p.add_argument("--write-results", action="store_true", help="replace this benchmark's section of bench/RESULTS.md")
     p.add_argument("--ort-child", action="store_true", help=argparse.SUPPRESS)
@@ -93,13 +96,33 @@ def main():
         np.save(inp, x)
         ort_out, detrq_out = os.path.join(tmp, "ort"), os.path.join(tmp, "detrq")
         os.makedirs(ort_out)
-        out, _, ort_rss = run_measured([sys.executable, __file__, "--ort-child", "--model", args.model, "--input", inp,
+        ort_ms, detrq_ms_all, ort_rss, detrq_rss = [], [], 0.0, 0.0
+
+        def run_ort():
+            nonlocal ort_rss
+            out, _, rss = run_measured([sys.executable, __file__, "--ort-child", "--model", args.model, "--input", inp,
                                         "--out", ort_out, "--threads", str(args.threads), "--repeat", str(args.repeat)])
-        ort = json.loads(out.strip().splitlines()[-1])
-        out, _, detrq_rss = run_measured([args.detrq, "run", args.model, "--input", f"input={inp}", "--output-dir",
-                                          detrq_out, "--threads", str(args.threads), "--repeat", str(args.repeat)])
-        m = re.search(r"latency median=([0-9.]+) ms", out)
-        detrq_ms = float(m.group(1))
+            result = json.loads(out.strip().splitlines()[-1])
+            ort_ms.append(result["median_ms"])
+            ort_rss = max(ort_rss, rss)
+            return result
+
+        def run_detrq():
+            nonlocal detrq_rss
+            out, _, rss = run_measured([args.detrq, "run", args.model, "--input", f"input={inp}", "--output-dir",
+                                        detrq_out, "--threads", str(args.threads), "--repeat", str(args.repeat)])
+            detrq_ms_all.append(float(re.search(r"latency median=([0-9.]+) ms", out).group(1)))
+            detrq_rss = max(detrq_rss, rss)
+
+        for r in range(max(1, args.rounds)):
+            if r % 2 == 0:
+                ort = run_ort()
+                run_detrq()
+            else:
+                run_detrq()
+                ort = run_ort()
+        ort["median_ms"] = float(np.median(ort_ms))
+        detrq_ms = float(np.median(detrq_ms_all))
         parity = {}
         for name, atol in (("dets", 1e-4), ("labels", 1e-3)):
             a, b = np.load(os.path.join(detrq_out, name + ".npy")), np.load(os.path.join(ort_out, name + ".npy"))
@@ -109,7 +132,8 @@ def main():
             parity[name] = (diff, diff <= atol and same_inf, atol)
 
     lines = [
-        f"model: {os.path.basename(args.model)}, {args.threads} threads, median of {args.repeat} runs after one warm-up",
+        f"model: {os.path.basename(args.model)}, {args.threads} threads, median of {args.repeat} runs after one warm-up"
+        + (f", median of {len(ort_ms)} alternating rounds" if len(ort_ms) > 1 else ""),
         f"machine: {machine()}",
         "",
         "| runtime | median latency | peak RSS |",
@@ -118,6 +142,8 @@ def main():
         f"| detrq | {detrq_ms:.1f} ms | {detrq_rss:.0f} MiB |",
         f"| ratio detrq/onnxruntime | {detrq_ms / ort['median_ms']:.2f}x | {detrq_rss / ort_rss:.2f}x |",
         "",
+        *([f"rounds (ms): onnxruntime {', '.join(f'{v:.1f}' for v in ort_ms)}; "
+           f"detrq {', '.join(f'{v:.1f}' for v in detrq_ms_all)}", ""] if len(ort_ms) > 1 else []),
         "parity: " + ", ".join(f"{n} max |diff| {d:.2e} ({'ok' if ok else 'FAIL'}, limit {t:g})" for n, (d, ok, t) in parity.items()),
     ]
     print("\n".join(lines))
@@ -125,7 +151,7 @@ def main():
         path = os.path.join(HERE, "RESULTS.md")
         text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
         heading = "## runtime: detrq vs onnxruntime, end to end"
-        section = heading + "\n\n" + "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/runtime_vs_onnxruntime.py --write-results`\n"
+        section = heading + "\n\n" + "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/runtime_vs_onnxruntime.py --rounds 6 --write-results`\n"
         if heading in text:
             start = text.index(heading)
             end = text.find("\n## ", start + len(heading))
