@@ -211,6 +211,32 @@ TEST_P(QdqFusion, FusedMatchesFloatAndThePlanLoadsAgain) {
   for (int64_t i = 0; i < ya.numel(); ++i) EXPECT_EQ(ya.data<float>()[i], yf.data<float>()[i]);
 }
 
+// Engine files carry QMatMulF's packed int8 weights: a Session given them restores instead of packing
+// and computes bit for bit the same; a state that does not fit is refused naming the node.
+TEST(QdqFusionPackedState, Int8WeightsRestoreFromTheirPackedState) {
+  runtime::SessionOptions options;
+  options.threads = 2;
+  runtime::Session fused(qdq_model(37, 21, DType::kInt8), options);
+  std::map<std::string, runtime::PackedState> states = fused.packed_states();
+  std::size_t int8_states = 0;
+  for (const auto& [key, state] : states) int8_states += state.layout.rfind("int8-gemm-w/1", 0) == 0;
+  ASSERT_EQ(int8_states, 2U);
+  runtime::SessionOptions restoring = options;
+  restoring.packed_states = states;
+  runtime::Session restored(fused.model(), restoring);
+  const Tensor x = input(37);
+  const Tensor want = fused.run({{"x", x}}).at("y");
+  const Tensor got = restored.run({{"x", x}}).at("y");
+  ASSERT_EQ(want.shape(), got.shape());
+  for (int64_t i = 0; i < want.numel(); ++i) EXPECT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
+
+  for (auto& [key, state] : states) {
+    if (state.layout.rfind("int8-gemm-w/1", 0) == 0) state.blobs.at(1) = Tensor::empty(DType::kInt32, {3});
+  }
+  restoring.packed_states = states;
+  EXPECT_THROW(runtime::Session(fused.model(), restoring), Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Activations, QdqFusion, ::testing::Values(DType::kInt8, DType::kUInt8),
                          [](const auto& info) { return std::string(core::dtype_name(info.param)); });
 

@@ -158,6 +158,55 @@ Int8Isa best_int8_isa() {
   return best;
 }
 
+std::string PackedInt8Weights::layout(Int8Isa isa) {
+  // The reference layout is the plain weight and runs anywhere; the others name the CPU feature they need.
+  return isa == Int8Isa::kReference ? "int8-gemm-w/1 reference"
+                                    : std::string("int8-gemm-w/1 isa=") + int8_isa_name(isa);
+}
+
+std::vector<core::Tensor> PackedInt8Weights::blobs() const {
+  std::vector<core::Tensor> out;
+  if (isa_ == Int8Isa::kAvx2) {
+    out.push_back(core::Tensor::view(core::DType::kInt16, {static_cast<int64_t>(words_.size())},
+                                     const_cast<int16_t*>(words_.data())));
+  } else {
+    out.push_back(core::Tensor::view(core::DType::kInt8, {static_cast<int64_t>(bytes_.size())},
+                                     const_cast<int8_t*>(bytes_.data())));
+  }
+  out.push_back(core::Tensor::view(core::DType::kInt32, {static_cast<int64_t>(col_sums_.size())},
+                                   const_cast<int32_t*>(col_sums_.data())));
+  return out;
+}
+
+std::optional<PackedInt8Weights> PackedInt8Weights::from_blobs(const std::vector<core::Tensor>& blobs, int64_t k,
+                                                               int64_t n, Int8Isa isa) {
+  const auto available = available_int8_isas();
+  if (k <= 0 || n <= 0 || blobs.size() != 2 || std::find(available.begin(), available.end(), isa) == available.end()) {
+    return std::nullopt;
+  }
+  PackedInt8Weights p;
+  p.k_ = k;
+  p.n_ = n;
+  p.isa_ = isa;
+  p.k_padded_ = round_up(k, k_group(isa));
+  p.n_padded_ = round_up(n, lanes(isa) * (isa == Int8Isa::kReference ? 1 : kVectorsPerTile));
+  const core::Tensor& codes = blobs[0];
+  const core::Tensor& sums = blobs[1];
+  const int64_t want = isa == Int8Isa::kReference ? k * n : p.n_padded_ * p.k_padded_;
+  const core::DType code_type = isa == Int8Isa::kAvx2 ? core::DType::kInt16 : core::DType::kInt8;
+  if (codes.dtype() != code_type || codes.numel() != want || sums.dtype() != core::DType::kInt32 ||
+      sums.numel() != p.n_padded_) {
+    return std::nullopt;
+  }
+  if (isa == Int8Isa::kAvx2) {
+    p.words_.assign(codes.data<int16_t>(), codes.data<int16_t>() + want);
+  } else {
+    p.bytes_.assign(codes.data<int8_t>(), codes.data<int8_t>() + want);
+  }
+  p.col_sums_.assign(sums.data<int32_t>(), sums.data<int32_t>() + p.n_padded_);
+  return p;
+}
+
 PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa)
     : k_(k), n_(n), isa_(isa) {
   DETRQ_ASSERT(k > 0 && n > 0, "int8 GEMM weights need K, N > 0");

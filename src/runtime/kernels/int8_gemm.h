@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
+#include "detrq/core/tensor.h"
 #include "detrq/core/thread_pool.h"
 
 namespace detrq::runtime::kernels {
@@ -29,6 +32,14 @@ class PackedInt8Weights {
   Int8Isa isa() const { return isa_; }
   // Bytes of activation scratch int8_gemm needs for m rows.
   std::size_t scratch_bytes(int64_t m) const;
+
+  // For engine files: the packed form as tensors that view this object (the packed codes, then the
+  // column sums), under a layout name that changes with the format and names the ISA it needs; and
+  // back (copied), or nullopt when the blobs do not fit a [k, n] weight packed for `isa`.
+  static std::string layout(Int8Isa isa);
+  std::vector<core::Tensor> blobs() const;
+  static std::optional<PackedInt8Weights> from_blobs(const std::vector<core::Tensor>& blobs, int64_t k, int64_t n,
+                                                     Int8Isa isa);
 
  private:
   friend void int8_gemm(const PackedInt8Weights&, const void*, bool, int64_t, int32_t, float, const float*, bool,

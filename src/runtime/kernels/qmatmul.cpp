@@ -60,12 +60,26 @@ class QMatMulF final : public Kernel {
 
   void prepare(const InferContext& ctx) override {
     const Tensor& w = *ctx.input_values[3];
-    const Tensor& ws = *ctx.input_values[4];
     if (w.numel() == 0) return;  // K or N is 0: run() writes nothing
     packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), isa_);
-    w_scale_ = std::vector<float>(ws.data<float>(), ws.data<float>() + ws.numel());
-    const std::size_t bytes = packed_.scratch_bytes(rows_);
-    scratch_ = Tensor::empty(DType::kUInt8, {static_cast<int64_t>(std::max<std::size_t>(bytes, 1))});
+    finish(ctx);
+  }
+
+  // Engine files: the packed int8 weight, restored by a copy instead of packing. The int8 weight itself
+  // stays a constant input (a quarter of the float size; the plan keeps it loadable without the state).
+  PackedState packed_state() const override {
+    if (packed_.k() == 0) return {};
+    return PackedState{PackedInt8Weights::layout(isa_), packed_.blobs()};
+  }
+
+  bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
+    const Shape& w = ctx.input_types.at(3).shape;
+    if (state.layout != PackedInt8Weights::layout(isa_) || w.size() != 2 || !ctx.input_values.at(4)) return false;
+    auto packed = PackedInt8Weights::from_blobs(state.blobs, w[0], w[1], isa_);
+    if (!packed) return false;
+    packed_ = std::move(*packed);
+    finish(ctx);
+    return true;
   }
 
   void run(RunContext& ctx) override {
@@ -86,6 +100,13 @@ class QMatMulF final : public Kernel {
   }
 
  private:
+  void finish(const InferContext& ctx) {
+    const Tensor& ws = *ctx.input_values[4];
+    w_scale_ = std::vector<float>(ws.data<float>(), ws.data<float>() + ws.numel());
+    const std::size_t bytes = packed_.scratch_bytes(rows_);
+    scratch_ = Tensor::empty(DType::kUInt8, {static_cast<int64_t>(std::max<std::size_t>(bytes, 1))});
+  }
+
   onnx::Node node_;
   Int8Isa isa_;
   int64_t rows_ = 0;
