@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+from results_md import replace_section
+
 HF_CODE = """
 import sys, time
 from huggingface_hub import hf_hub_download
@@ -90,18 +92,8 @@ def main():
     ]
     print("\n".join(lines))
     if args.results:
-        section = "## hub: download throughput\n\n`python bench/hub_download.py --detrq build/release/detrq`\n\n" + \
-                  "\n".join(lines) + "\n"
-        text = open(args.results).read() if os.path.exists(args.results) else "# Benchmark results\n"
-        start = text.find("## hub: download throughput")
-        if start >= 0:
-            end = text.find("\n## ", start + 1)
-            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        with open(args.results, "w") as f:
-            f.write(text)
-
+        replace_section(args.results, "## hub: download throughput",
+                        "`python bench/hub_download.py --detrq build/release/detrq`\n\n" + "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from results_md import replace_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -99,20 +101,8 @@ def main():
                      f"{d['fused_ms'] / ort_ms:.2f}x |")
     print("\n".join(lines))
     if args.write_results:
-        path = os.path.join(HERE, "RESULTS.md")
-        text = open(path).read()
-        heading = "## quant: Q/DQ models with int8 MatMuls vs onnxruntime"
-        section = heading + "\n\n" + "\n".join(lines) + \
-            "\n\nReproduce: `.venv/bin/python bench/qdq_int8_vs_onnxruntime.py --write-results`\n"
-        if heading in text:
-            start = text.index(heading)
-            end = text.find("\n## ", start + len(heading))
-            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
+        replace_section(os.path.join(HERE, "RESULTS.md"), "## quant: Q/DQ models with int8 MatMuls vs onnxruntime",
+                        "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/qdq_int8_vs_onnxruntime.py --write-results`\n")
     return 0
 
 

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from results_md import replace_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -148,19 +150,9 @@ def main():
     ]
     print("\n".join(lines))
     if args.write_results:
-        path = os.path.join(HERE, "RESULTS.md")
-        text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-        heading = "## runtime: detrq vs onnxruntime, end to end"
-        section = heading + "\n\n" + "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/runtime_vs_onnxruntime.py --rounds 6 --write-results`\n"
-        if heading in text:
-            start = text.index(heading)
-            end = text.find("\n## ", start + len(heading))
-            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
+        replace_section(os.path.join(HERE, "RESULTS.md"), "## runtime: detrq vs onnxruntime, end to end",
+                        "\n".join(lines) + "\n\nReproduce: `.venv/bin/python bench/runtime_vs_onnxruntime.py --rounds 6 "
+                        "--write-results`\n")
     return 0 if all(ok for _, ok, _ in parity.values()) else 1
 
 
