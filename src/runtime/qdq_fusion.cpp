@@ -35,6 +35,17 @@ bool plain_dequantize(const onnx::Graph& g, const onnx::Node& n) {
   return true;
 }
 
+// A DequantizeLinear whose zero point is absent or int8 zeros (what the int8 GEMM's weights assume).
+bool zero_weight_zero_point(const onnx::Graph& g, const onnx::Node& n) {
+  if (n.inputs.size() <= 2 || n.inputs[2].empty()) return true;
+  const core::Tensor* zp = initializer(g, n.inputs[2]);
+  if (zp->dtype() != core::DType::kInt8) return false;
+  for (int64_t i = 0; i < zp->numel(); ++i) {
+    if (zp->data<int8_t>()[i] != 0) return false;
+  }
+  return true;
+}
+
 // The activation side: any non-constant q_x with one scale and one zero point.
 bool activation_dequantize(const onnx::Graph& g, const onnx::Node& n) {
   return plain_dequantize(g, n) && !initializer(g, n.inputs[0]) && initializer(g, n.inputs[1])->numel() == 1;
@@ -50,14 +61,7 @@ bool weight_dequantize(const onnx::Graph& g, const onnx::Node& n) {
     const int64_t axis = n.attr_int("axis", 1);
     if ((axis != 1 && axis != -1) || scale->numel() != w->dim(1)) return false;
   }
-  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-    const core::Tensor* zp = initializer(g, n.inputs[2]);
-    if (zp->dtype() != core::DType::kInt8) return false;
-    for (int64_t i = 0; i < zp->numel(); ++i) {
-      if (zp->data<int8_t>()[i] != 0) return false;
-    }
-  }
-  return true;
+  return zero_weight_zero_point(g, n);
 }
 
 // A 2-D Conv weight: int8 [O, C, kh, kw], scale per tensor or per output channel (axis 0), zero point 0.
@@ -67,14 +71,7 @@ bool conv_weight_dequantize(const onnx::Graph& g, const onnx::Node& n) {
   if (!w || w->dtype() != core::DType::kInt8 || w->rank() != 4) return false;
   const core::Tensor* scale = initializer(g, n.inputs[1]);
   if (scale->numel() > 1 && (n.attr_int("axis", 1) != 0 || scale->numel() != w->dim(0))) return false;
-  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-    const core::Tensor* zp = initializer(g, n.inputs[2]);
-    if (zp->dtype() != core::DType::kInt8) return false;
-    for (int64_t i = 0; i < zp->numel(); ++i) {
-      if (zp->data<int8_t>()[i] != 0) return false;
-    }
-  }
-  return true;
+  return zero_weight_zero_point(g, n);
 }
 
 // Conv attributes QConvF runs: one group, explicit (or no) pads, a kernel shape matching the weight.

@@ -225,31 +225,29 @@ PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8
   const int64_t G = k_group(isa);
   const int64_t panels = n_padded_ / L;
   const int64_t groups = k_padded_ / G;
+  // [N/L][K/G][L][G]: per panel of L columns, groups of G consecutive k values of each column (the
+  // element type is what the ISA's multiply reads: int8 for VNNI, int16 for AVX2).
+  auto pack_panels = [&](auto* out) {
+    for (int64_t p = 0; p < panels; ++p) {
+      for (int64_t g = 0; g < groups; ++g) {
+        auto* dst = out + (p * groups + g) * L * G;
+        for (int64_t c = 0; c < L; ++c) {
+          for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
+        }
+      }
+    }
+  };
   switch (isa) {
     case Int8Isa::kReference:
       bytes_.assign(w, w + k * n);
       break;
     case Int8Isa::kAvx512Vnni:
       bytes_.resize(static_cast<std::size_t>(n_padded_ * k_padded_));
-      for (int64_t p = 0; p < panels; ++p) {
-        for (int64_t g = 0; g < groups; ++g) {
-          int8_t* dst = bytes_.data() + (p * groups + g) * L * G;
-          for (int64_t c = 0; c < L; ++c) {
-            for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
-          }
-        }
-      }
+      pack_panels(bytes_.data());
       break;
     case Int8Isa::kAvx2:
       words_.resize(static_cast<std::size_t>(n_padded_ * k_padded_));
-      for (int64_t p = 0; p < panels; ++p) {
-        for (int64_t g = 0; g < groups; ++g) {
-          int16_t* dst = words_.data() + (p * groups + g) * L * G;
-          for (int64_t c = 0; c < L; ++c) {
-            for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
-          }
-        }
-      }
+      pack_panels(words_.data());
       break;
   }
 }
