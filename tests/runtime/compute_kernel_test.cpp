@@ -319,6 +319,27 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{{2, 4, 10, 12}, {6, 2, 3, 2}, {{1, 2}, {2, 1}, {2, 1, 0, 3}, 2}, true},
                       ConvCase{{1, 16, 12, 12}, {16, 16, 3, 3}, {{1, 1}, {3, 3}, {3, 3, 3, 3}, 1}, false}));
 
+// Grouped convolutions pack each group's unfolded input on the pool's threads: every thread must write
+// into the calling thread's packed operands (naming a thread_local inside the parallel loop gave each worker
+// its own empty vector and crashed some runs). Many groups, four threads, repeated.
+TEST(Conv, GroupedConvolutionOnEveryPoolThread) {
+  onnx::Node node = make_node("Conv", 3);
+  set_int(node, "group", 32);
+  set_ints(node, "pads", {1, 1, 1, 1});
+  KernelCall call = call_for(node);
+  call.inputs = {random_tensor({1, 32, 20, 20}, 21), random_tensor({32, 1, 3, 3}, 22), random_tensor({32}, 23)};
+  call.inputs_constant = true;
+  call.threads = 4;
+  Shape ref_shape;
+  const std::vector<double> ref = testing::conv2d_reference(call.inputs[0], call.inputs[1], call.inputs[2],
+                                                            {{1, 1}, {1, 1}, {1, 1, 1, 1}, 32}, ref_shape);
+  for (int run = 0; run < 20; ++run) {
+    std::vector<Tensor> out = run_kernel(call);
+    ASSERT_EQ(out[0].shape(), ref_shape);
+    ASSERT_LT(testing::max_abs_diff(out[0], ref), 1e-4) << "run " << run;
+  }
+}
+
 TEST(Conv, OneDimensionalAndAutoPad) {
   // 1-D conv compared with the 2-D reference on a height of 1.
   onnx::Node node = make_node("Conv", 2);

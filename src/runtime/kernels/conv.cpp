@@ -126,7 +126,10 @@ class ConvKernel final : public Kernel {
       if (!direct_) im2col<T>(xn, 0, channels_, col.data(), ctx.pool);
       const T* cols = direct_ ? xn : col.data();
       if constexpr (std::is_same_v<T, float>) {
-        thread_local std::vector<PackedMatrixB> packed;
+        // A reference: the lambda below runs on pool threads, where the name of a thread_local would
+        // denote that thread's own (empty) vector.
+        thread_local std::vector<PackedMatrixB> packs;
+        std::vector<PackedMatrixB>& packed = packs;
         if (packed.size() < static_cast<std::size_t>(group_)) packed.resize(static_cast<std::size_t>(group_));
         items_.resize(static_cast<std::size_t>(group_));
         if (group_ == 1) {
