@@ -27,6 +27,7 @@ struct Shape {
   const char* what;
   int64_t batch, m, n, k;
   bool b_constant;  // weights (packed once at load) or activations (packed every run)
+  bool bias_gelu = false;  // the MLP's bias + erf GELU applied by the GEMM epilogue (detrq only)
 };
 
 // The products that dominate the model: backbone projections and MLP (4 windows x 257 tokens = 1028
@@ -34,6 +35,7 @@ struct Shape {
 const Shape kShapes[] = {
     {"qkv_proj_1028x384x384", 1, 1028, 384, 384, true},
     {"mlp_up_1028x1536x384", 1, 1028, 1536, 384, true},
+    {"mlp_up_bias_gelu_1028x1536x384", 1, 1028, 1536, 384, true, true},
     {"mlp_down_1028x384x1536", 1, 1028, 384, 1536, true},
     {"win_attn_qk_24x257x257x64", 24, 257, 257, 64, false},
     {"win_attn_av_24x257x64x257", 24, 257, 64, 257, false},
@@ -74,9 +76,14 @@ void bm_detrq(benchmark::State& state, Shape s, detrq::runtime::kernels::GemmIsa
     });
   };
   pack();
+  const std::vector<float> bias(static_cast<std::size_t>(s.n), 0.25F);
   for (int64_t i = 0; i < s.batch; ++i) {
     items[static_cast<std::size_t>(i)] = SgemmItem{MatrixView<float>{d.a.data() + i * s.m * s.k, s.k, 1},
                                                    &packed[static_cast<std::size_t>(i)], d.c.data() + i * s.m * s.n};
+    if (s.bias_gelu) {
+      items[static_cast<std::size_t>(i)].epilogue.bias = bias.data();
+      items[static_cast<std::size_t>(i)].epilogue.activation = detrq::runtime::kernels::GemmActivation::kGeluErf;
+    }
   }
   for (auto _ : state) {
     if (!s.b_constant) pack();
@@ -121,6 +128,12 @@ void bm_onednn(benchmark::State& state, Shape s) {
 int main(int argc, char** argv) {
   for (const Shape& s : kShapes) {
     using detrq::runtime::kernels::GemmIsa;
+    if (s.bias_gelu) {  // the peers have no epilogue: compare with the plain mlp_up product
+      benchmark::RegisterBenchmark((std::string(s.what) + "/detrq").c_str(), bm_detrq, s, GemmIsa::kAuto)
+          ->UseRealTime()
+          ->MinTime(0.5);
+      continue;
+    }
     benchmark::RegisterBenchmark((std::string(s.what) + "/detrq").c_str(), bm_detrq, s, GemmIsa::kAuto)
         ->UseRealTime()
         ->MinTime(0.5);

@@ -7,6 +7,7 @@
 
 #include "runtime/compute_reference.h"
 #include "runtime/kernel_harness.h"
+#include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/gemm.h"
 
 namespace detrq {
@@ -134,6 +135,32 @@ TEST_P(SgemmTest, EpilogueAddsBiasThenGelu) {
     }
     EXPECT_LT(testing::max_abs_diff(c, ref), 1e-4) << m << "x" << n << "x" << k;
   }
+}
+
+// The epilogue's GELU against the exact x * (1 + erf(x / sqrt 2)) / 2 on a dense sweep (both signs, the
+// region near 0 where only absolute accuracy matters, the tails where Phi rounds to 0 or 1) and on the
+// special values.
+TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
+  std::vector<float> x;
+  for (int i = -200000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4F);  // [-20, 20]
+  for (float v : {1e-30F, -1e-30F, 3e-39F, 1e6F, -1e6F, 3e38F, -3e38F}) x.push_back(v);
+  std::vector<float> y(x.size());
+  runtime::kernels::gelu_erf_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    const double exact = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    worst = std::max(worst, std::abs(y[i] - exact) / std::max(1.0, std::abs(v)));
+  }
+  EXPECT_LT(worst, 2e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  float special[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.0F, -0.0F};
+  runtime::kernels::gelu_erf_f32(special, special, 5);  // in place, as the epilogue calls it
+  EXPECT_EQ(special[0], inf);
+  EXPECT_TRUE(std::isnan(special[1]));
+  EXPECT_TRUE(std::isnan(special[2]));
+  EXPECT_EQ(special[3], 0.0F);
+  EXPECT_EQ(special[4], 0.0F);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, SgemmTest, ::testing::Values(GemmIsa::kAvx512, GemmIsa::kAvx2, GemmIsa::kPortable),

@@ -12,7 +12,8 @@ namespace detrq::runtime::kernels {
 void erf_f32(const float* x, float* y, int64_t n);
 void exp_f32(const float* x, float* y, int64_t n);
 void sigmoid_f32(const float* x, float* y, int64_t n);
-// GELU as BERT-style exports spell it: y = x * 0.5 * (1 + erf(x / sqrt(2))).
+// GELU as BERT-style exports spell it: y = x * 0.5 * (1 + erf(x / sqrt(2))), absolute error below
+// 1e-7 * max(1, |x|); NaN and -inf give NaN, +inf gives +inf.
 void gelu_erf_f32(const float* x, float* y, int64_t n);
 
 }  // namespace detrq::runtime::kernels

@@ -311,7 +311,6 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
         const int64_t kc = std::min(kGemmKc, k - k0);
         if (full_rows < rows) pack_a(item.a, row0 + full_rows, rows - full_rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
-        const bool last = k0 + kc >= k;
         for (int64_t np = np0; np < np1; ++np) {
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
@@ -325,10 +324,14 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
             } else {
               tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, bp, c, ldc, tile_rows, nr, alpha, acc);
             }
-            if (last && item.epilogue.active()) {
-              apply_gemm_epilogue(item.epilogue, c, ldc, tile_rows, nr, row0 + r, col0);
-            }
           }
+        }
+        // The epilogue runs on the task's finished block (rows x its columns, still in L2) a whole row at a
+        // time: per 16-column tile it cost a call per row and left the vector loops two iterations long.
+        if (k0 + kc >= k && item.epilogue.active()) {
+          const int64_t col0 = np0 * kGemmNr;
+          apply_gemm_epilogue(item.epilogue, item.c + row0 * ldc + col0, ldc, rows, std::min(n, np1 * kGemmNr) - col0,
+                              row0, col0);
         }
       }
     }
