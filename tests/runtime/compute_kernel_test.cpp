@@ -137,6 +137,48 @@ TEST_P(SgemmTest, EpilogueAddsBiasThenGelu) {
   }
 }
 
+// Both depth blockings against the reference: weights' fixed kGemmKc blocks (the layout engine files
+// store: K = 257 is 256 + 1) and the per-run blocks (257 in one, 1028 in four of 257), with C accumulated.
+// Operands packed in different blockings cannot share one call.
+TEST_P(SgemmTest, WeightAndPerRunDepthBlocks) {
+  using runtime::kernels::depth_block_per_run;
+  EXPECT_EQ(depth_block_per_run(64), 64);
+  EXPECT_EQ(depth_block_per_run(257), 257);
+  EXPECT_EQ(depth_block_per_run(384), 192);
+  EXPECT_EQ(depth_block_per_run(1028), 257);
+  core::ThreadPool pool(2);
+  uint32_t seed = 300;
+  for (const int64_t k : {257, 1028, 1536}) {
+    const int64_t m = 20, n = 37;
+    Tensor a = random_tensor({m, k}, seed++), b = random_tensor({k, n}, seed++);
+    const std::vector<double> ref = matmul_ref(a.data<float>(), b.data<float>(), m, n, k);
+    for (const int64_t kc : {runtime::kernels::kGemmKc, depth_block_per_run(k)}) {
+      runtime::kernels::PackedMatrixB packed;
+      packed.pack(k, n, runtime::kernels::MatrixView<float>{b.data<float>(), n, 1}, &pool, kc);
+      EXPECT_EQ(packed.kc(), kc);
+      Tensor c = Tensor::empty(DType::kFloat32, {m, n});
+      std::fill_n(c.data<float>(), m * n, 1.0F);
+      const runtime::kernels::SgemmItem item{runtime::kernels::MatrixView<float>{a.data<float>(), k, 1}, &packed,
+                                             c.data<float>()};
+      runtime::kernels::sgemm_packed(m, n, k, 1.0F, true, std::span(&item, 1), n, &pool);
+      std::vector<double> expected = ref;
+      for (double& v : expected) v += 1.0;
+      EXPECT_LT(testing::max_abs_diff(c, expected), 1e-3) << "k " << k << " kc " << kc;
+    }
+  }
+  runtime::kernels::PackedMatrixB weights, per_run;
+  Tensor b = random_tensor({257, 16}, seed++), a = random_tensor({6, 257}, seed++);
+  weights.pack(257, 16, runtime::kernels::MatrixView<float>{b.data<float>(), 16, 1});
+  per_run.pack(257, 16, runtime::kernels::MatrixView<float>{b.data<float>(), 16, 1}, nullptr, 257);
+  Tensor c = Tensor::empty(DType::kFloat32, {12, 16});
+  const runtime::kernels::SgemmItem items[] = {
+      {runtime::kernels::MatrixView<float>{a.data<float>(), 257, 1}, &weights, c.data<float>()},
+      {runtime::kernels::MatrixView<float>{a.data<float>(), 257, 1}, &per_run, c.data<float>() + 96}};
+  EXPECT_THROW(runtime::kernels::sgemm_packed(6, 16, 257, 1.0F, false, items, 16, &pool), std::invalid_argument);
+  EXPECT_THROW(weights.pack(4, 4, runtime::kernels::MatrixView<float>{b.data<float>(), 4, 1}, nullptr, 0),
+               std::invalid_argument);
+}
+
 // The epilogue's GELU against the exact x * (1 + erf(x / sqrt 2)) / 2 on a dense sweep (both signs, the
 // region near 0 where only absolute accuracy matters, the tails where Phi rounds to 0 or 1) and on the
 // special values.

@@ -133,12 +133,13 @@ class ConvKernel final : public Kernel {
         if (packed.size() < static_cast<std::size_t>(group_)) packed.resize(static_cast<std::size_t>(group_));
         items_.resize(static_cast<std::size_t>(group_));
         if (group_ == 1) {
-          packed[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool);
+          packed[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool, depth_block_per_run(k));
         } else {
           ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
             for (int64_t g = begin; g < end; ++g) {
               packed[static_cast<std::size_t>(g)].pack(k, spatial_out,
-                                                        MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1});
+                                                        MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1},
+                                                        nullptr, depth_block_per_run(k));
             }
           });
         }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include "runtime/kernels/float_activations.h"
@@ -226,20 +227,22 @@ bool direct_a(MatrixView<float> a) { return a.col_stride == 1; }
 
 }  // namespace
 
-void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool) {
+void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool, int64_t kc_block) {
+  if (kc_block < 1 || kc_block > kGemmMaxKc) throw std::invalid_argument("sgemm: depth block out of range");
   k_ = k;
   n_ = n;
+  kc_ = kc_block;
   view_ = nullptr;
   keep_.reset();
   const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
   n_padded_ = panels * kGemmNr;
   data_.resize(static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_)));
-  const int64_t k_blocks = (k + kGemmKc - 1) / kGemmKc;
+  const int64_t k_blocks = (k + kc_ - 1) / kc_;
   auto pack_panels = [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t k0 = (t / panels) * kGemmKc;
+      const int64_t k0 = (t / panels) * kc_;
       const int64_t np = t % panels;
-      const int64_t kc = std::min(kGemmKc, k - k0);
+      const int64_t kc = std::min(kc_, k - k0);
       float* out = data_.data() + k0 * n_padded_ + np * kc * kGemmNr;
       const int64_t col0 = np * kGemmNr;
       const int64_t nr = std::min(kGemmNr, n - col0);
@@ -273,6 +276,10 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
     }
     return;
   }
+  const int64_t depth = items[0].b->kc();
+  for (const SgemmItem& item : items) {
+    if (item.b->kc() != depth) throw std::invalid_argument("sgemm: operands packed in different depth blocks");
+  }
   const MicroKernelInfo kernel = select_micro_kernel();
   const int64_t batch = static_cast<int64_t>(items.size());
   const int threads = pool ? pool->size() : 1;
@@ -292,7 +299,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
 
   auto run = [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> a_pack;
-    a_pack.resize(static_cast<std::size_t>(mc_max * kGemmKc));
+    a_pack.resize(static_cast<std::size_t>(mc_max * depth));
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bi = t / (m_tiles * n_tiles);
       const int64_t rem = t % (m_tiles * n_tiles);
@@ -306,16 +313,31 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
       const int64_t full_rows = direct ? rows / mr * mr : 0;
       const int64_t np0 = nt * panels_per_tile;
       const int64_t np1 = std::min(n_panels, np0 + panels_per_tile);
-      for (int64_t kb = 0; kb * kGemmKc < k; ++kb) {
-        const int64_t k0 = kb * kGemmKc;
-        const int64_t kc = std::min(kGemmKc, k - k0);
+      for (int64_t kb = 0; kb * depth < k; ++kb) {
+        const int64_t k0 = kb * depth;
+        const int64_t kc = std::min(depth, k - k0);
         if (full_rows < rows) pack_a(item.a, row0 + full_rows, rows - full_rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
+        const int64_t row_tiles = (rows + mr - 1) / mr;
         for (int64_t np = np0; np < np1; ++np) {
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
           const int64_t nr = std::min(kGemmNr, n - col0);
+          // Weights come from memory in a model run (they do not fit the caches): while this panel serves
+          // every row tile, fetch the next one (the next columns, or the next depth block's first) into L2,
+          // a share of its 64-byte rows per tile. With weights cycling through memory, this recovered most
+          // of the 3-7% they cost against cached weights (gemm_bench's cold_weights; into L1 did no better).
+          const bool next_in_block = np + 1 < np1;
+          const float* next = next_in_block ? item.b->panel(kb, np + 1)
+                              : k0 + kc < k  ? item.b->panel(kb + 1, np0)
+                                             : nullptr;
+          const int64_t next_lines = next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) : 0;
+          const int64_t lines_per_tile = (next_lines + row_tiles - 1) / row_tiles;
+          int64_t line = 0;
           for (int64_t r = 0; r < rows; r += mr) {
+            for (const int64_t end = std::min(next_lines, line + lines_per_tile); line < end; ++line) {
+              _mm_prefetch(reinterpret_cast<const char*>(next + line * kGemmNr), _MM_HINT_T1);
+            }
             const int64_t tile_rows = std::min(mr, rows - r);
             float* c = item.c + (row0 + r) * ldc + col0;
             if (r < full_rows) {
@@ -351,7 +373,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
 void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
            float* c, int64_t ldc, core::ThreadPool* pool) {
   PackedMatrixB packed;
-  packed.pack(k, n, b);
+  packed.pack(k, n, b, nullptr, depth_block_per_run(k));
   const SgemmItem item{a, &packed, c};
   sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool);
 }
@@ -388,6 +410,7 @@ int64_t PackedMatrixB::packed_size(int64_t k, int64_t n) { return k * ((n + kGem
 void PackedMatrixB::adopt(int64_t k, int64_t n, const float* data, std::shared_ptr<const void> keep) {
   k_ = k;
   n_ = n;
+  kc_ = kGemmKc;
   n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
   data_ = {};
   view_ = data;
@@ -463,6 +486,7 @@ void PackedMatrixB::unpack_codes(int64_t k, int64_t n, const int8_t* packed_code
                                  const int32_t* zero_point) {
   k_ = k;
   n_ = n;
+  kc_ = kGemmKc;
   n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
   view_ = nullptr;
   keep_.reset();

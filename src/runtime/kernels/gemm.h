@@ -3,6 +3,7 @@
 // time, a fused bias/activation epilogue, the session's thread pool over tiles of the output).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -42,20 +43,31 @@ void gemm_reference(int64_t m, int64_t n, int64_t k, T alpha, MatrixView<T> a, M
 
 inline constexpr int64_t kGemmNr = 16;    // columns of a micro-kernel tile (two AVX registers)
 inline constexpr int64_t kGemmMaxMr = 14;  // rows of the largest micro-kernel tile
-inline constexpr int64_t kGemmKc = 256;  // depth of one packed block (an A panel and a B panel fit L1)
+inline constexpr int64_t kGemmKc = 256;  // depth of one packed block of weights (a B panel fits L1)
+inline constexpr int64_t kGemmMaxKc = 320;  // the deepest block any packed operand uses
 
-// A float32 B operand packed for the fast path: K split into blocks of kGemmKc, each block into
-// panels of kGemmNr columns stored k-major (zero-padded at the right edge). Constant weights are
-// packed once at load; activations are packed per run into storage that is kept between runs.
+// The depth block for an operand packed every run (never stored, so free to follow K): K in the fewest
+// blocks of at most kGemmMaxKc, evened out. Attention's K = 257 or 1028 then packs as 1 or 4 blocks of
+// 257 instead of 256 + 1 or 4 x 256 + 4, whose last one-deep pass reloaded and stored every output tile.
+inline int64_t depth_block_per_run(int64_t k) {
+  const int64_t blocks = std::max<int64_t>(1, (k + kGemmMaxKc - 1) / kGemmMaxKc);
+  return std::max<int64_t>(1, (k + blocks - 1) / blocks);
+}
+
+// A float32 B operand packed for the fast path: K split into blocks of kc (all but the last kc deep),
+// each block into panels of kGemmNr columns stored k-major (zero-padded at the right edge). Constant
+// weights are packed once at load with kc = kGemmKc (engine files store them in that layout);
+// activations are packed per run, with depth_block_per_run(k), into storage kept between runs.
 class PackedMatrixB {
  public:
-  void pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool = nullptr);
+  void pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool = nullptr, int64_t kc = kGemmKc);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
+  int64_t kc() const { return kc_; }
   // The panel of columns [np*kGemmNr, ...) for depth block kb (kc_len rows of kGemmNr floats).
   const float* panel(int64_t kb, int64_t np) const {
-    const int64_t kc_len = std::min(kGemmKc, k_ - kb * kGemmKc);
-    return base() + kb * kGemmKc * n_padded_ + np * kc_len * kGemmNr;
+    const int64_t kc_len = std::min(kc_, k_ - kb * kc_);
+    return base() + kb * kc_ * n_padded_ + np * kc_len * kGemmNr;
   }
 
   // Engine files store the packed floats and hand them back: the layout name (changes whenever the
@@ -74,7 +86,7 @@ class PackedMatrixB {
 
  private:
   const float* base() const { return view_ ? view_ : data_.data(); }
-  int64_t k_ = 0, n_ = 0, n_padded_ = 0;
+  int64_t k_ = 0, n_ = 0, n_padded_ = 0, kc_ = kGemmKc;
   std::vector<float> data_;
   const float* view_ = nullptr;  // adopted storage, when set
   std::shared_ptr<const void> keep_;
@@ -105,7 +117,8 @@ struct SgemmItem {
   GemmEpilogue epilogue{};
 };
 
-// Runs every item (all of shape M x N x K, output row stride ldc) over the pool's threads.
+// Runs every item (all of shape M x N x K with B packed in the same depth blocks, output row stride ldc)
+// over the pool's threads.
 void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate, std::span<const SgemmItem> items,
                   int64_t ldc, core::ThreadPool* pool);
 

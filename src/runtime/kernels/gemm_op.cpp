@@ -103,7 +103,7 @@ class GemmKernel final : public Kernel {
     const T* a = ctx.inputs[0]->template data<T>();
     const T* b = weights_packed_ ? nullptr : ctx.inputs[1]->template data<T>();  // packed B may be released
     if constexpr (std::is_same_v<T, float>) {
-      if (!weights_packed_) packed_.pack(k_, n_, b_view<float>(b));
+      if (!weights_packed_) packed_.pack(k_, n_, b_view<float>(b), nullptr, depth_block_per_run(k_));
       const SgemmItem item{a_view<float>(a), &packed_, y};
       sgemm_packed(m_, n_, k_, alpha_, accumulate, std::span<const SgemmItem>(&item, 1), n_, &ctx.pool);
     } else {

@@ -175,11 +175,12 @@ class MatMulKernel final : public Kernel {
         activation_packs.resize(static_cast<std::size_t>(distinct));
       }
       if (distinct == 1) {
-        packed[0].pack(g.k, g.n, MatrixView<float>{b, g.n, 1}, &pool);
+        packed[0].pack(g.k, g.n, MatrixView<float>{b, g.n, 1}, &pool, depth_block_per_run(g.k));
       } else {
         pool.parallel_for(distinct, 1, [&](int64_t begin, int64_t end) {
           for (int64_t i = begin; i < end; ++i) {
-            packed[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1});
+            packed[static_cast<std::size_t>(i)].pack(g.k, g.n, MatrixView<float>{b + i * g.k * g.n, g.n, 1}, nullptr,
+                                                     depth_block_per_run(g.k));
           }
         });
       }
@@ -296,9 +297,10 @@ class AttentionKernel final : public Kernel {
     ctx.pool.parallel_for(k_count + v_count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if (i < k_count) {
-          pk[static_cast<std::size_t>(i)].pack(d, n, operands_[1].matrix(k, i));
+          pk[static_cast<std::size_t>(i)].pack(d, n, operands_[1].matrix(k, i), nullptr, depth_block_per_run(d));
         } else {
-          pk[static_cast<std::size_t>(i)].pack(n, dv, operands_[2].matrix(v, i - k_count));
+          pk[static_cast<std::size_t>(i)].pack(n, dv, operands_[2].matrix(v, i - k_count), nullptr,
+                                               depth_block_per_run(n));
         }
       }
     });
