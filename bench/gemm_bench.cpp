@@ -41,6 +41,8 @@ const Shape kShapes[] = {
     {"win_attn_av_24x257x64x257", 24, 257, 64, 257, false},
     {"glob_attn_qk_6x1028x1028x64", 6, 1028, 1028, 64, false},
     {"dec_ffn_300x2048x256", 1, 300, 2048, 256, true},
+    {"projector_conv1x1_256x1024x1536", 1, 256, 1024, 1536, false},
+    {"bottleneck_conv3x3_128x1024x1152", 1, 128, 1024, 1152, false},
 };
 
 struct Data {
