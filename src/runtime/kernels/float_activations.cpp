@@ -3,6 +3,8 @@
 // features; "arch=haswell" would test for an Intel Haswell model and never pick it on AMD.
 #include "runtime/kernels/float_activations.h"
 
+#include "runtime/kernels/gelu_approx.h"
+
 #include <cstdint>
 #include <limits>
 
@@ -70,39 +72,6 @@ namespace {
   return x != x ? x : result;
 }
 
-// GELU through the normal tail: x * Phi(x), where Phi(-|x|) = erfc(u) / 2 with u = |x| / sqrt(2) and
-// Phi(|x|) = 1 - Phi(-|x|). erfc(u) is A&S 7.1.26 (absolute error 1.5e-7, so 7.5e-8 in Phi: GELU needs no
-// relative accuracy near 0, where Phi is 1/2), with one exponential over a bounded range and no second
-// branch: twice as fast as x * (1 + erf_approx(x / sqrt 2)) / 2, the GEMM epilogue's largest cost.
-[[gnu::always_inline]] inline float gelu_approx(float x) {
-  const float ax = __builtin_bit_cast(float, __builtin_bit_cast(uint32_t, x) & 0x7fffffffu);
-  const float u_exact = ax * 0.70710678118654752F;
-  const float u = select_min(u_exact, 6.0F);  // erfc(6) = 2e-17: the tail is 0 beyond (NaN lands here too)
-  const float t = 1.0F / (1.0F + 0.3275911F * u);
-  float q = 1.061405429F;
-  q = q * t - 1.453152027F;
-  q = q * t + 1.421413741F;
-  q = q * t - 0.284496736F;
-  q = q * t + 0.254829592F;
-  // e^z for z = -u^2 in [-36, 0]: z = n*ln2 + r with n in [-52, 0], so 2^n is one normal factor and no
-  // range checks are needed; degree 6 leaves a relative error of 1.2e-7.
-  constexpr float kRound = 12582912.0F;
-  const float z = -u * u;
-  const float n = (z * 1.44269504088896341F + kRound) - kRound;
-  const float r = (z - n * 0.693145751953125F) - n * 1.42860682030941723212e-6F;
-  float p = 1.0F / 720.0F;
-  p = p * r + 1.0F / 120.0F;
-  p = p * r + 1.0F / 24.0F;
-  p = p * r + 1.0F / 6.0F;
-  p = p * r + 0.5F;
-  p = p * r + 1.0F;
-  p = p * r + 1.0F;
-  const float e = p * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
-  float tail = 0.5F * q * t * e;
-  tail = u_exact > 6.0F ? 0.0F : tail;  // so that GELU(-inf) = -inf * 0 = NaN, as x * (1 + erf) / 2 gives
-  return x * (x < 0.0F ? tail : 1.0F - tail);
-}
-
 }  // namespace
 
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void erf_f32(const float* x, float* y, int64_t n) {
@@ -110,7 +79,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void erf_f32(const f
 }
 
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void gelu_erf_f32(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = gelu_approx(x[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t>(x[i]);
 }
 
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void exp_f32(const float* x, float* y, int64_t n) {

@@ -11,15 +11,30 @@
 #include <string>
 
 #include "runtime/kernels/float_activations.h"
+#include "runtime/kernels/gelu_approx.h"
+
+// gelu_approx on AVX vectors is always inlined into the micro-kernels built for them; g++ still warns at
+// the end of the file that passing such vectors by value to code without AVX would change the ABI.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace detrq::runtime::kernels {
 namespace {
 
-// Computes the mr x kGemmNr tile sum_k A[i][k] * b[k][j] and stores alpha * tile (+ C) into c. A's
-// element (i, p) is at a[i * a_row + p * a_step]: a packed panel (a_row 1, a_step mr) or rows of the
-// caller's matrix read in place (a_row its row stride, a_step 1), which saves packing A.
+// What a whole tile of the last depth block applies on its registers before the store, in this order:
+// a bias per row (mr values), a bias per column (the tile's kGemmNr values), GELU. As
+// apply_gemm_epilogue does, without another pass over C.
+struct TileEpilogue {
+  const float* row_bias = nullptr;
+  const float* col_bias = nullptr;
+  bool gelu = false;
+};
+
+// Computes the mr x kGemmNr tile sum_k A[i][k] * b[k][j] and stores alpha * tile (+ C), then the
+// epilogue when `ep` is set, into c. A's element (i, p) is at a[i * a_row + p * a_step]: a packed panel
+// (a_row 1, a_step mr) or rows of the caller's matrix read in place (a_row its row stride, a_step 1),
+// which saves packing A.
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
-                             int64_t ldc, float alpha, bool accumulate);
+                             int64_t ldc, float alpha, bool accumulate, const TileEpilogue* ep);
 
 struct MicroKernelInfo {
   MicroKernel fn;
@@ -32,7 +47,7 @@ constexpr int64_t kAvx2Mr = 6;
 constexpr int64_t kAvx512Mr = 14;
 
 void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
-                           int64_t ldc, float alpha, bool accumulate) {
+                           int64_t ldc, float alpha, bool accumulate, const TileEpilogue* ep) {
   float acc[kPortableMr][kGemmNr] = {};
   for (int64_t p = 0; p < kc; ++p) {
     for (int64_t i = 0; i < kPortableMr; ++i) {
@@ -42,17 +57,38 @@ void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_
   }
   for (int64_t i = 0; i < kPortableMr; ++i) {
     float* row = c + i * ldc;
-    for (int64_t j = 0; j < kGemmNr; ++j) row[j] = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
+    for (int64_t j = 0; j < kGemmNr; ++j) {
+      float v = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
+      if (ep && ep->row_bias) v += ep->row_bias[i];
+      if (ep && ep->col_bias) v += ep->col_bias[j];
+      row[j] = ep && ep->gelu ? detail::gelu_approx<float, int32_t>(v) : v;
+    }
   }
 }
 
 __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(float* row, __m256 lo, __m256 hi,
-                                                                                __m256 va, bool accumulate) {
+                                                                                __m256 va, bool accumulate,
+                                                                                const TileEpilogue* ep, int i) {
   lo = _mm256_mul_ps(lo, va);
   hi = _mm256_mul_ps(hi, va);
   if (accumulate) {
     lo = _mm256_add_ps(lo, _mm256_loadu_ps(row));
     hi = _mm256_add_ps(hi, _mm256_loadu_ps(row + 8));
+  }
+  if (ep) {
+    if (ep->row_bias) {
+      const __m256 rb = _mm256_set1_ps(ep->row_bias[i]);
+      lo = _mm256_add_ps(lo, rb);
+      hi = _mm256_add_ps(hi, rb);
+    }
+    if (ep->col_bias) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(ep->col_bias));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(ep->col_bias + 8));
+    }
+    if (ep->gelu) {
+      lo = detail::gelu_approx<detail::v8sf, detail::v8si>(lo);
+      hi = detail::gelu_approx<detail::v8sf, detail::v8si>(hi);
+    }
   }
   _mm256_storeu_ps(row, lo);
   _mm256_storeu_ps(row + 8, hi);
@@ -60,7 +96,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
 
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const float* a, int64_t a_row,
                                                             int64_t a_step, const float* b, float* c, int64_t ldc,
-                                                            float alpha, bool accumulate) {
+                                                            float alpha, bool accumulate, const TileEpilogue* ep) {
   // The C tile is usually not in cache (it is written once when K is small): start fetching it now.
   for (int i = 0; i < kAvx2Mr; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -102,19 +138,19 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const flo
     b += kGemmNr;
   }
   const __m256 va = _mm256_set1_ps(alpha);
-  store_row_avx2(c + 0 * ldc, c00, c01, va, accumulate);
-  store_row_avx2(c + 1 * ldc, c10, c11, va, accumulate);
-  store_row_avx2(c + 2 * ldc, c20, c21, va, accumulate);
-  store_row_avx2(c + 3 * ldc, c30, c31, va, accumulate);
-  store_row_avx2(c + 4 * ldc, c40, c41, va, accumulate);
-  store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate);
+  store_row_avx2(c + 0 * ldc, c00, c01, va, accumulate, ep, 0);
+  store_row_avx2(c + 1 * ldc, c10, c11, va, accumulate, ep, 1);
+  store_row_avx2(c + 2 * ldc, c20, c21, va, accumulate, ep, 2);
+  store_row_avx2(c + 3 * ldc, c30, c31, va, accumulate, ep, 3);
+  store_row_avx2(c + 4 * ldc, c40, c41, va, accumulate, ep, 4);
+  store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate, ep, 5);
 }
 
 // 14 rows x 16 columns, one zmm register per row: 14 accumulators fed by one B load and 14 broadcasts
 // per step, half the instructions of the AVX2 tile for the same arithmetic.
 __attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const float* a, int64_t a_row,
                                                              int64_t a_step, const float* b, float* c, int64_t ldc,
-                                                             float alpha, bool accumulate) {
+                                                             float alpha, bool accumulate, const TileEpilogue* ep) {
   for (int i = 0; i < kAvx512Mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
   __m512 acc[kAvx512Mr];
 #pragma GCC unroll 14
@@ -131,6 +167,11 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const fl
     float* row = c + i * ldc;
     __m512 v = _mm512_mul_ps(acc[i], va);
     if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(row));
+    if (ep) {
+      if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
+      if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias));
+      if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si>(v);
+    }
     _mm512_storeu_ps(row, v);
   }
 }
@@ -205,21 +246,32 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   }
 }
 
-// Runs the micro-kernel on a possibly partial tile: partial tiles go through a scratch tile (their A
-// rows must then be a zero-padded packed panel: the kernel reads all of its rows).
+// Runs the micro-kernel on a possibly partial tile, then the epilogue when `epilogue` is set (this is
+// the last depth block; the tile's first element is at (row0, col0) of C): a whole tile applies it on
+// its registers; partial tiles go through a scratch tile (their A rows must then be a zero-padded packed
+// panel: the kernel reads all of its rows) and get it on the copied values.
 inline void tile(const MicroKernelInfo& kernel, int64_t kc, const float* a, int64_t a_row, int64_t a_step,
-                 const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr, float alpha, bool accumulate) {
+                 const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr, float alpha, bool accumulate,
+                 const GemmEpilogue* epilogue, int64_t row0, int64_t col0) {
   if (mr == kernel.mr && nr == kGemmNr) {
-    kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate);
+    if (!epilogue) {
+      kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, nullptr);
+      return;
+    }
+    const TileEpilogue ep{epilogue->row_bias ? epilogue->row_bias + row0 : nullptr,
+                          epilogue->bias ? epilogue->bias + col0 : nullptr,
+                          epilogue->activation == GemmActivation::kGeluErf};
+    kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, &ep);
     return;
   }
   float scratch[kGemmMaxMr * kGemmNr];
-  kernel.fn(kc, a, a_row, a_step, b, scratch, kGemmNr, alpha, false);
+  kernel.fn(kc, a, a_row, a_step, b, scratch, kGemmNr, alpha, false, nullptr);
   for (int64_t i = 0; i < mr; ++i) {
     for (int64_t j = 0; j < nr; ++j) {
       c[i * ldc + j] = scratch[i * kGemmNr + j] + (accumulate ? c[i * ldc + j] : 0.0F);
     }
   }
+  if (epilogue) apply_gemm_epilogue(*epilogue, c, ldc, mr, nr, row0, col0);
 }
 
 // Reading A in place needs unit steps along K; transposed operands are packed. In place is faster on
@@ -357,6 +409,8 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
         const int64_t kc = std::min(depth, k - k0);
         if (full_rows < rows) pack_a(item.a, row0 + full_rows, rows - full_rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
+        // The bias and activation go with the last depth block's stores, on registers.
+        const GemmEpilogue* epilogue = k0 + kc >= k && item.epilogue.active() ? &item.epilogue : nullptr;
         const int64_t row_tiles = (rows + mr - 1) / mr;
         for (int64_t np = np0; np < np1; ++np) {
           const float* bp = item.b->panel(kb, np);
@@ -381,18 +435,12 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
             float* c = item.c + (row0 + r) * ldc + col0;
             if (r < full_rows) {
               tile(kernel, kc, item.a.data + (row0 + r) * item.a.row_stride + k0, item.a.row_stride, 1, bp, c, ldc,
-                   tile_rows, nr, alpha, acc);
+                   tile_rows, nr, alpha, acc, epilogue, row0 + r, col0);
             } else {
-              tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, bp, c, ldc, tile_rows, nr, alpha, acc);
+              tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, bp, c, ldc, tile_rows, nr, alpha, acc,
+                   epilogue, row0 + r, col0);
             }
           }
-        }
-        // The epilogue runs on the task's finished block (rows x its columns, still in L2) a whole row at a
-        // time: per 16-column tile it cost a call per row and left the vector loops two iterations long.
-        if (k0 + kc >= k && item.epilogue.active()) {
-          const int64_t col0 = np0 * kGemmNr;
-          apply_gemm_epilogue(item.epilogue, item.c + row0 * ldc + col0, ldc, rows, std::min(n, np1 * kGemmNr) - col0,
-                              row0, col0);
         }
       }
     }
