@@ -522,20 +522,25 @@ TEST(Softmax, AxisSemanticsBeforeAndFrom13) {
   }
 }
 
+// Rows of whole vectors and rows ending in 1 to 7 values (masked lanes), one of them -inf (a masked logit).
 TEST(Softmax, LongRowsUseTheVectorPath) {
-  Tensor x = random_tensor({3, 1028}, 42, -30.0F, 30.0F);
-  KernelCall call = call_for(make_node("Softmax", 1));
-  call.inputs = {x};
-  std::vector<Tensor> out = run_kernel(call);
-  std::vector<double> ref(static_cast<std::size_t>(x.numel()));
-  for (int r = 0; r < 3; ++r) {
-    double mx = -INFINITY, sum = 0;
-    const float* row = x.data<float>() + r * 1028;
-    for (int i = 0; i < 1028; ++i) mx = std::max(mx, double(row[i]));
-    for (int i = 0; i < 1028; ++i) sum += std::exp(row[i] - mx);
-    for (int i = 0; i < 1028; ++i) ref[static_cast<std::size_t>(r * 1028 + i)] = std::exp(row[i] - mx) / sum;
+  for (const int64_t width : {1028, 257, 263, 15, 7, 2}) {
+    Tensor x = random_tensor({3, width}, 42, -30.0F, 30.0F);
+    x.data<float>()[width - 1] = -std::numeric_limits<float>::infinity();
+    x.data<float>()[width] = -std::numeric_limits<float>::infinity();  // row 1's first value
+    KernelCall call = call_for(make_node("Softmax", 1));
+    call.inputs = {x};
+    std::vector<Tensor> out = run_kernel(call);
+    std::vector<double> ref(static_cast<std::size_t>(x.numel()));
+    for (int64_t r = 0; r < 3; ++r) {
+      double mx = -INFINITY, sum = 0;
+      const float* row = x.data<float>() + r * width;
+      for (int64_t i = 0; i < width; ++i) mx = std::max(mx, double(row[i]));
+      for (int64_t i = 0; i < width; ++i) sum += std::exp(row[i] - mx);
+      for (int64_t i = 0; i < width; ++i) ref[static_cast<std::size_t>(r * width + i)] = std::exp(row[i] - mx) / sum;
+    }
+    EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-6) << width;
   }
-  EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-6);
 }
 
 // ---- GridSample -------------------------------------------------------------------------------

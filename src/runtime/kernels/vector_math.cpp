@@ -66,12 +66,16 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
     _mm256_storeu_ps(y + i, e);
     acc = _mm256_add_ps(acc, e);
   }
-  float sum = horizontal_sum(acc);
-  for (; i < n; ++i) {
-    y[i] = std::exp(x[i] - shift);
-    sum += y[i];
+  if (i < n) {  // the last 1-7 values through masked lanes (-inf elsewhere, whose exp is 0), not libm
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), lane);
+    const __m256 in = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()),
+                                       _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+    const __m256 e = exp_avx2(_mm256_sub_ps(in, vs));
+    _mm256_maskstore_ps(y + i, mask, e);
+    acc = _mm256_add_ps(acc, e);
   }
-  return sum;
+  return horizontal_sum(acc);
 }
 
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
