@@ -680,6 +680,19 @@ void Session::enable_profiling(bool on) {
   }
 }
 
+std::vector<NodeProfile> Session::node_profile() const {
+  std::vector<NodeProfile> out;
+  for (const Step& step : impl_->steps) {
+    if (step.calls == 0) continue;
+    const onnx::Node& node = impl_->nodes[step.node];
+    const Tensor* first = step.out_ptrs.empty() ? nullptr : step.out_ptrs[0];
+    out.push_back({node.name.empty() ? node.outputs.at(0) : node.name, node.op_type,
+                   first ? first->shape() : Shape{}, step.calls, step.total_ms});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.total_ms > b.total_ms; });
+  return out;
+}
+
 std::vector<OperatorProfile> Session::profile() const {
   std::map<std::string, OperatorProfile> by_type;
   for (const Step& step : impl_->steps) {

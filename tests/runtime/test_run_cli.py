@@ -181,6 +181,21 @@ def mlp_model(tmp_path):
                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w1, b1, shape]), (2, 4, 16)
 
 
+def test_profile_lists_the_slowest_nodes(tmp_path):
+    model, shape = mlp_model(tmp_path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(4).standard_normal(shape).astype(np.float32))
+    args = ["run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o", "--repeat", "3",
+            "--profile"]
+    r = detrq(*args)
+    assert r.returncode == 0, r.stderr
+    assert "slowest nodes" in r.stdout and "FusedMatMul [2, 4, 32]" in r.stdout, r.stdout  # MatMul + Add fused
+    j = json.loads(detrq("--json", *args).stdout)
+    nodes = j["slowest_nodes"]
+    assert {n["op_type"] for n in nodes} >= {"FusedMatMul", "Softmax"}
+    assert [n["ms_per_run"] for n in nodes] == sorted((n["ms_per_run"] for n in nodes), reverse=True)
+    assert next(n for n in nodes if n["op_type"] == "Softmax")["shape"] == [2, 8, 4, 4]
+
+
 def shape_arith_model(tmp_path):
     # Shape -> Gather -> Concat -> Reshape: all of it must fold away at load.
     nodes = [helper.make_node("Shape", ["x"], ["s"]),

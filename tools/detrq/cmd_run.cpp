@@ -45,7 +45,7 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
   cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--repeat", args->repeat, "Time N runs after one warm-up and print the median latency")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--profile", args->profile, "Print the time spent per operator type");
+  cmd->add_flag("--profile", args->profile, "Print the time spent per operator type and the 15 slowest nodes");
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
@@ -118,6 +118,20 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
         }
         if (!global.json) std::printf("%-24s %8s %12.3f\n", "total", "", total / runs);
         j["profile"] = pj;
+        // The slowest nodes, where a model's time goes within an operator type.
+        const auto nodes = session.node_profile();
+        nlohmann::json nj = nlohmann::json::array();
+        if (!global.json && !nodes.empty()) std::printf("\nslowest nodes (ms/run, type, output shape, name):\n");
+        for (std::size_t i = 0; i < nodes.size() && i < 15; ++i) {
+          const auto& p = nodes[i];
+          const double per_run = p.total_ms / runs;
+          nj.push_back({{"name", p.name}, {"op_type", p.op_type}, {"shape", p.output_shape}, {"ms_per_run", per_run}});
+          if (!global.json) {
+            std::printf("  %9.3f ms  %s %s %s\n", per_run, p.op_type.c_str(), core::shape_to_string(p.output_shape).c_str(),
+                        p.name.c_str());
+          }
+        }
+        j["slowest_nodes"] = nj;
       }
       if (global.json) std::printf("%s\n", j.dump(2).c_str());
       return 0;

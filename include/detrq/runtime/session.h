@@ -61,6 +61,16 @@ struct OperatorProfile {
   double total_ms = 0.0;
 };
 
+// One planned node's timings (fused nodes under their com.detrq type and the name of the node they
+// replaced), with the shape of its first output.
+struct NodeProfile {
+  std::string name;
+  std::string op_type;
+  core::Shape output_shape;
+  int64_t calls = 0;
+  double total_ms = 0.0;
+};
+
 class Session {
  public:
   explicit Session(onnx::Model model, SessionOptions options = {});
@@ -92,6 +102,8 @@ class Session {
   // Per-operator timings accumulated since enable_profiling(true).
   void enable_profiling(bool on);
   std::vector<OperatorProfile> profile() const;
+  // The same per node, slowest first.
+  std::vector<NodeProfile> node_profile() const;
 
  private:
   struct Impl;
