@@ -166,6 +166,26 @@ std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string
       act.s = "gelu_erf";
       fused.attributes["activation"] = act;
     }
+    // A LayerScale (Mul by a constant [N]) and then a residual Add of another computed tensor, as a
+    // transformer block ends: y = (product + bias) * scale + residual, still in the GEMM's epilogue.
+    if (const auto mul = g.only_reader(out, "Mul")) {
+      const auto scale_name = GraphIndex::other_input(graph.nodes[*mul], out);
+      const core::Tensor* scale = scale_name ? g.initializer(*scale_name) : nullptr;
+      if (scale && scale->dtype() == core::DType::kFloat32 && scale->shape() == core::Shape{n}) {
+        absorbed.push_back(*mul);
+        fused.inputs.push_back(*scale_name);
+        out = graph.nodes[*mul].outputs.at(0);
+      }
+    }
+    if (const auto add_residual = g.only_reader(out, "Add")) {
+      const auto residual = GraphIndex::other_input(graph.nodes[*add_residual], out);
+      if (residual && !residual->empty() && !g.initializer(*residual)) {
+        absorbed.push_back(*add_residual);
+        if (fused.inputs.size() < 4) fused.inputs.emplace_back();  // no scale: input 3 omitted
+        fused.inputs.push_back(*residual);
+        out = graph.nodes[*add_residual].outputs.at(0);
+      }
+    }
     if (std::any_of(absorbed.begin(), absorbed.end(), [&](std::size_t k) { return removed[k]; })) continue;
     fused.outputs = {out};
     for (std::size_t k : absorbed) removed[k] = true;

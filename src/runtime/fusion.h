@@ -1,5 +1,6 @@
 // Operator fusion on the graph before planning, into internal com.detrq nodes: a MatMul by a constant
-// weight with its bias Add (and the GELU that transformer MLPs spell as Div/Erf/Add/Mul/Mul), and the
+// weight with its bias Add (then the GELU that transformer MLPs spell as Div/Erf/Add/Mul/Mul, a
+// LayerScale Mul by a constant [N] and a residual Add of a computed tensor, each where present), and the
 // MatMul/Softmax/MatMul of attention.
 #pragma once
 
@@ -13,7 +14,8 @@ namespace detrq::runtime {
 
 inline constexpr const char* kDetrqDomain = "com.detrq";
 
-// Rewrites `graph` in place and returns the number of fused nodes. A tensor named in `keep` (one an
+// FusedMatMul's inputs: A, B, bias, [scale], [residual] (an omitted scale is an empty name). Rewrites
+// `graph` in place and returns the number of fused nodes. A tensor named in `keep` (one an
 // observer must see) or a graph output is never fused away; nor is any tensor read by another node.
 std::size_t fuse_matmul_epilogues(onnx::Graph& graph, const std::set<std::string>& keep);
 

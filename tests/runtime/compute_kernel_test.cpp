@@ -108,35 +108,41 @@ TEST_P(SgemmTest, MatchesReferenceOnEdgeSizesAndTransposes) {
   }
 }
 
-// The fused epilogue (bias per row, bias per column, then GELU; with and without the row bias) on every
-// tile shape (whole tiles apply it on registers, partial ones after the copy), a K spanning several depth
-// blocks (the epilogue must run once, after the last) and an empty K (biases and GELU of zeros).
+// The fused epilogue (bias per row, bias per column, GELU, scale per column, residual; with and without
+// the row bias, scale and residual) on every tile shape (whole tiles apply it on registers, partial ones
+// after the copy), a K spanning several depth blocks (the epilogue must run once, after the last) and an
+// empty K (biases and GELU of zeros).
 TEST_P(SgemmTest, EpilogueAddsBiasThenGelu) {
   core::ThreadPool pool(2);
   const int64_t sizes[][3] = {{1, 1, 1}, {15, 17, 600}, {29, 40, 7}, {3, 5, 0}, {28, 48, 300}};
   uint32_t seed = 100;
   for (const auto& s : sizes) {
-    for (const bool with_row_bias : {false, true}) {
+    for (const int variant : {0, 1, 2}) {  // bias + GELU; + row bias; + row bias, scale and residual
       const int64_t m = s[0], n = s[1], k = s[2];
       Tensor a = random_tensor({m, std::max<int64_t>(k, 1)}, seed++), b = random_tensor({std::max<int64_t>(k, 1), n}, seed++);
       Tensor bias = random_tensor({n}, seed++), row_bias = random_tensor({m}, seed++);
+      Tensor scale = random_tensor({n}, seed++), residual = random_tensor({m, n}, seed++);
       runtime::kernels::PackedMatrixB packed;
       packed.pack(k, n, runtime::kernels::MatrixView<float>{b.data<float>(), n, 1});
       Tensor c = Tensor::empty(DType::kFloat32, {m, n});
       runtime::kernels::SgemmItem item{runtime::kernels::MatrixView<float>{a.data<float>(), std::max<int64_t>(k, 1), 1},
                                        &packed, c.data<float>(),
                                        {bias.data<float>(), runtime::kernels::GemmActivation::kGeluErf,
-                                        with_row_bias ? row_bias.data<float>() : nullptr}};
+                                        variant > 0 ? row_bias.data<float>() : nullptr,
+                                        variant > 1 ? scale.data<float>() : nullptr,
+                                        variant > 1 ? residual.data<float>() : nullptr}};
       runtime::kernels::sgemm_packed(m, n, k, 1.0F, false, std::span(&item, 1), n, &pool);
       std::vector<double> ref(static_cast<std::size_t>(m * n), 0.0);
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
-          double v = double(bias.data<float>()[j]) + (with_row_bias ? row_bias.data<float>()[i] : 0.0);
+          double v = double(bias.data<float>()[j]) + (variant > 0 ? row_bias.data<float>()[i] : 0.0);
           for (int64_t p = 0; p < k; ++p) v += double(a.data<float>()[i * k + p]) * b.data<float>()[p * n + j];
-          ref[static_cast<std::size_t>(i * n + j)] = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+          v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+          if (variant > 1) v = v * scale.data<float>()[j] + residual.data<float>()[i * n + j];
+          ref[static_cast<std::size_t>(i * n + j)] = v;
         }
       }
-      EXPECT_LT(testing::max_abs_diff(c, ref), 1e-4) << m << "x" << n << "x" << k << " row bias " << with_row_bias;
+      EXPECT_LT(testing::max_abs_diff(c, ref), 1e-4) << m << "x" << n << "x" << k << " variant " << variant;
     }
   }
 }

@@ -2,6 +2,7 @@
 // outputs equal the unfused graph's, and fusion leaves alone every tensor something else must see.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "detrq/runtime/session.h"
@@ -114,6 +115,57 @@ TEST(Fusion, KeepsTensorsThatAreObservedOrOutputsOrSharedWithOtherReaders) {
   s.run({{"x", random({2, 37, 24}, 9)}}, &names);
   EXPECT_TRUE(names.seen.count("h"));
   EXPECT_TRUE(names.seen.count("e"));
+}
+
+// A transformer block's end: h = x + LayerScale(MatMul(x, W) + b), with the residual x [2, 37, 24];
+// optionally without the scale, and with a residual that broadcasts the product to a larger output
+// (r [3, 2, 37, 24]: added in a pass after the product, the output has r's shape).
+Model residual_block(bool with_scale, bool broadcast) {
+  Model m;
+  m.opset_imports[""] = 17;
+  m.graph.name = "residual";
+  m.graph.inputs.push_back({"x", DType::kFloat32, {2, 37, 24}, true});
+  if (broadcast) m.graph.inputs.push_back({"r", DType::kFloat32, {3, 2, 37, 24}, true});
+  m.graph.outputs.push_back({"y", DType::kUndefined, {}, false});
+  auto& init = m.graph.initializers;
+  init["w"] = random({24, 24}, 21);
+  init["b"] = random({24}, 22);
+  init["gamma"] = random({24}, 23);
+  m.graph.nodes = {node("MatMul", {"x", "w"}, {"p"}), node("Add", {"p", "b"}, {"h"})};
+  if (with_scale) m.graph.nodes.push_back(node("Mul", {"gamma", "h"}, {"hs"}));
+  m.graph.nodes.push_back(node("Add", {broadcast ? "r" : "x", with_scale ? "hs" : "h"}, {"y"}));
+  return m;
+}
+
+TEST(Fusion, LayerScaleAndResidualGoIntoTheEpilogue) {
+  for (bool with_scale : {true, false}) {
+    for (bool broadcast : {false, true}) {
+      SessionOptions plain;
+      plain.fuse_operators = false;
+      Session reference(residual_block(with_scale, broadcast), plain);
+      Session fused(residual_block(with_scale, broadcast), SessionOptions{});
+      EXPECT_EQ(count_op(fused.model(), "FusedMatMul"), 1u);
+      EXPECT_EQ(count_op(fused.model(), "Add") + count_op(fused.model(), "Mul"), 0u);
+      std::map<std::string, Tensor> feeds{{"x", random({2, 37, 24}, 24)}};
+      if (broadcast) feeds["r"] = random({3, 2, 37, 24}, 25);
+      const Tensor want = reference.run(feeds).at("y");
+      const Tensor got = fused.run(feeds).at("y");
+      EXPECT_EQ(got.shape(), want.shape());
+      EXPECT_LT(max_diff(want, got), 1e-5F) << "scale " << with_scale << " broadcast " << broadcast;
+    }
+  }
+  // A constant second addend is not a residual (a second bias stays an Add); a scale that is not a
+  // constant [N] stays a Mul, and the Add after it then is not absorbed either.
+  Model constant = residual_block(false, false);
+  constant.graph.initializers["x2"] = random({24}, 26);
+  constant.graph.nodes.back().inputs[0] = "x2";
+  EXPECT_EQ(fuse_matmul_epilogues(constant.graph, {}), 1u);
+  EXPECT_EQ(count_op(constant, "Add"), 1u);
+  Model scalar = residual_block(true, false);
+  scalar.graph.initializers["gamma"] = Tensor::scalar<float>(0.5F);
+  EXPECT_EQ(fuse_matmul_epilogues(scalar.graph, {}), 1u);
+  EXPECT_EQ(count_op(scalar, "Mul"), 1u);
+  EXPECT_EQ(count_op(scalar, "Add"), 1u);
 }
 
 // softmax(Q K) V as exports spell it: Q, K and V are Transposes of projections laid out [batch, tokens,

@@ -21,12 +21,14 @@ namespace detrq::runtime::kernels {
 namespace {
 
 // What a whole tile of the last depth block applies on its registers before the store, in this order:
-// a bias per row (mr values), a bias per column (the tile's kGemmNr values), GELU. As
-// apply_gemm_epilogue does, without another pass over C.
+// a bias per row (mr values), a bias per column (the tile's kGemmNr values), GELU, a scale per column, a
+// residual (the tile's corner of it, row stride ldc). As apply_gemm_epilogue does, without another pass.
 struct TileEpilogue {
   const float* row_bias = nullptr;
   const float* col_bias = nullptr;
   bool gelu = false;
+  const float* col_scale = nullptr;
+  const float* residual = nullptr;
 };
 
 // Computes the mr x kGemmNr tile sum_k A[i][k] * b[k][j] and stores alpha * tile (+ C), then the
@@ -61,14 +63,18 @@ void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_
       float v = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
       if (ep && ep->row_bias) v += ep->row_bias[i];
       if (ep && ep->col_bias) v += ep->col_bias[j];
-      row[j] = ep && ep->gelu ? detail::gelu_approx<float, int32_t>(v) : v;
+      if (ep && ep->gelu) v = detail::gelu_approx<float, int32_t>(v);
+      if (ep && ep->col_scale) v *= ep->col_scale[j];
+      if (ep && ep->residual) v += ep->residual[i * ldc + j];
+      row[j] = v;
     }
   }
 }
 
 __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(float* row, __m256 lo, __m256 hi,
                                                                                 __m256 va, bool accumulate,
-                                                                                const TileEpilogue* ep, int i) {
+                                                                                const TileEpilogue* ep, int i,
+                                                                                int64_t ldc) {
   lo = _mm256_mul_ps(lo, va);
   hi = _mm256_mul_ps(hi, va);
   if (accumulate) {
@@ -88,6 +94,14 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
     if (ep->gelu) {
       lo = detail::gelu_approx<detail::v8sf, detail::v8si>(lo);
       hi = detail::gelu_approx<detail::v8sf, detail::v8si>(hi);
+    }
+    if (ep->col_scale) {
+      lo = _mm256_mul_ps(lo, _mm256_loadu_ps(ep->col_scale));
+      hi = _mm256_mul_ps(hi, _mm256_loadu_ps(ep->col_scale + 8));
+    }
+    if (ep->residual) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(ep->residual + i * ldc));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(ep->residual + i * ldc + 8));
     }
   }
   _mm256_storeu_ps(row, lo);
@@ -138,12 +152,12 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const flo
     b += kGemmNr;
   }
   const __m256 va = _mm256_set1_ps(alpha);
-  store_row_avx2(c + 0 * ldc, c00, c01, va, accumulate, ep, 0);
-  store_row_avx2(c + 1 * ldc, c10, c11, va, accumulate, ep, 1);
-  store_row_avx2(c + 2 * ldc, c20, c21, va, accumulate, ep, 2);
-  store_row_avx2(c + 3 * ldc, c30, c31, va, accumulate, ep, 3);
-  store_row_avx2(c + 4 * ldc, c40, c41, va, accumulate, ep, 4);
-  store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate, ep, 5);
+  store_row_avx2(c + 0 * ldc, c00, c01, va, accumulate, ep, 0, ldc);
+  store_row_avx2(c + 1 * ldc, c10, c11, va, accumulate, ep, 1, ldc);
+  store_row_avx2(c + 2 * ldc, c20, c21, va, accumulate, ep, 2, ldc);
+  store_row_avx2(c + 3 * ldc, c30, c31, va, accumulate, ep, 3, ldc);
+  store_row_avx2(c + 4 * ldc, c40, c41, va, accumulate, ep, 4, ldc);
+  store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate, ep, 5, ldc);
 }
 
 // 14 rows x 16 columns, one zmm register per row: 14 accumulators fed by one B load and 14 broadcasts
@@ -171,6 +185,8 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const fl
       if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
       if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias));
       if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si>(v);
+      if (ep->col_scale) v = _mm512_mul_ps(v, _mm512_loadu_ps(ep->col_scale));
+      if (ep->residual) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->residual + i * ldc));
     }
     _mm512_storeu_ps(row, v);
   }
@@ -276,7 +292,9 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   } else {
     const TileEpilogue ep{epilogue->row_bias ? epilogue->row_bias + row0 : nullptr,
                           epilogue->bias ? epilogue->bias + col0 : nullptr,
-                          epilogue->activation == GemmActivation::kGeluErf};
+                          epilogue->activation == GemmActivation::kGeluErf,
+                          epilogue->col_scale ? epilogue->col_scale + col0 : nullptr,
+                          epilogue->residual ? epilogue->residual + row0 * ldc + col0 : nullptr};
     kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, &ep);
   }
 }
@@ -485,6 +503,14 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
       for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
     }
     if (epilogue.activation == GemmActivation::kGeluErf) gelu_erf_f32(row, row, cols);
+    if (epilogue.col_scale) {
+      const float* scale = epilogue.col_scale + col0;
+      for (int64_t j = 0; j < cols; ++j) row[j] *= scale[j];
+    }
+    if (epilogue.residual) {
+      const float* res = epilogue.residual + (row0 + i) * ldc + col0;
+      for (int64_t j = 0; j < cols; ++j) row[j] += res[j];
+    }
   }
 }
 

@@ -99,14 +99,21 @@ PackedState packed_codes_state(const QuantizedConstant& q, int64_t k, int64_t n,
 // when the layout or the blobs do not fit a k x n B.
 bool restore_packed_b(const PackedState& state, int64_t k, int64_t n, PackedMatrixB& out);
 
-// What is applied to each finished output tile while it is still in cache, in this order: a bias per
-// column, then an activation. Fusing them saves a pass over the output in memory per operation.
+// What is applied to each finished output tile while it is still on registers, in this order: a bias per
+// row, a bias per column, an activation, a scale per column, a residual. Fusing them saves passes over the
+// output in memory (a transformer block's Add bias, GELU, LayerScale Mul and residual Add).
 enum class GemmActivation { kNone, kGeluErf };
 struct GemmEpilogue {
   const float* bias = nullptr;      // n values, added to every row; nullptr: none
   GemmActivation activation = GemmActivation::kNone;
   const float* row_bias = nullptr;  // m values, one added to each row (a convolution's bias per channel)
-  bool active() const { return bias != nullptr || row_bias != nullptr || activation != GemmActivation::kNone; }
+  const float* col_scale = nullptr;  // n values, multiplying each column after the activation
+  // Added last: laid out as C (element (i, j) at residual[i * ldc + j]); must not overlap C.
+  const float* residual = nullptr;
+  bool active() const {
+    return bias != nullptr || row_bias != nullptr || activation != GemmActivation::kNone || col_scale != nullptr ||
+           residual != nullptr;
+  }
 };
 
 // One multiplication of a batch: C = alpha * A * B (+ C when accumulating), then the epilogue.

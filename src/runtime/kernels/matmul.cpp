@@ -7,6 +7,7 @@
 #include "runtime/kernels/compute_kernels.h"
 #include "runtime/kernels/compute_util.h"
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/vector_math.h"
 
 namespace detrq::runtime::kernels {
@@ -86,7 +87,10 @@ void matmul_reference(const MatMulGeometry& g, const T* a, const T* b, T* c) {
 }
 
 // MatMul, and com.detrq FusedMatMul (runtime/fusion.h): the same product followed by a bias per
-// column (input 2) and an optional activation, applied by the GEMM to each finished tile.
+// column (input 2), an optional activation, an optional scale per column (input 3) and an optional
+// residual added last (input 4), applied by the GEMM to each finished tile. A residual of the product's
+// shape is added on registers; one that broadcasts (the output then has the broadcast shape) is added
+// in a pass after the product.
 class MatMulKernel final : public Kernel {
  public:
   MatMulKernel(const onnx::Node& node, bool fused) : node_(node), fused_(fused) {
@@ -103,10 +107,19 @@ class MatMulKernel final : public Kernel {
     require_inputs(ctx, fused_ ? 3 : 2);
     const TensorType& a = ctx.input_types[0];
     const TensorType& b = ctx.input_types[1];
+    has_scale_ = has_residual_ = residual_broadcasts_ = false;
     if (fused_) {
       if (a.dtype != DType::kFloat32 || b.dtype != DType::kFloat32 || b.shape.size() != 2 ||
           ctx.input_types[2].dtype != DType::kFloat32 || ctx.input_types[2].shape != Shape{b.shape[1]}) {
         fail_node(node_, "FusedMatMul needs float32 A, a 2-D float32 B [K, N] and a float32 bias [N]");
+      }
+      has_scale_ = ctx.input_present(3);
+      if (has_scale_ && (ctx.input_types[3].dtype != DType::kFloat32 || ctx.input_types[3].shape != Shape{b.shape[1]})) {
+        fail_node(node_, "FusedMatMul's scale (input 3) must be float32 [N]");
+      }
+      has_residual_ = ctx.input_present(4);
+      if (has_residual_ && ctx.input_types[4].dtype != DType::kFloat32) {
+        fail_node(node_, "FusedMatMul's residual (input 4) must be float32");
       }
     }
     require_dtype(node_, a,
@@ -116,6 +129,11 @@ class MatMulKernel final : public Kernel {
       fail_node(node_, std::string("A is ") + core::dtype_name(a.dtype) + " but B is " + core::dtype_name(b.dtype));
     }
     geometry_ = matmul_geometry(node_, a.shape, b.shape);
+    if (has_residual_) {
+      const Shape out = broadcast_shapes(node_, {geometry_.out, ctx.input_types[4].shape});
+      residual_broadcasts_ = out != geometry_.out || ctx.input_types[4].shape != geometry_.out;
+      return {TensorType{a.dtype, out}};
+    }
     return {TensorType{a.dtype, geometry_.out}};
   }
 
@@ -134,8 +152,17 @@ class MatMulKernel final : public Kernel {
     switch (a.dtype()) {
       case DType::kFloat32:
         epilogue_.bias = fused_ ? ctx.inputs[2]->data<float>() : nullptr;
+        epilogue_.col_scale = has_scale_ ? ctx.inputs[3]->data<float>() : nullptr;
+        epilogue_.residual = has_residual_ && !residual_broadcasts_ ? ctx.inputs[4]->data<float>() : nullptr;
         // Packed weights may have been released: B is then an empty tensor.
-        run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
+        if (!residual_broadcasts_) {
+          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
+        } else {
+          thread_local std::vector<float> product;
+          product.resize(static_cast<std::size_t>(shape_numel(geometry_.out)));
+          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), product.data(), ctx.pool);
+          add_broadcast(product.data(), *ctx.inputs[4], c);
+        }
         break;
       case DType::kFloat64: matmul_reference(geometry_, a.data<double>(), b.data<double>(), c.data<double>()); break;
       case DType::kInt32: matmul_reference(geometry_, a.data<int32_t>(), b.data<int32_t>(), c.data<int32_t>()); break;
@@ -196,6 +223,7 @@ class MatMulKernel final : public Kernel {
       items_[i] = SgemmItem{MatrixView<float>{a + g.a_index[i] * g.m * g.k, g.k, 1},
                             &packed[static_cast<std::size_t>(g.b_index[i])],
                             c + static_cast<int64_t>(i) * g.m * g.n, epilogue_};
+      if (epilogue_.residual) items_[i].epilogue.residual = epilogue_.residual + static_cast<int64_t>(i) * g.m * g.n;
     }
     sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
   }
@@ -245,7 +273,41 @@ class MatMulKernel final : public Kernel {
   bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
   onnx::Node node_;
+  // out = product + residual, both broadcast to out's shape (the rare residual that is not the product's
+  // shape): index arithmetic per element.
+  void add_broadcast(const float* product, const Tensor& residual, Tensor& out) const {
+    const Shape& os = out.shape();
+    const std::size_t rank = os.size();
+    auto strides_for = [&](const Shape& s) {
+      std::vector<int64_t> st(rank, 0);
+      int64_t step = 1;
+      for (std::size_t d = 0; d < s.size(); ++d) {
+        const std::size_t axis = s.size() - 1 - d;
+        if (s[axis] != 1) st[rank - 1 - d] = step;
+        step *= s[axis];
+      }
+      return st;
+    };
+    const std::vector<int64_t> ps = strides_for(geometry_.out), rs = strides_for(residual.shape());
+    const float* r = residual.data<float>();
+    float* y = out.data<float>();
+    std::vector<int64_t> index(rank, 0);
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) {
+      int64_t p = 0, q = 0;
+      for (std::size_t d = 0; d < rank; ++d) {
+        p += index[d] * ps[d];
+        q += index[d] * rs[d];
+      }
+      y[i] = product[p] + r[q];
+      for (std::size_t d = rank; d-- > 0;) {
+        if (++index[d] < os[d]) break;
+        index[d] = 0;
+      }
+    }
+  }
+
   bool fused_ = false;
+  bool has_scale_ = false, has_residual_ = false, residual_broadcasts_ = false;
   GemmEpilogue epilogue_;
   MatMulGeometry geometry_;
   std::vector<PackedMatrixB> packed_;
