@@ -434,7 +434,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
         const int64_t kc = std::min(depth, k - k0);
         if (full_rows < rows) pack_a(item.a, row0 + full_rows, rows - full_rows, k0, kc, mr, a_pack.data());
         const bool acc = accumulate || kb > 0;
-        // The bias and activation go with the last depth block's stores, on registers.
+        // The epilogue goes with the last depth block's stores, on registers.
         const GemmEpilogue* epilogue = k0 + kc >= k && item.epilogue.active() ? &item.epilogue : nullptr;
         const int64_t row_tiles = (rows + mr - 1) / mr;
         for (int64_t np = np0; np < np1; ++np) {

@@ -272,7 +272,6 @@ class MatMulKernel final : public Kernel {
 
   bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
-  onnx::Node node_;
   // out = product + residual, both broadcast to out's shape (the rare residual that is not the product's
   // shape): index arithmetic per element.
   void add_broadcast(const float* product, const Tensor& residual, Tensor& out) const {
@@ -306,6 +305,7 @@ class MatMulKernel final : public Kernel {
     }
   }
 
+  onnx::Node node_;
   bool fused_ = false;
   bool has_scale_ = false, has_residual_ = false, residual_broadcasts_ = false;
   GemmEpilogue epilogue_;
