@@ -261,6 +261,21 @@ std::size_t fuse_attention(onnx::Graph& graph, const std::set<std::string>& keep
       fused.inputs[operand] = node.inputs[0];
       scalers.push_back(*t);
     }
+    // The heads are usually put back beside the tokens ([batch, heads, tokens, dims] to [batch, tokens,
+    // heads, dims]) before the output projection: the kernel writes its rows there instead (the last axis
+    // must stay last, so that a row of the product stays contiguous).
+    if (const auto t = g.only_reader(fused.outputs.at(0), "Transpose"); t && !removed[*t]) {
+      const onnx::Node& node = graph.nodes[*t];
+      const std::vector<int64_t> perm = node.has_attr("perm") ? node.attr_ints("perm") : std::vector<int64_t>{};
+      if (perm.size() >= 2 && perm.back() == static_cast<int64_t>(perm.size()) - 1 && node.outputs.size() == 1) {
+        onnx::Attribute attr;
+        attr.kind = onnx::Attribute::Kind::kInts;
+        attr.ints = perm;
+        fused.attributes["perm_out"] = attr;
+        fused.outputs = node.outputs;
+        scalers.push_back(*t);
+      }
+    }
     for (std::size_t k : scalers) removed[k] = true;
     removed[i] = removed[*softmax] = removed[*pv] = true;
     replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then

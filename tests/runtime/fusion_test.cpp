@@ -178,7 +178,7 @@ Node transpose(const std::string& in, const std::string& out, std::vector<int64_
   return n;
 }
 
-Model attention(bool shared_k) {
+Model attention(bool shared_k, std::vector<int64_t> out_perm = {}) {
   Model m;
   m.opset_imports[""] = 17;
   m.graph.name = "attention";
@@ -201,7 +201,8 @@ Model attention(bool shared_k) {
   m.graph.nodes.push_back(transpose("vp", "v", {0, 2, 1, 3}));  // V [2, 3, 70, 24]
   m.graph.nodes.push_back(node("MatMul", {"q", "k"}, {"s"}));
   m.graph.nodes.push_back(node("Softmax", {"s"}, {"p"}));
-  m.graph.nodes.push_back(node("MatMul", {"p", "v"}, {"y"}));
+  m.graph.nodes.push_back(node("MatMul", {"p", "v"}, {out_perm.empty() ? "y" : "y0"}));
+  if (!out_perm.empty()) m.graph.nodes.push_back(transpose("y0", "y", out_perm));  // heads back beside tokens
   return m;
 }
 
@@ -223,6 +224,22 @@ TEST(Fusion, AttentionMatchesTheUnfusedGraph) {
     float peak = 0.0F;
     for (int64_t i = 0; i < want.numel(); ++i) peak = std::max(peak, std::abs(want.data<float>()[i]));
     EXPECT_LT(max_diff(want, got), 2e-5F * peak) << "largest output " << peak;
+  }
+  // The output Transpose that puts the heads back beside the tokens is written directly; one that
+  // moves the last axis is not absorbed.
+  for (const auto& perm : std::vector<std::vector<int64_t>>{{0, 2, 1, 3}, {2, 0, 1, 3}, {0, 1, 3, 2}}) {
+    SessionOptions plain;
+    plain.fuse_operators = false;
+    Session reference(attention(false, perm), plain);
+    Session fused(attention(false, perm), SessionOptions{});
+    EXPECT_EQ(count_op(fused.model(), "AttentionSoftmax"), 1u);
+    EXPECT_EQ(count_op(fused.model(), "Transpose"), perm.back() == 3 ? 1u : 2u) << perm[0] << perm[1];
+    const Tensor x = random({2, 70, 3, 16}, 12);
+    const Tensor want = reference.run({{"x", x}}).at("y");
+    const Tensor got = fused.run({{"x", x}}).at("y");
+    float peak = 0.0F;
+    for (int64_t i = 0; i < want.numel(); ++i) peak = std::max(peak, std::abs(want.data<float>()[i]));
+    EXPECT_LT(max_diff(want, got), 2e-5F * peak);
   }
   // An observed score tensor keeps the three nodes.
   Model m = attention(false);

@@ -338,7 +338,15 @@ class AttentionKernel final : public Kernel {
     operands_[0].offsets = batch_offsets(operands_[0], distinct(scores_.a_index));
     operands_[1].offsets = batch_offsets(operands_[1], distinct(scores_.b_index));
     operands_[2].offsets = batch_offsets(operands_[2], distinct(output_.b_index));
-    return {TensorType{DType::kFloat32, output_.out}};
+    // Where each entry's rows go: the product [..., m, dv] as is, or permuted by perm_out (a Transpose the
+    // fusion absorbed; its last axis stays last).
+    const std::vector<int64_t> perm_out = node_.attr_ints("perm_out");
+    Operand out = view_output(output_.out, perm_out);
+    out_ld_ = out.strides[out.strides.size() - 2];
+    out_offsets_ = batch_offsets(out, static_cast<int64_t>(output_.a_index.size()));
+    Shape stored = output_.out;
+    for (std::size_t i = 0; i < perm_out.size(); ++i) stored[i] = output_.out[static_cast<std::size_t>(perm_out[i])];
+    return {TensorType{DType::kFloat32, stored}};
   }
 
   void run(RunContext& ctx) override {
@@ -398,12 +406,12 @@ class AttentionKernel final : public Kernel {
         for (int64_t r = 0; r < rows; ++r) {
           sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
         }
-        float* out = y + (e * m + row0) * dv;
+        float* out = y + out_offsets_[static_cast<std::size_t>(e)] + row0 * out_ld_;
         const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
-        sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), dv, nullptr);
+        sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), out_ld_, nullptr);
         for (int64_t r = 0; r < rows; ++r) {
           const float inv = 1.0F / sums[r];
-          for (int64_t j = 0; j < dv; ++j) out[r * dv + j] *= inv;
+          for (int64_t j = 0; j < dv; ++j) out[r * out_ld_ + j] *= inv;
         }
       }
     });
@@ -442,6 +450,31 @@ class AttentionKernel final : public Kernel {
     return o;
   }
 
+  // The output as the product sees it ([..., m, dv], logical) with the strides its axes have in the
+  // stored tensor, which is the logical one permuted by `perm` (empty: not permuted).
+  Operand view_output(const Shape& logical, const std::vector<int64_t>& perm) const {
+    Operand o{logical, std::vector<int64_t>(logical.size(), 1), {}};
+    if (perm.empty()) {
+      for (std::size_t d = logical.size(); d-- > 1;) o.strides[d - 1] = o.strides[d] * logical[d];
+      return o;
+    }
+    std::vector<bool> seen(logical.size(), false);
+    for (int64_t p : perm) {
+      if (perm.size() != logical.size() || p < 0 || p >= static_cast<int64_t>(logical.size()) ||
+          seen[static_cast<std::size_t>(p)]) {
+        fail_node(node_, "perm_out is not a permutation of the output's " + std::to_string(logical.size()) + " axes");
+      }
+      seen[static_cast<std::size_t>(p)] = true;
+    }
+    if (perm.back() != static_cast<int64_t>(logical.size()) - 1) fail_node(node_, "perm_out must keep the last axis last");
+    int64_t step = 1;
+    for (std::size_t i = perm.size(); i-- > 0;) {  // axis perm[i] is the stored tensor's axis i
+      o.strides[static_cast<std::size_t>(perm[i])] = step;
+      step *= logical[static_cast<std::size_t>(perm[i])];
+    }
+    return o;
+  }
+
   // Start of each matrix of `o`: `count` flat indices over its batch axes, in row-major order (as
   // matmul_geometry numbers them).
   static std::vector<int64_t> batch_offsets(const Operand& o, int64_t count) {
@@ -459,6 +492,8 @@ class AttentionKernel final : public Kernel {
   }
 
   float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
+  int64_t out_ld_ = 0;   // output elements between consecutive rows of an entry
+  std::vector<int64_t> out_offsets_;  // where each entry's first row starts in the output
   std::array<Operand, 3> operands_;
   MatMulGeometry scores_, output_;
 };
