@@ -78,8 +78,31 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void erf_f32(const f
   for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void gelu_erf_f32(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t>(x[i]);
+namespace {
+// GELU picks by hand instead of target_clones: with FMA its multiply-adds are fused, as they are in the
+// AVX2 and AVX-512 micro-kernels' epilogues, which must give the same bits (gelu_uses_fma()).
+[[gnu::target("avx2,fma")]] void gelu_erf_fma(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t, true>(x[i]);
+}
+void gelu_erf_plain(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t, false>(x[i]);
+}
+}  // namespace
+
+bool gelu_uses_fma() {
+  static const bool fma = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return fma;
+}
+
+void gelu_erf_f32(const float* x, float* y, int64_t n) {
+  if (gelu_uses_fma()) {
+    gelu_erf_fma(x, y, n);
+  } else {
+    gelu_erf_plain(x, y, n);
+  }
 }
 
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void exp_f32(const float* x, float* y, int64_t n) {

@@ -15,5 +15,8 @@ void sigmoid_f32(const float* x, float* y, int64_t n);
 // GELU as BERT-style exports spell it: y = x * 0.5 * (1 + erf(x / sqrt(2))), absolute error below
 // 1e-7 * max(1, |x|); NaN and -inf give NaN, +inf gives +inf.
 void gelu_erf_f32(const float* x, float* y, int64_t n);
+// Whether GELU's multiply-adds are fused on this CPU (AVX2 and FMA): every GELU, elementwise or in a GEMM
+// epilogue, computes it the same way, so fused and unfused graphs agree bit for bit.
+bool gelu_uses_fma();
 
 }  // namespace detrq::runtime::kernels

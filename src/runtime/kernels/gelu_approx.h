@@ -1,7 +1,10 @@
 // GELU, x * (1 + erf(x / sqrt 2)) / 2, written once for a float and for g++ vector types of floats (8 or
 // 16 lanes, with the int32 vector of as many lanes): the elementwise loop (float_activations.cpp) and the
-// GEMM micro-kernels' epilogues (gemm.cpp, on registers before the store) compute bit for bit the same.
+// GEMM micro-kernels' epilogues (gemm.cpp, on registers before the store) compute bit for bit the same,
+// with fused multiply-adds where the CPU has FMA (gelu_uses_fma()) and without elsewhere.
 #pragma once
+
+#include <immintrin.h>
 
 #include <cstdint>
 #include <type_traits>
@@ -22,32 +25,55 @@ typedef int32_t v16si __attribute__((vector_size(64)));
 // warns about for callers without AVX, never comes into play.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-template <typename F, typename I>
+// a * b + c: one fused multiply-add (one rounding) where Fma is set, else a product and a sum (two). The
+// vector forms carry their target, so they can only be inlined into code built for it (the micro-kernels);
+// a float's __builtin_fmaf is the instruction there and glibc's fmaf elsewhere: the same bits either way.
+[[gnu::target("avx2,fma")]] inline v8sf fused_mul_add(v8sf a, v8sf b, v8sf c) {
+  return __builtin_bit_cast(v8sf, _mm256_fmadd_ps(__builtin_bit_cast(__m256, a), __builtin_bit_cast(__m256, b),
+                                                  __builtin_bit_cast(__m256, c)));
+}
+[[gnu::target("avx512f")]] inline v16sf fused_mul_add(v16sf a, v16sf b, v16sf c) {
+  return __builtin_bit_cast(v16sf, _mm512_fmadd_ps(__builtin_bit_cast(__m512, a), __builtin_bit_cast(__m512, b),
+                                                   __builtin_bit_cast(__m512, c)));
+}
+inline float fused_mul_add(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
+template <bool Fma, typename F>
+[[gnu::always_inline]] inline F mul_add(F a, F b, F c) {
+  if constexpr (Fma) {
+    return fused_mul_add(a, b, c);
+  } else {
+    return a * b + c;
+  }
+}
+
+template <typename F, typename I, bool Fma = false>
 [[gnu::always_inline]] inline F gelu_approx(F x) {
   const F zero{};
   const F ax = __builtin_bit_cast(F, __builtin_bit_cast(I, x) & 0x7fffffff);
   const F u_exact = ax * 0.70710678118654752F;
   const F six = zero + 6.0F;
   const F u = u_exact < six ? u_exact : six;  // erfc(6) = 2e-17: the tail is 0 beyond (NaN lands here too)
-  const F t = 1.0F / (1.0F + 0.3275911F * u);
+  const F one = zero + 1.0F;
+  const F t = one / mul_add<Fma>(zero + 0.3275911F, u, one);
   F q = zero + 1.061405429F;
-  q = q * t - 1.453152027F;
-  q = q * t + 1.421413741F;
-  q = q * t - 0.284496736F;
-  q = q * t + 0.254829592F;
+  q = mul_add<Fma>(q, t, zero - 1.453152027F);
+  q = mul_add<Fma>(q, t, zero + 1.421413741F);
+  q = mul_add<Fma>(q, t, zero - 0.284496736F);
+  q = mul_add<Fma>(q, t, zero + 0.254829592F);
   // e^z for z = -u^2 in [-36, 0]: z = n*ln2 + r with n in [-52, 0], so 2^n is one normal factor and no
   // range checks are needed; degree 6 leaves a relative error of 1.2e-7.
   constexpr float kRound = 12582912.0F;  // 1.5 * 2^23: adding and removing it rounds to nearest
   const F z = -u * u;
-  const F n = (z * 1.44269504088896341F + kRound) - kRound;
-  const F r = (z - n * 0.693145751953125F) - n * 1.42860682030941723212e-6F;
+  const F n = mul_add<Fma>(z, zero + 1.44269504088896341F, zero + kRound) - kRound;
+  const F r = mul_add<Fma>(n, zero - 1.42860682030941723212e-6F, mul_add<Fma>(n, zero - 0.693145751953125F, z));
   F p = zero + 1.0F / 720.0F;
-  p = p * r + 1.0F / 120.0F;
-  p = p * r + 1.0F / 24.0F;
-  p = p * r + 1.0F / 6.0F;
-  p = p * r + 0.5F;
-  p = p * r + 1.0F;
-  p = p * r + 1.0F;
+  p = mul_add<Fma>(p, r, zero + 1.0F / 120.0F);
+  p = mul_add<Fma>(p, r, zero + 1.0F / 24.0F);
+  p = mul_add<Fma>(p, r, zero + 1.0F / 6.0F);
+  p = mul_add<Fma>(p, r, zero + 0.5F);
+  p = mul_add<Fma>(p, r, one);
+  p = mul_add<Fma>(p, r, one);
   I ni;
   if constexpr (std::is_same_v<F, float>) {
     ni = static_cast<int32_t>(n);

@@ -63,7 +63,9 @@ void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_
       float v = alpha * acc[i][j] + (accumulate ? row[j] : 0.0F);
       if (ep && ep->row_bias) v += ep->row_bias[i];
       if (ep && ep->col_bias) v += ep->col_bias[j];
-      if (ep && ep->gelu) v = detail::gelu_approx<float, int32_t>(v);
+      if (ep && ep->gelu) {
+        v = gelu_uses_fma() ? detail::gelu_approx<float, int32_t, true>(v) : detail::gelu_approx<float, int32_t>(v);
+      }
       if (ep && ep->col_scale) v *= ep->col_scale[j];
       if (ep && ep->residual) v += ep->residual[i * ldc + j];
       row[j] = v;
@@ -92,8 +94,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
       hi = _mm256_add_ps(hi, _mm256_loadu_ps(ep->col_bias + 8));
     }
     if (ep->gelu) {
-      lo = detail::gelu_approx<detail::v8sf, detail::v8si>(lo);
-      hi = detail::gelu_approx<detail::v8sf, detail::v8si>(hi);
+      lo = detail::gelu_approx<detail::v8sf, detail::v8si, true>(lo);
+      hi = detail::gelu_approx<detail::v8sf, detail::v8si, true>(hi);
     }
     if (ep->col_scale) {
       lo = _mm256_mul_ps(lo, _mm256_loadu_ps(ep->col_scale));
@@ -184,7 +186,7 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const fl
     if (ep) {
       if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
       if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias));
-      if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si>(v);
+      if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si, true>(v);
       if (ep->col_scale) v = _mm512_mul_ps(v, _mm512_loadu_ps(ep->col_scale));
       if (ep->residual) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->residual + i * ldc));
     }
