@@ -38,15 +38,23 @@ struct TileEpilogue {
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
                              int64_t ldc, float alpha, bool accumulate, const TileEpilogue* ep);
 
+// A tile of 2 * kGemmNr columns read from two adjacent B panels; A in place only.
+using WideMicroKernel = void (*)(int64_t kc, const float* a, int64_t a_row, const float* b, float* c, int64_t ldc,
+                                 float alpha, bool accumulate, const TileEpilogue* ep);
+
+// The tile kernel for every shape, and optionally a wider one that takes over where it fits (whole tiles
+// of wide_mr rows and two panels, A in place), the rest falling back to `fn`.
 struct MicroKernelInfo {
   MicroKernel fn;
   int64_t mr;
   const char* name;
+  WideMicroKernel wide = nullptr;
+  int64_t wide_mr = 0;
 };
 
 constexpr int64_t kPortableMr = 6;
 constexpr int64_t kAvx2Mr = 6;
-constexpr int64_t kAvx512Mr = 14;
+constexpr int64_t kAvx512WideMr = 12;
 
 void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_step, const float* b, float* c,
                            int64_t ldc, float alpha, bool accumulate, const TileEpilogue* ep) {
@@ -162,35 +170,66 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kc, const flo
   store_row_avx2(c + 5 * ldc, c50, c51, va, accumulate, ep, 5, ldc);
 }
 
-// 14 rows x 16 columns, one zmm register per row: 14 accumulators fed by one B load and 14 broadcasts
-// per step, half the instructions of the AVX2 tile for the same arithmetic.
-__attribute__((target("avx512f"))) void micro_kernel_avx512(int64_t kc, const float* a, int64_t a_row,
-                                                             int64_t a_step, const float* b, float* c, int64_t ldc,
-                                                             float alpha, bool accumulate, const TileEpilogue* ep) {
-  for (int i = 0; i < kAvx512Mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-  __m512 acc[kAvx512Mr];
-#pragma GCC unroll 14
-  for (int i = 0; i < kAvx512Mr; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t p = 0, off = 0; p < kc; ++p, off += a_step) {
-    const __m512 bv = _mm512_loadu_ps(b);
-#pragma GCC unroll 14
-    for (int i = 0; i < kAvx512Mr; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * a_row + off]), bv, acc[i]);
-    b += kGemmNr;
+__attribute__((target("avx512f"), always_inline)) inline void store_half_avx512(float* row, __m512 v, __m512 va,
+                                                                                 bool accumulate,
+                                                                                 const TileEpilogue* ep, int i,
+                                                                                 int64_t ldc, int half) {
+  const int64_t j = half * kGemmNr;
+  v = _mm512_mul_ps(v, va);
+  if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(row + j));
+  if (ep) {
+    if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
+    if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias + j));
+    if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si, true>(v);
+    if (ep->col_scale) v = _mm512_mul_ps(v, _mm512_loadu_ps(ep->col_scale + j));
+    if (ep->residual) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->residual + i * ldc + j));
+  }
+  _mm512_storeu_ps(row + j, v);
+}
+
+// 12 rows x 32 columns (two adjacent B panels: the second starts kc * kGemmNr floats after the first),
+// two zmm accumulators per row: per step two B loads and 12 broadcasts feed 24 FMAs, a third of the loads
+// per FMA of the 6 x 16 AVX2 tile. A is read in place (rows a_row apart). On Zen 4, which runs a zmm FMA
+// as two halves, the arithmetic rate is that of AVX2; the saving is in loads and instructions.
+__attribute__((target("avx512f"))) void micro_kernel_avx512_wide(int64_t kc, const float* a, int64_t a_row,
+                                                                  const float* b, float* c, int64_t ldc, float alpha,
+                                                                  bool accumulate, const TileEpilogue* ep) {
+  for (int i = 0; i < kAvx512WideMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
+  const float* b1 = b + kc * kGemmNr;
+  // Rows 3j, 3j+1, 3j+2 from one base pointer each: few address registers for 12 rows.
+  const float* a0 = a;
+  const float* a3 = a + 3 * a_row;
+  const float* a6 = a + 6 * a_row;
+  const float* a9 = a + 9 * a_row;
+  const int64_t r1 = a_row, r2 = 2 * a_row;
+  __m512 lo[kAvx512WideMr], hi[kAvx512WideMr];
+#pragma GCC unroll 12
+  for (int i = 0; i < kAvx512WideMr; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0v = _mm512_loadu_ps(b + p * kGemmNr);
+    const __m512 b1v = _mm512_loadu_ps(b1 + p * kGemmNr);
+    const float* base[4] = {a0 + p, a3 + p, a6 + p, a9 + p};
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m512 av = _mm512_set1_ps(base[j][0]);
+      lo[3 * j] = _mm512_fmadd_ps(av, b0v, lo[3 * j]);
+      hi[3 * j] = _mm512_fmadd_ps(av, b1v, hi[3 * j]);
+      av = _mm512_set1_ps(base[j][r1]);
+      lo[3 * j + 1] = _mm512_fmadd_ps(av, b0v, lo[3 * j + 1]);
+      hi[3 * j + 1] = _mm512_fmadd_ps(av, b1v, hi[3 * j + 1]);
+      av = _mm512_set1_ps(base[j][r2]);
+      lo[3 * j + 2] = _mm512_fmadd_ps(av, b0v, lo[3 * j + 2]);
+      hi[3 * j + 2] = _mm512_fmadd_ps(av, b1v, hi[3 * j + 2]);
+    }
   }
   const __m512 va = _mm512_set1_ps(alpha);
-#pragma GCC unroll 14
-  for (int i = 0; i < kAvx512Mr; ++i) {
-    float* row = c + i * ldc;
-    __m512 v = _mm512_mul_ps(acc[i], va);
-    if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(row));
-    if (ep) {
-      if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
-      if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias));
-      if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si, true>(v);
-      if (ep->col_scale) v = _mm512_mul_ps(v, _mm512_loadu_ps(ep->col_scale));
-      if (ep->residual) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->residual + i * ldc));
-    }
-    _mm512_storeu_ps(row, v);
+#pragma GCC unroll 12
+  for (int i = 0; i < kAvx512WideMr; ++i) {
+    store_half_avx512(c + i * ldc, lo[i], va, accumulate, ep, i, ldc, 0);
+    store_half_avx512(c + i * ldc, hi[i], va, accumulate, ep, i, ldc, 1);
   }
 }
 
@@ -222,21 +261,13 @@ bool cpu_has_avx512f() {
   return has;
 }
 
-// AVX-512 pays where the core has full 512-bit FMA units (Intel Xeon). AMD Zen 4 splits each 512-bit
-// FMA in two: measured there, the AVX2 tile is as fast or faster on every RF-DETR product
-// (bench/RESULTS.md), so kAuto keeps AVX2 on AMD.
-bool prefer_avx512() {
-  static const bool prefer = [] {
-    __builtin_cpu_init();
-    return cpu_has_avx512f() && __builtin_cpu_is("intel");
-  }();
-  return prefer;
-}
-
+// The wide AVX-512 tile (with the AVX2 one for edges) wherever AVX-512 exists: even on AMD Zen 4, which
+// splits each 512-bit FMA in two, it saves loads and instructions (1-3% per product, 1.5-2% end to end on
+// RF-DETR small, bench/RESULTS.md), where an earlier 14 x 16 AVX-512 tile had been slower than AVX2.
 MicroKernelInfo select_micro_kernel() {
   const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
-  if (((isa == GemmIsa::kAuto && prefer_avx512()) || isa == GemmIsa::kAvx512) && cpu_has_avx512f()) {
-    return {micro_kernel_avx512, kAvx512Mr, "avx512"};
+  if ((isa == GemmIsa::kAuto || isa == GemmIsa::kAvx512) && cpu_has_avx512f() && cpu_has_avx2_fma()) {
+    return {micro_kernel_avx2, kAvx2Mr, "avx512", micro_kernel_avx512_wide, kAvx512WideMr};
   }
   if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2"};
   return {micro_kernel_portable, kPortableMr, "portable"};
@@ -280,6 +311,14 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   if (epilogue) apply_gemm_epilogue(*epilogue, c, ldc, mr, nr, row0, col0);
 }
 
+// The epilogue of the tile whose first element is (row0, col0) of C.
+[[gnu::always_inline]] inline TileEpilogue tile_epilogue(const GemmEpilogue& e, int64_t row0, int64_t col0,
+                                                         int64_t ldc) {
+  return TileEpilogue{e.row_bias ? e.row_bias + row0 : nullptr, e.bias ? e.bias + col0 : nullptr,
+                      e.activation == GemmActivation::kGeluErf, e.col_scale ? e.col_scale + col0 : nullptr,
+                      e.residual ? e.residual + row0 * ldc + col0 : nullptr};
+}
+
 // Runs the micro-kernel on a tile, then the epilogue when `epilogue` is set (this is the last depth
 // block; the tile's first element is at (row0, col0) of C): a whole tile applies it on its registers,
 // a partial one after the copy. Inlined into the tile loop: a call per tile showed in profiles.
@@ -292,11 +331,7 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   } else if (!epilogue) {
     kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, nullptr);
   } else {
-    const TileEpilogue ep{epilogue->row_bias ? epilogue->row_bias + row0 : nullptr,
-                          epilogue->bias ? epilogue->bias + col0 : nullptr,
-                          epilogue->activation == GemmActivation::kGeluErf,
-                          epilogue->col_scale ? epilogue->col_scale + col0 : nullptr,
-                          epilogue->residual ? epilogue->residual + row0 * ldc + col0 : nullptr};
+    const TileEpilogue ep = tile_epilogue(*epilogue, row0, col0, ldc);
     kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, &ep);
   }
 }
@@ -400,7 +435,10 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   // first (down to 4 panels), since each B panel serves every row tile of its task (with 4-tile tasks,
   // a 1x1 convolution's 256 x 1024 x 1536 product ran at two thirds of the rate), then rows.
   const int64_t mr = kernel.mr;
-  const int64_t mc_max = std::max<int64_t>(1, 96 / mr) * mr;
+  // Row blocks are whole tiles of either kernel, and a wide kernel's column chunks whole pairs of panels.
+  const int64_t block_mr = kernel.wide ? kernel.wide_mr : mr;
+  const int64_t pair = kernel.wide ? 2 : 1;
+  const int64_t mc_max = std::max<int64_t>(1, 96 / block_mr) * block_mr;
   int64_t mc = mc_max;
   // Enough tasks that handing them out one by one leaves the threads at most a small tile apart.
   const int64_t wanted = 8 * static_cast<int64_t>(threads);
@@ -409,9 +447,9 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   while (n_tiles < n_panels && (n_panels + n_tiles - 1) / n_tiles > 4 && batch * n_tiles * m_tiles_max < wanted) {
     ++n_tiles;
   }
-  const int64_t panels_per_tile = (n_panels + n_tiles - 1) / n_tiles;
+  const int64_t panels_per_tile = ((n_panels + n_tiles - 1) / n_tiles + pair - 1) / pair * pair;
   n_tiles = (n_panels + panels_per_tile - 1) / panels_per_tile;
-  while (mc > 4 * mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= mr;
+  while (mc > 4 * block_mr && batch * n_tiles * ((m + mc - 1) / mc) < wanted) mc -= block_mr;
   const int64_t m_tiles = (m + mc - 1) / mc;
   const int64_t tasks = batch * m_tiles * n_tiles;
 
@@ -427,8 +465,10 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
       const bool direct = direct_a(item.a);
       const int64_t row0 = mt * mc;
       const int64_t rows = std::min(mc, m - row0);
-      // In place, only whole tiles are read directly; a last partial tile is packed (zero-padded).
-      const int64_t full_rows = direct ? rows / mr * mr : 0;
+      // In place, only whole tiles are read directly: the wide kernel's, then the narrow one's on the rows
+      // left; a last partial tile is packed (zero-padded).
+      const int64_t wide_rows = direct && kernel.wide ? rows / kernel.wide_mr * kernel.wide_mr : 0;
+      const int64_t full_rows = direct ? wide_rows + (rows - wide_rows) / mr * mr : 0;
       const int64_t np0 = nt * panels_per_tile;
       const int64_t np1 = std::min(n_panels, np0 + panels_per_tile);
       for (int64_t kb = 0; kb * depth < k; ++kb) {
@@ -438,36 +478,55 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
         const bool acc = accumulate || kb > 0;
         // The epilogue goes with the last depth block's stores, on registers.
         const GemmEpilogue* epilogue = k0 + kc >= k && item.epilogue.active() ? &item.epilogue : nullptr;
-        const int64_t row_tiles = (rows + mr - 1) / mr;
-        for (int64_t np = np0; np < np1; ++np) {
+        const int64_t row_tiles = wide_rows / std::max<int64_t>(1, kernel.wide_mr) + (rows - wide_rows + mr - 1) / mr;
+        for (int64_t np = np0; np < np1;) {
+          // Two panels at once where the wide kernel has whole tiles and both panels are whole.
+          const int64_t width = wide_rows > 0 && np + 1 < np1 && (np + 2) * kGemmNr <= n ? 2 : 1;
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
-          const int64_t nr = std::min(kGemmNr, n - col0);
-          // Weights come from memory in a model run (they do not fit the caches): while this panel serves
-          // every row tile, fetch the next one (the next columns, or the next depth block's first) into L2,
-          // a share of its 64-byte rows per tile. With weights cycling through memory, this recovered most
+          // Weights come from memory in a model run (they do not fit the caches): while these panels serve
+          // every row tile, fetch the next ones (the next columns, or the next depth block's first) into L2,
+          // a share of their 64-byte rows per tile. With weights cycling through memory, this recovered most
           // of the 3-7% they cost against cached weights (gemm_bench's cold_weights; into L1 did no better).
-          const bool next_in_block = np + 1 < np1;
-          const float* next = next_in_block ? item.b->panel(kb, np + 1)
+          const bool next_in_block = np + width < np1;
+          const float* next = next_in_block ? item.b->panel(kb, np + width)
                               : k0 + kc < k  ? item.b->panel(kb + 1, np0)
                                              : nullptr;
-          const int64_t next_lines = next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) : 0;
+          const int64_t next_lines =
+              next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) * std::min(width, np1 - np0) : 0;
           const int64_t lines_per_tile = (next_lines + row_tiles - 1) / row_tiles;
           int64_t line = 0;
-          for (int64_t r = 0; r < rows; r += mr) {
+          for (int64_t r = 0; r < rows;) {
             for (const int64_t end = std::min(next_lines, line + lines_per_tile); line < end; ++line) {
               _mm_prefetch(reinterpret_cast<const char*>(next + line * kGemmNr), _MM_HINT_T1);
             }
-            const int64_t tile_rows = std::min(mr, rows - r);
             float* c = item.c + (row0 + r) * ldc + col0;
-            if (r < full_rows) {
-              tile(kernel, kc, item.a.data + (row0 + r) * item.a.row_stride + k0, item.a.row_stride, 1, bp, c, ldc,
-                   tile_rows, nr, alpha, acc, epilogue, row0 + r, col0);
-            } else {
-              tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, bp, c, ldc, tile_rows, nr, alpha, acc,
-                   epilogue, row0 + r, col0);
+            if (r < wide_rows && width == 2) {
+              const float* a = item.a.data + (row0 + r) * item.a.row_stride + k0;
+              if (epilogue) {
+                const TileEpilogue ep = tile_epilogue(*epilogue, row0 + r, col0, ldc);
+                kernel.wide(kc, a, item.a.row_stride, bp, c, ldc, alpha, acc, &ep);
+              } else {
+                kernel.wide(kc, a, item.a.row_stride, bp, c, ldc, alpha, acc, nullptr);
+              }
+              r += kernel.wide_mr;
+              continue;
             }
+            const int64_t tile_rows = std::min(mr, rows - r);
+            for (int64_t w = 0; w < width; ++w) {
+              const int64_t nr = std::min(kGemmNr, n - col0 - w * kGemmNr);
+              const float* b = bp + w * kc * kGemmNr;
+              if (r < full_rows) {
+                tile(kernel, kc, item.a.data + (row0 + r) * item.a.row_stride + k0, item.a.row_stride, 1, b,
+                     c + w * kGemmNr, ldc, tile_rows, nr, alpha, acc, epilogue, row0 + r, col0 + w * kGemmNr);
+              } else {
+                tile(kernel, kc, a_pack.data() + (r - full_rows) * kc, 1, mr, b, c + w * kGemmNr, ldc, tile_rows,
+                     nr, alpha, acc, epilogue, row0 + r, col0 + w * kGemmNr);
+              }
+            }
+            r += mr;
           }
+          np += width;
         }
       }
     }
@@ -518,7 +577,10 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
 
 const char* sgemm_isa() { return select_micro_kernel().name; }
 
-int64_t sgemm_tile_rows() { return select_micro_kernel().mr; }
+int64_t sgemm_tile_rows() {
+  const MicroKernelInfo kernel = select_micro_kernel();
+  return kernel.wide ? kernel.wide_mr : kernel.mr;
+}
 
 void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
 

@@ -42,7 +42,7 @@ void gemm_reference(int64_t m, int64_t n, int64_t k, T alpha, MatrixView<T> a, M
 }
 
 inline constexpr int64_t kGemmNr = 16;    // columns of a micro-kernel tile (two AVX registers)
-inline constexpr int64_t kGemmMaxMr = 14;  // rows of the largest micro-kernel tile
+inline constexpr int64_t kGemmMaxMr = 6;  // rows of the largest tile a partial tile is computed in
 inline constexpr int64_t kGemmKc = 256;  // depth of one packed block of weights (a B panel fits L1)
 inline constexpr int64_t kGemmMaxKc = 320;  // the deepest block any packed operand uses
 
