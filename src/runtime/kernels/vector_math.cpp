@@ -1,6 +1,6 @@
 // Softmax rows: max, exp and sum, scale. The AVX2 exp is a degree-5 polynomial on the reduced
 // argument (relative error ~2e-7), with inputs below the float range flushed to exactly 0 so that
-// masked (-inf) logits give 0 like std::exp.
+// masked (-inf) logits give 0 like std::exp; a row of -inf only, or holding NaN, gives NaN.
 #include "runtime/kernels/vector_math.h"
 
 #include <immintrin.h>
@@ -20,13 +20,14 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
+// e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
+// 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
+// the exponent bits. Below the float range (n < -126) the result is exactly 0, as std::exp underflows.
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
-  const __m256 kMax = _mm256_set1_ps(88.3762626647949F);
-  const __m256 kMin = _mm256_set1_ps(-87.3365478515625F);
-  const __m256 underflow = _mm256_cmp_ps(x, kMin, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, kMin), kMax);
-  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341F)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 kRound = _mm256_set1_ps(12582912.0F);
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341F), kRound);
+  const __m256 fx = _mm256_sub_ps(t, kRound);
   x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375F), x);
   x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4F), x);
   __m256 p = _mm256_set1_ps(1.9875691500E-4F);
@@ -37,7 +38,8 @@ __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1F));
   const __m256 x2 = _mm256_mul_ps(x, x);
   p = _mm256_fmadd_ps(p, x2, _mm256_add_ps(x, _mm256_set1_ps(1.0F)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  // t's bits are those of 1.5 * 2^23 plus n; shifted by 23 only n (and the bias added) remain.
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
   const __m256 r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   return _mm256_andnot_ps(underflow, r);
 }
@@ -56,11 +58,20 @@ __attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Writes exp(x - shift) to y and returns its sum.
+// Writes exp(x - shift) to y and returns its sum; shift is the maximum of x.
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float* y, int64_t n, float shift) {
   const __m256 vs = _mm256_set1_ps(shift);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
   int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // two independent sums: the adds' latency stays off the critical path
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    const __m256 e2 = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
+    _mm256_storeu_ps(y + i, e);
+    _mm256_storeu_ps(y + i + 8, e2);
+    acc = _mm256_add_ps(acc, e);
+    acc2 = _mm256_add_ps(acc2, e2);
+  }
+  acc = _mm256_add_ps(acc, acc2);
   for (; i + 8 <= n; i += 8) {
     const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
     _mm256_storeu_ps(y + i, e);
@@ -79,8 +90,13 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
 }
 
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
-  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), m2 = m;
   int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + i + 8));
+  }
+  m = _mm256_max_ps(m, m2);
   for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
   float r = horizontal_max(m);
   for (; i < n; ++i) r = std::max(r, x[i]);
