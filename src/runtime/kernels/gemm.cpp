@@ -478,23 +478,23 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
         const bool acc = accumulate || kb > 0;
         // The epilogue goes with the last depth block's stores, on registers.
         const GemmEpilogue* epilogue = k0 + kc >= k && item.epilogue.active() ? &item.epilogue : nullptr;
-        const int64_t row_tiles = wide_rows / std::max<int64_t>(1, kernel.wide_mr) + (rows - wide_rows + mr - 1) / mr;
         for (int64_t np = np0; np < np1;) {
           // Two panels at once where the wide kernel has whole tiles and both panels are whole.
           const int64_t width = wide_rows > 0 && np + 1 < np1 && (np + 2) * kGemmNr <= n ? 2 : 1;
           const float* bp = item.b->panel(kb, np);
           const int64_t col0 = np * kGemmNr;
-          // Weights come from memory in a model run (they do not fit the caches): while these panels serve
-          // every row tile, fetch the next ones (the next columns, or the next depth block's first) into L2,
-          // a share of their 64-byte rows per tile. With weights cycling through memory, this recovered most
-          // of the 3-7% they cost against cached weights (gemm_bench's cold_weights; into L1 did no better).
-          const bool next_in_block = np + width < np1;
-          const float* next = next_in_block ? item.b->panel(kb, np + width)
+          // Weights come from memory in a model run (they do not fit the caches). With the 6 x 16 tile alone,
+          // while a panel serves every row tile, the next one (the next columns, or the next depth block's
+          // first) is fetched into L2, a share of its 64-byte rows per tile: this recovered most of the 3-7%
+          // cold weights cost (gemm_bench's cold_weights). The wide tile's two sequential B streams need no
+          // help: there the prefetches only waited on miss buffers (~1% slower end to end, paired runs).
+          const bool next_in_block = np + 1 < np1;
+          const float* next = kernel.wide ? nullptr
+                              : next_in_block ? item.b->panel(kb, np + 1)
                               : k0 + kc < k  ? item.b->panel(kb + 1, np0)
                                              : nullptr;
-          const int64_t next_lines =
-              next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) * std::min(width, np1 - np0) : 0;
-          const int64_t lines_per_tile = (next_lines + row_tiles - 1) / row_tiles;
+          const int64_t next_lines = next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) : 0;
+          const int64_t lines_per_tile = (next_lines + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
           int64_t line = 0;
           for (int64_t r = 0; r < rows;) {
             for (const int64_t end = std::min(next_lines, line + lines_per_tile); line < end; ++line) {
