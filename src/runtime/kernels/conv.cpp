@@ -1,6 +1,7 @@
 // Conv (1-D and 2-D, groups including depthwise, strides, dilations, pads, auto_pad, bias) as
-// im2col + GEMM per image and group: Y_g[M/G, OH*OW] = W_g[M/G, C/G*kh*kw] x col_g. A 1x1 conv with
-// unit strides and no padding multiplies the input directly.
+// im2col + GEMM per image and group: Y_g[M/G, OH*OW] = W_g[M/G, C/G*kh*kw] x col_g, the windows unfolded
+// straight into the GEMM's packed panels (float32). A 1x1 conv with unit strides and no padding
+// multiplies the input directly.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -67,41 +68,36 @@ class ConvKernel final : public Kernel {
   }
 
  private:
-  // Unfolds the windows of channels [c0, c0+count) of one image into rows (c, ki, kj) x (oh, ow).
+  // Row `row` = (c, ki, kj) of one image's unfolded windows: the input value under kernel tap (ki, kj) of
+  // channel c for every output position (oh, ow), zero where the tap falls in the padding.
   template <typename T>
-  void im2col(const T* x, int64_t c0, int64_t count, T* col, core::ThreadPool& pool) const {
+  void unfold_row(const T* x, int64_t row, T* out) const {
     const int64_t kh = h_.kernel, kw = w_.kernel, oh_n = h_.out, ow_n = w_.out;
-    const int64_t rows = count * kh * kw;
-    pool.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t c = c0 + row / (kh * kw);
-        const int64_t ki = (row / kw) % kh, kj = row % kw;
-        const T* plane = x + c * h_.in * w_.in;
-        T* out = col + row * oh_n * ow_n;
-        for (int64_t oh = 0; oh < oh_n; ++oh) {
-          const int64_t ih = oh * h_.stride - h_.pad_begin + ki * h_.dilation;
-          T* orow = out + oh * ow_n;
-          if (ih < 0 || ih >= h_.in) {
-            std::fill_n(orow, ow_n, T(0));
-            continue;
-          }
-          const T* irow = plane + ih * w_.in;
-          // Output columns whose input column iw = ow * stride + offset lies inside the row: one run
-          // [lo, hi), copied without bounds checks (a plain copy at stride 1), zeros on either side.
-          const int64_t offset = kj * w_.dilation - w_.pad_begin;
-          const int64_t s = w_.stride;
-          const int64_t lo = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + s - 1) / s, 0, ow_n);
-          const int64_t hi = std::clamp<int64_t>(w_.in - offset > 0 ? (w_.in - offset + s - 1) / s : 0, lo, ow_n);
-          std::fill(orow, orow + lo, T(0));
-          if (s == 1) {
-            std::copy(irow + lo + offset, irow + hi + offset, orow + lo);
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) orow[ow] = irow[ow * s + offset];
-          }
-          std::fill(orow + hi, orow + ow_n, T(0));
-        }
+    const int64_t c = row / (kh * kw);
+    const int64_t ki = (row / kw) % kh, kj = row % kw;
+    const T* plane = x + c * h_.in * w_.in;
+    for (int64_t oh = 0; oh < oh_n; ++oh) {
+      const int64_t ih = oh * h_.stride - h_.pad_begin + ki * h_.dilation;
+      T* orow = out + oh * ow_n;
+      if (ih < 0 || ih >= h_.in) {
+        std::fill_n(orow, ow_n, T(0));
+        continue;
       }
-    });
+      const T* irow = plane + ih * w_.in;
+      // Output columns whose input column iw = ow * stride + offset lies inside the row: one run
+      // [lo, hi), copied without bounds checks (a plain copy at stride 1), zeros on either side.
+      const int64_t offset = kj * w_.dilation - w_.pad_begin;
+      const int64_t s = w_.stride;
+      const int64_t lo = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + s - 1) / s, 0, ow_n);
+      const int64_t hi = std::clamp<int64_t>(w_.in - offset > 0 ? (w_.in - offset + s - 1) / s : 0, lo, ow_n);
+      std::fill(orow, orow + lo, T(0));
+      if (s == 1) {
+        std::copy(irow + lo + offset, irow + hi + offset, orow + lo);
+      } else {
+        for (int64_t ow = lo; ow < hi; ++ow) orow[ow] = irow[ow * s + offset];
+      }
+      std::fill(orow + hi, orow + ow_n, T(0));
+    }
   }
 
   template <typename T>
@@ -115,32 +111,34 @@ class ConvKernel final : public Kernel {
     const int64_t spatial_out = h_.out * w_.out;
     const int64_t spatial_in = h_.in * w_.in;
     if (spatial_out == 0 || out_channels_ == 0) return;
-    std::vector<T>& col = scratch<T>();
-    if (!direct_) col.resize(static_cast<std::size_t>(channels_ * h_.kernel * w_.kernel * spatial_out));
     for (int64_t n = 0; n < batch_; ++n) {
       const T* xn = x + n * channels_ * spatial_in;
       T* yn = y + n * out_channels_ * spatial_out;
-      if (bias && !std::is_same_v<T, float>) {  // float32 adds it in the GEMM epilogue
-        for (int64_t m = 0; m < out_channels_; ++m) std::fill_n(yn + m * spatial_out, spatial_out, bias[m]);
-      }
-      if (!direct_) im2col<T>(xn, 0, channels_, col.data(), ctx.pool);
-      const T* cols = direct_ ? xn : col.data();
       if constexpr (std::is_same_v<T, float>) {
         // A reference: the lambda below runs on pool threads, where the name of a thread_local would
-        // denote that thread's own (empty) vector.
+        // denote that thread's own (empty) vector. Packed storage is the calling thread's, shared by every
+        // convolution it runs: per kernel, a 3x3 convolution alone would keep megabytes between runs.
         thread_local std::vector<PackedMatrixB> packs;
         std::vector<PackedMatrixB>& packed = packs;
         if (packed.size() < static_cast<std::size_t>(group_)) packed.resize(static_cast<std::size_t>(group_));
         items_.resize(static_cast<std::size_t>(group_));
+        // Each group's B is its channels' unfolded windows (the input itself for a 1x1 convolution),
+        // unfolded straight into the GEMM's panels.
+        auto pack_group = [&](int64_t g, core::ThreadPool* pool) {
+          PackedMatrixB& b = packed[static_cast<std::size_t>(g)];
+          if (direct_) {
+            b.pack(k, spatial_out, MatrixView<float>{xn + g * k * spatial_out, spatial_out, 1}, pool,
+                   depth_block_per_run(k));
+          } else {
+            b.pack_rows_from(k, spatial_out, depth_block_per_run(k), pool,
+                             [&](int64_t row, float* out) { unfold_row<float>(xn, g * k + row, out); });
+          }
+        };
         if (group_ == 1) {
-          packed[0].pack(k, spatial_out, MatrixView<float>{cols, spatial_out, 1}, &ctx.pool, depth_block_per_run(k));
+          pack_group(0, &ctx.pool);
         } else {
           ctx.pool.parallel_for(group_, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t g = begin; g < end; ++g) {
-              packed[static_cast<std::size_t>(g)].pack(k, spatial_out,
-                                                        MatrixView<float>{cols + g * k * spatial_out, spatial_out, 1},
-                                                        nullptr, depth_block_per_run(k));
-            }
+            for (int64_t g = begin; g < end; ++g) pack_group(g, nullptr);
           });
         }
         for (int64_t g = 0; g < group_; ++g) {
@@ -153,6 +151,17 @@ class ConvKernel final : public Kernel {
         }
         sgemm_packed(mg, spatial_out, k, 1.0F, false, items_, spatial_out, &ctx.pool);
       } else {
+        // float64 (a rare export): unfolded into a plain matrix and multiplied by the reference GEMM.
+        std::vector<T> col(direct_ ? 0 : static_cast<std::size_t>(channels_ * h_.kernel * w_.kernel * spatial_out));
+        if (!direct_) {
+          ctx.pool.parallel_for(channels_ * h_.kernel * w_.kernel, 16, [&](int64_t begin, int64_t end) {
+            for (int64_t row = begin; row < end; ++row) unfold_row<T>(xn, row, col.data() + row * spatial_out);
+          });
+        }
+        const T* cols = direct_ ? xn : col.data();
+        if (bias) {
+          for (int64_t m = 0; m < out_channels_; ++m) std::fill_n(yn + m * spatial_out, spatial_out, bias[m]);
+        }
         for (int64_t g = 0; g < group_; ++g) {
           gemm_reference<T>(mg, spatial_out, k, T(1), MatrixView<T>{w + g * mg * k, k, 1},
                             MatrixView<T>{cols + g * k * spatial_out, spatial_out, 1}, bias != nullptr,
@@ -160,14 +169,6 @@ class ConvKernel final : public Kernel {
         }
       }
     }
-  }
-
-  // The unfolded input and its packed panels live in storage of the calling thread, shared by every
-  // convolution it runs: per kernel, a 3x3 convolution alone would keep megabytes between runs.
-  template <typename T>
-  static std::vector<T>& scratch() {
-    thread_local std::vector<T> col;
-    return col;
   }
 
   onnx::Node node_;

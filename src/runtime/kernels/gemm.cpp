@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -342,19 +343,48 @@ bool direct_a(MatrixView<float> a) { return a.col_stride == 1; }
 
 }  // namespace
 
-void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool, int64_t kc_block) {
+void PackedMatrixB::reset(int64_t k, int64_t n, int64_t kc_block) {
   if (kc_block < 1 || kc_block > kGemmMaxKc) throw std::invalid_argument("sgemm: depth block out of range");
   k_ = k;
   n_ = n;
   kc_ = kc_block;
   view_ = nullptr;
   keep_.reset();
-  const int64_t panels = (n + kGemmNr - 1) / kGemmNr;
-  n_padded_ = panels * kGemmNr;
+  n_padded_ = (n + kGemmNr - 1) / kGemmNr * kGemmNr;
   // Grown, never shrunk: storage packed per run serves operands of several sizes, and growing within the
   // capacity would zero-fill what is about to be overwritten.
   const auto size = static_cast<std::size_t>(std::max<int64_t>(1, k * n_padded_));
   if (data_.size() < size) data_.resize(size);
+}
+
+void PackedMatrixB::pack_rows_from(int64_t k, int64_t n, int64_t kc_block, core::ThreadPool* pool,
+                                   const std::function<void(int64_t, float*)>& row) {
+  reset(k, n, kc_block);
+  const int64_t panels = n_padded_ / kGemmNr;
+  auto rows = [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buffer;
+    buffer.resize(static_cast<std::size_t>(n_padded_));
+    for (int64_t p = begin; p < end; ++p) {
+      row(p, buffer.data());
+      std::fill(buffer.begin() + n, buffer.begin() + n_padded_, 0.0F);
+      const int64_t kb = p / kc_;
+      const int64_t kc_len = std::min(kc_, k - kb * kc_);
+      float* out = data_.data() + kb * kc_ * n_padded_ + (p - kb * kc_) * kGemmNr;
+      for (int64_t np = 0; np < panels; ++np) {
+        std::memcpy(out + np * kc_len * kGemmNr, buffer.data() + np * kGemmNr, kGemmNr * sizeof(float));
+      }
+    }
+  };
+  if (pool) {
+    pool->parallel_for(k, 8, rows);
+  } else {
+    rows(0, k);
+  }
+}
+
+void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool, int64_t kc_block) {
+  reset(k, n, kc_block);
+  const int64_t panels = n_padded_ / kGemmNr;
   const int64_t k_blocks = (k + kc_ - 1) / kc_;
   auto pack_panels = [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {

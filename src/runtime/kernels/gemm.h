@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +62,10 @@ inline int64_t depth_block_per_run(int64_t k) {
 class PackedMatrixB {
  public:
   void pack(int64_t k, int64_t n, MatrixView<float> b, core::ThreadPool* pool = nullptr, int64_t kc = kGemmKc);
+  // The same for a B that exists only as rows made on demand: row(p, out) writes row p (n floats) to out.
+  // A convolution unfolds its input straight into the panels this way, without an unfolded copy first.
+  void pack_rows_from(int64_t k, int64_t n, int64_t kc, core::ThreadPool* pool,
+                      const std::function<void(int64_t, float*)>& row);
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
   int64_t kc() const { return kc_; }
@@ -85,6 +90,7 @@ class PackedMatrixB {
   void unpack_codes(int64_t k, int64_t n, const int8_t* packed_codes, const float* scale, const int32_t* zero_point);
 
  private:
+  void reset(int64_t k, int64_t n, int64_t kc);
   const float* base() const { return view_ ? view_ : data_.data(); }
   int64_t k_ = 0, n_ = 0, n_padded_ = 0, kc_ = kGemmKc;
   std::vector<float> data_;
