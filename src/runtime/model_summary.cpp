@@ -3,6 +3,7 @@
 
 #include "detrq/core/error.h"
 #include "detrq/onnx/graph_passes.h"
+#include "runtime/fusion.h"
 
 namespace detrq::runtime {
 namespace {
@@ -16,6 +17,17 @@ const Shape* shape_of(const onnx::Model& m, const std::string& name) {
   }
   return nullptr;
 }
+
+// The size of a logical axis of an operand the fused attention reads through a permutation (perm_q,
+// perm_k, perm_v: logical axis i is the stored axis perm[i]); `from_end` 1 is the last axis.
+int64_t permuted_dim(const Shape& stored, const std::vector<int64_t>& perm, std::size_t from_end) {
+  if (from_end > stored.size()) return 0;
+  const std::size_t logical = stored.size() - from_end;
+  if (perm.empty()) return stored[logical];
+  if (perm.size() != stored.size()) return 0;
+  const int64_t axis = perm[logical];
+  return axis >= 0 && axis < static_cast<int64_t>(stored.size()) ? stored[static_cast<std::size_t>(axis)] : 0;
+}
 }  // namespace
 
 int64_t estimate_flops(const onnx::Model& planned) {
@@ -27,7 +39,23 @@ int64_t estimate_flops(const onnx::Model& planned) {
     const int64_t out_numel = core::shape_numel(*out);
     const Shape* a = node.inputs.empty() ? nullptr : shape_of(planned, node.inputs[0]);
     const Shape* b = node.inputs.size() < 2 ? nullptr : shape_of(planned, node.inputs[1]);
-    if (node.op_type == "Conv" && b && b->size() >= 2) {
+    // The fused operators of a plan (fusion.h, qdq_fusion.h) count as what they replace: QConvF's and
+    // QMatMulF's weight is their fourth input; AttentionSoftmax computes Q x K (m x n x d) and the
+    // probabilities times V (m x dv x n) for each of its outputs' matrices.
+    const bool internal = node.domain == kDetrqDomain;
+    const Shape* weight = internal && node.inputs.size() > 3 ? shape_of(planned, node.inputs[3]) : nullptr;
+    if (internal && node.op_type == "FusedMatMul" && a && !a->empty()) {
+      total += 2 * out_numel * a->back();
+    } else if (internal && node.op_type == "QMatMulF" && weight && weight->size() == 2) {
+      total += 2 * out_numel * (*weight)[0];
+    } else if (internal && node.op_type == "QConvF" && weight && weight->size() >= 2) {
+      total += 2 * out_numel * core::shape_numel(Shape(weight->begin() + 1, weight->end()));
+    } else if (internal && node.op_type == "AttentionSoftmax" && a && b) {
+      const int64_t d = permuted_dim(*a, node.attr_ints("perm_q"), 1);
+      const int64_t n = permuted_dim(*b, node.attr_ints("perm_k"), 1);
+      const int64_t dv = out->empty() ? 0 : out->back();
+      if (dv > 0) total += 2 * out_numel * n + 2 * (out_numel / dv) * n * d;
+    } else if (node.op_type == "Conv" && b && b->size() >= 2) {
       // Each output element sums C_in/group x kernel products.
       total += 2 * out_numel * core::shape_numel(Shape(b->begin() + 1, b->end()));
     } else if (node.op_type == "ConvTranspose" && a && b && b->size() >= 2) {

@@ -167,6 +167,27 @@ def test_inspect_reports_the_plan(tmp_path):
     assert j["parameters"] == 16 and j["planned_peak_bytes"] == 0
 
 
+def test_inspect_counts_the_flops_of_fused_operators(tmp_path):
+    """The plan holds com.detrq FusedMatMul and AttentionSoftmax (K read through its Transpose): each
+    counts as the products it replaces, not as one operation per output value."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((16, 48)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y1"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["y2"])]
+    qkv = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 8, 4]) for n in "qkv"]
+    model = save_model(tmp_path / "fused.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16]),
+                                                         *qkv],
+                       [helper.make_tensor_value_info("y1", TensorProto.FLOAT, None),
+                        helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)], [w, b])
+    j = json.loads(detrq("--json", "inspect", model).stdout)
+    assert j["planned_nodes"] == 2, j  # both patterns fused
+    # x @ w: 2 * 8 * 48 * 16; per head (2): Q K^T 2 * 8 * 8 * 4 and P V 2 * 8 * 4 * 8.
+    assert j["flops"] == 2 * 8 * 48 * 16 + 2 * (2 * 8 * 8 * 4 + 2 * 8 * 4 * 8)
+
+
 # Small graphs that need kernels; each is compared with onnxruntime once detrq can run it.
 def mlp_model(tmp_path):
     rng = np.random.default_rng(3)
