@@ -8,6 +8,7 @@
 #include "detrq/core/error.h"
 #include "detrq/core/log.h"
 #include "detrq/onnx/graph_passes.h"
+#include "detrq/runtime/quantize.h"
 
 namespace detrq::runtime {
 namespace {
@@ -93,7 +94,7 @@ bool plain_conv(const onnx::Graph& g, const onnx::Node& conv, const core::Tensor
 }
 
 // Weights given as QuantizeLinear(float initializer) -> DequantizeLinear: the codes computed now, as
-// the QuantizeLinear kernel would (rint(x / scale) + zero point, saturated), and stored as an int8
+// the QuantizeLinear kernel would (quantize_constant), and stored as an int8
 // initializer under the QuantizeLinear's output name, so the patterns above see constant int8 weights.
 // The CPU engine pre-quantizes the same way at build time, so an engine and its ONNX run alike.
 std::size_t fold_weight_quantization(onnx::Graph& g, const std::set<std::string>& keep) {
@@ -128,18 +129,7 @@ std::size_t fold_weight_quantization(onnx::Graph& g, const std::set<std::string>
       kept.push_back(std::move(n));
       continue;
     }
-    int64_t inner = 1;
-    const int64_t channels = scale->numel();
-    if (channels > 1) {
-      for (int64_t d = axis + 1; d < x->rank(); ++d) inner *= x->dim(static_cast<int>(d));
-    }
-    core::Tensor codes = core::Tensor::empty(core::DType::kInt8, x->shape());
-    const float* xs = x->data<float>();
-    for (int64_t i = 0; i < x->numel(); ++i) {
-      const int64_t c = channels > 1 ? (i / inner) % channels : 0;
-      const float v = std::rint(xs[i] / scale->data<float>()[c]) + static_cast<float>(zp->data<int8_t>()[c]);
-      codes.data<int8_t>()[i] = static_cast<int8_t>(std::fmin(std::fmax(v, -128.0F), 127.0F));
-    }
+    core::Tensor codes = quantize_constant(*x, *scale, zp, axis);
     g.initializers[n.outputs[0]] = std::move(codes);
     ++folded;
   }

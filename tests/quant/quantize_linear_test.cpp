@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <optional>
 
+#include "detrq/runtime/quantize.h"
 #include "runtime/kernel_harness.h"
 
 using detrq::core::DType;
@@ -84,6 +87,41 @@ TEST(QuantizeLinear, RejectsAScaleThatDoesNotFitTheAxis) {
   KernelCall bad_axis{node("QuantizeLinear", 5), 13,
                       {Tensor::zeros(DType::kFloat32, {2, 3}), Tensor::from_vector<float>({3}, {1, 1, 1})}};
   EXPECT_THROW(run_kernel(bad_axis), detrq::Error);
+}
+
+// What weight folding computes ahead (Q/DQ fusion, the CPU engine) is what the kernel computes at run time,
+// bit for bit: per tensor and per axis, int8 and uint8, halves, saturation, infinities and NaN.
+TEST(QuantizeConstant, EqualsTheQuantizeLinearKernel) {
+  std::vector<float> x(24);
+  for (int i = 0; i < 24; ++i) x[i] = static_cast<float>(i - 12) * 0.75F;
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[7] = std::numeric_limits<float>::infinity();
+  x[11] = 1e6F;
+  const Tensor xt = Tensor::from_vector<float>({2, 3, 4}, x);
+  struct Case {
+    int64_t axis;
+    Tensor scale;
+    std::optional<Tensor> zero_point;
+  };
+  const Case cases[] = {
+      {1, Tensor::scalar<float>(0.5F), Tensor::scalar<int8_t>(3)},
+      {1, Tensor::scalar<float>(0.25F), std::nullopt},
+      {1, Tensor::from_vector<float>({3}, {0.5F, 1.0F, 0.25F}), Tensor::from_vector<int8_t>({3}, {0, -4, 7})},
+      {0, Tensor::from_vector<float>({2}, {0.5F, 2.0F}), Tensor::from_vector<uint8_t>({2}, {128, 10})},
+      {2, Tensor::from_vector<float>({4}, {0.5F, 1.5F, 0.1F, 3.0F}), Tensor::from_vector<int8_t>({4}, {1, 2, 3, 4})},
+  };
+  for (const Case& c : cases) {
+    std::vector<Tensor> inputs{xt, c.scale};
+    if (c.zero_point) inputs.push_back(*c.zero_point);
+    const auto expected = run_kernel(KernelCall{node("QuantizeLinear", c.axis), 13, inputs});
+    const Tensor got =
+        detrq::runtime::quantize_constant(xt, c.scale, c.zero_point ? &*c.zero_point : nullptr, c.axis);
+    ASSERT_EQ(got.dtype(), expected[0].dtype()) << "axis " << c.axis;
+    ASSERT_EQ(got.nbytes(), expected[0].nbytes());
+    EXPECT_EQ(std::memcmp(got.raw_data(), expected[0].raw_data(), got.nbytes()), 0) << "axis " << c.axis;
+  }
+  EXPECT_THROW(detrq::runtime::quantize_constant(xt, Tensor::from_vector<float>({3}, {1, 1, 1}), nullptr, 0),
+               std::invalid_argument);
 }
 
 TEST(DequantizeLinear, InvertsQuantizationPerTensorAndPerAxis) {

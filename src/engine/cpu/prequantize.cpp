@@ -2,9 +2,9 @@
 #include "detrq/engine/cpu/prequantize.h"
 
 #include <cfenv>
-#include <cmath>
-#include <limits>
 #include <set>
+
+#include "detrq/runtime/quantize.h"
 
 namespace detrq::engine::cpu {
 
@@ -13,32 +13,6 @@ namespace {
 const core::Tensor* constant(const onnx::Graph& g, const std::string& name) {
   auto it = g.initializers.find(name);
   return it == g.initializers.end() ? nullptr : &it->second;
-}
-
-template <typename Q>
-core::Tensor quantize(const core::Tensor& x, const core::Tensor& scale, const core::Tensor* zero_point, int64_t axis) {
-  core::Tensor out = core::Tensor::empty(core::DTypeOf<Q>::value, x.shape());
-  const float* xs = x.data<float>();
-  const float* ss = scale.data<float>();
-  const Q* zs = zero_point ? zero_point->data<Q>() : nullptr;
-  Q* ys = out.data<Q>();
-  // Per-axis: the channel of element i is (i / inner) % channels.
-  int64_t inner = 1;
-  const int64_t channels = scale.numel();
-  if (channels > 1) {
-    for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(static_cast<int>(d));
-  }
-  const int64_t n = x.numel();
-  constexpr float lo = static_cast<float>(std::numeric_limits<Q>::min());
-  constexpr float hi = static_cast<float>(std::numeric_limits<Q>::max());
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = channels > 1 ? (i / inner) % channels : 0;
-    // Float division then rounding to nearest even, as the ONNX reference (numpy.rint) and onnxruntime do.
-    float v = std::nearbyint(xs[i] / ss[c]) + (zs ? static_cast<float>(zs[c]) : 0.0F);
-    v = std::fmin(std::fmax(v, lo), hi);
-    ys[i] = static_cast<Q>(v);
-  }
-  return out;
 }
 
 }  // namespace
@@ -70,8 +44,7 @@ PrequantizeSummary prequantize_weights(onnx::Model& model) {
       kept.push_back(std::move(node));
       continue;
     }
-    core::Tensor q = (z && z->dtype() == core::DType::kInt8) ? quantize<int8_t>(*x, *s, z, axis)
-                                                              : quantize<uint8_t>(*x, *s, z, axis);
+    core::Tensor q = runtime::quantize_constant(*x, *s, z, axis);
     summary.folded += 1;
     summary.bytes_after += q.nbytes();
     maybe_dead.insert(node.inputs[0]);

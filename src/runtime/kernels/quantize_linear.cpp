@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 #include "detrq/core/error.h"
+#include "detrq/runtime/quantize.h"
 #include "runtime/kernels/quantization.h"
 
 namespace detrq::runtime::kernels {
@@ -92,6 +94,45 @@ class QuantizeLinear final : public Kernel {
 };
 
 }  // namespace
+
+}  // namespace detrq::runtime::kernels
+
+namespace detrq::runtime {
+
+core::Tensor quantize_constant(const core::Tensor& x, const core::Tensor& scale, const core::Tensor* zero_point,
+                               int64_t axis) {
+  const int64_t channels = scale.numel();
+  if (x.dtype() != core::DType::kFloat32 || scale.dtype() != core::DType::kFloat32 || scale.rank() > 1 ||
+      channels < 1 || (channels > 1 && (axis < 0 || axis >= x.rank() || x.dim(static_cast<int>(axis)) != channels)) ||
+      (zero_point && ((zero_point->dtype() != core::DType::kInt8 && zero_point->dtype() != core::DType::kUInt8) ||
+                      zero_point->numel() != channels))) {
+    throw std::invalid_argument("quantize_constant: operands do not fit QuantizeLinear");
+  }
+  const bool int8 = zero_point && zero_point->dtype() == core::DType::kInt8;
+  core::Tensor y = core::Tensor::empty(int8 ? core::DType::kInt8 : core::DType::kUInt8, x.shape());
+  int64_t inner = x.numel();
+  if (channels > 1) {
+    inner = 1;
+    for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(static_cast<int>(d));
+  }
+  const int64_t rows = inner == 0 ? 0 : x.numel() / inner;  // outer x channels
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = r % channels;
+    const float* xs = x.data<float>() + r * inner;
+    if (int8) {
+      kernels::quantize_block(xs, y.data<int8_t>() + r * inner, inner, scale.data<float>()[c],
+                              static_cast<float>(zero_point->data<int8_t>()[c]));
+    } else {
+      kernels::quantize_block(xs, y.data<uint8_t>() + r * inner, inner, scale.data<float>()[c],
+                              zero_point ? static_cast<float>(zero_point->data<uint8_t>()[c]) : 0.0F);
+    }
+  }
+  return y;
+}
+
+}  // namespace detrq::runtime
+
+namespace detrq::runtime::kernels {
 
 std::unique_ptr<Kernel> make_quantize_linear(const onnx::Node& node, int opset) {
   (void)opset;
