@@ -9,6 +9,7 @@
 #include "runtime/kernel_harness.h"
 #include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/vector_math.h"
 
 namespace detrq {
 namespace {
@@ -195,6 +196,45 @@ TEST_P(SgemmTest, WeightAndPerRunDepthBlocks) {
 // The epilogue's GELU against the exact x * (1 + erf(x / sqrt 2)) / 2 on a dense sweep (both signs, the
 // region near 0 where only absolute accuracy matters, the tails where Phi rounds to 0 or 1) and on the
 // special values.
+// Softmax rows on every path the CPU has (AVX-512, AVX2, portable): widths around each vector width and the
+// attention widths, masked (-inf) logits giving exactly 0, and a row of -inf only giving NaN.
+TEST(SoftmaxRow, EveryPathMatchesTheDefinition) {
+  using runtime::kernels::VectorMathPath;
+  for (const VectorMathPath path : {VectorMathPath::kAuto, VectorMathPath::kAvx2, VectorMathPath::kPortable}) {
+    runtime::kernels::set_vector_math_path(path);
+    uint32_t seed = 7;
+    for (const int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 257, 1028}) {
+      Tensor x = random_tensor({n}, seed++);
+      std::vector<float> row(x.data<float>(), x.data<float>() + n);
+      for (float& v : row) v *= 20.0F;  // logits far apart: some exps near the underflow
+      if (n > 3) row[2] = -std::numeric_limits<float>::infinity();
+      std::vector<float> y(static_cast<std::size_t>(n));
+      runtime::kernels::softmax_row(row.data(), y.data(), n);
+      double mx = -std::numeric_limits<double>::infinity(), sum = 0.0;
+      for (const float v : row) mx = std::max(mx, double(v));
+      for (const float v : row) sum += std::exp(double(v) - mx);
+      for (int64_t i = 0; i < n; ++i) {
+        if (n > 3 && i == 2) continue;  // the masked logit, checked below
+        const double arg = double(row[static_cast<std::size_t>(i)]) - mx;
+        const double expected = std::exp(arg) / sum;
+        // Relative: the polynomial's 2e-7 and the float rounding of x - max (half an ulp of |arg|).
+        EXPECT_NEAR(y[static_cast<std::size_t>(i)], expected, (1e-6 + 1.2e-7 * std::abs(arg)) * expected + 1e-37)
+            << "n " << n << " i " << i << " path " << static_cast<int>(path);
+      }
+      if (n > 3) {
+        EXPECT_EQ(y[2], 0.0F);
+      }
+      // exp_minus_max_row leaves the division to the caller and returns the sum.
+      const float s = runtime::kernels::exp_minus_max_row(row.data(), y.data(), n);
+      EXPECT_NEAR(s, sum, 1e-5 * sum) << "n " << n;
+    }
+    std::vector<float> masked(20, -std::numeric_limits<float>::infinity());
+    runtime::kernels::softmax_row(masked.data(), masked.data(), 20);
+    for (const float v : masked) EXPECT_TRUE(std::isnan(v));
+  }
+  runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
+}
+
 TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
   std::vector<float> x;
   for (int i = -200000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4F);  // [-20, 20]

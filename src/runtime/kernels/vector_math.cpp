@@ -1,11 +1,12 @@
-// Softmax rows: max, exp and sum, scale. The AVX2 exp is a degree-5 polynomial on the reduced
-// argument (relative error ~2e-7), with inputs below the float range flushed to exactly 0 so that
-// masked (-inf) logits give 0 like std::exp; a row of -inf only, or holding NaN, gives NaN.
+// Softmax rows: max, exp and sum, scale. The AVX-512 and AVX2 exp (the same arithmetic) is a degree-5
+// polynomial on the reduced argument (relative error ~2e-7), with inputs below the float range flushed to
+// exactly 0 so that masked (-inf) logits give 0 like std::exp; a row of -inf only, or holding NaN, gives NaN.
 #include "runtime/kernels/vector_math.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -23,6 +24,14 @@ bool cpu_has_avx2_fma() {
 // e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
 // 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
 // the exponent bits. Below the float range (n < -126) the result is exactly 0, as std::exp underflows.
+bool cpu_has_avx512f() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return has;
+}
+
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   const __m256 kRound = _mm256_set1_ps(12582912.0F);
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
@@ -89,6 +98,55 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
   return horizontal_sum(acc);
 }
 
+// The same with 16 lanes (the same arithmetic per value, so the same exp bits) and the tail in masked lanes.
+__attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
+  const __m512 kRound = _mm512_set1_ps(12582912.0F);
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
+  const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341F), kRound);
+  const __m512 fx = _mm512_sub_ps(t, kRound);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375F), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4F), x);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4F);
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507E-3F));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073E-3F));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894E-2F));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459E-1F));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201E-1F));
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  p = _mm512_fmadd_ps(p, x2, _mm512_add_ps(x, _mm512_set1_ps(1.0F)));
+  // g++ 12 warns (falsely) on _mm512_slli_epi32's undefined pass-through: the shift as a vector operation.
+  typedef int32_t v16si __attribute__((vector_size(64)));
+  const v16si e = (__builtin_bit_cast(v16si, t) + 127) << 23;
+  return _mm512_maskz_mul_ps(static_cast<__mmask16>(~underflow), p, __builtin_bit_cast(__m512, e));
+}
+
+__attribute__((target("avx512f"))) float exp_shifted_avx512(const float* x, float* y, int64_t n, float shift) {
+  const __m512 vs = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+    const __m512 e2 = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vs));
+    _mm512_storeu_ps(y + i, e);
+    _mm512_storeu_ps(y + i + 16, e2);
+    acc = _mm512_add_ps(acc, e);
+    acc2 = _mm512_add_ps(acc2, e2);
+  }
+  acc = _mm512_add_ps(acc, acc2);
+  for (; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1U << (n - i)) - 1U);
+    const __m512 in = _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), mask, x + i);
+    const __m512 e = exp_avx512(_mm512_sub_ps(in, vs));
+    _mm512_mask_storeu_ps(y + i, mask, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  alignas(64) float lanes[16];  // (g++ 12 warns falsely inside _mm512_reduce_add_ps)
+  _mm512_store_ps(lanes, acc);
+  float sum = 0.0F;
+  for (const float v : lanes) sum += v;
+  return sum;
+}
+
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
   __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), m2 = m;
   int64_t i = 0;
@@ -103,15 +161,26 @@ __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
   return r;
 }
 
+std::atomic<int> g_path{static_cast<int>(VectorMathPath::kAuto)};
+
+bool use_avx512() {
+  return cpu_has_avx512f() && static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) == VectorMathPath::kAuto;
+}
+bool use_avx2() {
+  return cpu_has_avx2_fma() &&
+         static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) != VectorMathPath::kPortable;
+}
+
 float row_max(const float* x, int64_t n) {
-  if (cpu_has_avx2_fma()) return max_avx2(x, n);
+  if (use_avx2()) return max_avx2(x, n);
   float r = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) r = std::max(r, x[i]);
   return r;
 }
 
 float exp_shifted(const float* x, float* y, int64_t n, float shift) {
-  if (cpu_has_avx2_fma()) return exp_shifted_avx2(x, y, n, shift);
+  if (use_avx512()) return exp_shifted_avx512(x, y, n, shift);
+  if (use_avx2()) return exp_shifted_avx2(x, y, n, shift);
   float sum = 0.0F;
   for (int64_t i = 0; i < n; ++i) {
     y[i] = std::exp(x[i] - shift);
@@ -121,6 +190,8 @@ float exp_shifted(const float* x, float* y, int64_t n, float shift) {
 }
 
 }  // namespace
+
+void set_vector_math_path(VectorMathPath path) { g_path.store(static_cast<int>(path), std::memory_order_relaxed); }
 
 float exp_minus_max_row(const float* x, float* y, int64_t n) {
   if (n <= 0) return 0.0F;
