@@ -235,6 +235,24 @@ TEST(SoftmaxRow, EveryPathMatchesTheDefinition) {
   runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
 }
 
+// The vector paths give the same bits (values and sums): a softmax that rounds differently on another CPU
+// can reorder a near-tie top-k downstream (RF-DETR's two-stage query selection).
+TEST(SoftmaxRow, VectorPathsAgreeBitForBit) {
+  using runtime::kernels::VectorMathPath;
+  uint32_t seed = 40;
+  for (const int64_t n : {5, 16, 24, 33, 257, 1028}) {
+    Tensor x = random_tensor({n}, seed++);
+    std::vector<float> a(static_cast<std::size_t>(n)), b(static_cast<std::size_t>(n));
+    runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
+    const float sa = runtime::kernels::exp_minus_max_row(x.data<float>(), a.data(), n);
+    runtime::kernels::set_vector_math_path(VectorMathPath::kAvx2);
+    const float sb = runtime::kernels::exp_minus_max_row(x.data<float>(), b.data(), n);
+    EXPECT_EQ(sa, sb) << "n " << n;
+    EXPECT_EQ(a, b) << "n " << n;
+  }
+  runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
+}
+
 TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
   std::vector<float> x;
   for (int i = -200000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4F);  // [-20, 20]

@@ -67,6 +67,29 @@ __attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// The values after the 16-value blocks (fewer than 16): one 8-value step and 1-7 in masked lanes (-inf
+// elsewhere, whose exp is 0), not libm, added to `acc`; returns the horizontal sum of acc.
+__attribute__((target("avx2,fma"))) inline float exp_shifted_rest_avx2(const float* x, float* y, int64_t n,
+                                                                       float shift, __m256 acc) {
+  const __m256 vs = _mm256_set1_ps(shift);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (i < n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), lane);
+    const __m256 in = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()),
+                                       _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+    const __m256 e = exp_avx2(_mm256_sub_ps(in, vs));
+    _mm256_maskstore_ps(y + i, mask, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  return horizontal_sum(acc);
+}
+
 // Writes exp(x - shift) to y and returns its sum; shift is the maximum of x.
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float* y, int64_t n, float shift) {
   const __m256 vs = _mm256_set1_ps(shift);
@@ -80,25 +103,10 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
     acc = _mm256_add_ps(acc, e);
     acc2 = _mm256_add_ps(acc2, e2);
   }
-  acc = _mm256_add_ps(acc, acc2);
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
-    _mm256_storeu_ps(y + i, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  if (i < n) {  // the last 1-7 values through masked lanes (-inf elsewhere, whose exp is 0), not libm
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), lane);
-    const __m256 in = _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()),
-                                       _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
-    const __m256 e = exp_avx2(_mm256_sub_ps(in, vs));
-    _mm256_maskstore_ps(y + i, mask, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  return horizontal_sum(acc);
+  return exp_shifted_rest_avx2(x + i, y + i, n - i, shift, _mm256_add_ps(acc, acc2));
 }
 
-// The same with 16 lanes (the same arithmetic per value, so the same exp bits) and the tail in masked lanes.
+// exp_avx2 with 16 lanes: the same arithmetic per value, so the same bits.
 __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
   const __m512 kRound = _mm512_set1_ps(12582912.0F);
   const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
@@ -120,31 +128,23 @@ __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
   return _mm512_maskz_mul_ps(static_cast<__mmask16>(~underflow), p, __builtin_bit_cast(__m512, e));
 }
 
-__attribute__((target("avx512f"))) float exp_shifted_avx512(const float* x, float* y, int64_t n, float shift) {
+// exp_shifted_avx2 with 16 lanes for its 16-value blocks: one zmm sum whose halves are the AVX2 version's two
+// sums, the same values and the same order of additions (the rest of the row goes through AVX2 code), so
+// both paths give the same bits: a softmax that rounds differently can reorder a near-tie top-k downstream.
+__attribute__((target("avx512f,avx2,fma"))) float exp_shifted_avx512(const float* x, float* y, int64_t n,
+                                                                      float shift) {
   const __m512 vs = _mm512_set1_ps(shift);
-  __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+  __m512 acc16 = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
+  for (; i + 16 <= n; i += 16) {
     const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
-    const __m512 e2 = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vs));
     _mm512_storeu_ps(y + i, e);
-    _mm512_storeu_ps(y + i + 16, e2);
-    acc = _mm512_add_ps(acc, e);
-    acc2 = _mm512_add_ps(acc2, e2);
+    acc16 = _mm512_add_ps(acc16, e);
   }
-  acc = _mm512_add_ps(acc, acc2);
-  for (; i < n; i += 16) {
-    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1U << (n - i)) - 1U);
-    const __m512 in = _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), mask, x + i);
-    const __m512 e = exp_avx512(_mm512_sub_ps(in, vs));
-    _mm512_mask_storeu_ps(y + i, mask, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  alignas(64) float lanes[16];  // (g++ 12 warns falsely inside _mm512_reduce_add_ps)
-  _mm512_store_ps(lanes, acc);
-  float sum = 0.0F;
-  for (const float v : lanes) sum += v;
-  return sum;
+  alignas(64) float halves[16];  // (g++ 12 warns falsely inside the 256-bit extract intrinsics)
+  _mm512_store_ps(halves, acc16);
+  const __m256 acc = _mm256_add_ps(_mm256_load_ps(halves), _mm256_load_ps(halves + 8));
+  return exp_shifted_rest_avx2(x + i, y + i, n - i, shift, acc);
 }
 
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
