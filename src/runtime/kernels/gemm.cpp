@@ -524,7 +524,8 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
                               : k0 + kc < k  ? item.b->panel(kb + 1, np0)
                                              : nullptr;
           const int64_t next_lines = next ? std::min(depth, k - (next_in_block ? k0 : k0 + kc)) : 0;
-          const int64_t lines_per_tile = (next_lines + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
+          const int64_t row_tiles = (rows + mr - 1) / mr;  // of the 6 x 16 tile, the only one this serves
+          const int64_t lines_per_tile = (next_lines + row_tiles - 1) / row_tiles;
           int64_t line = 0;
           for (int64_t r = 0; r < rows;) {
             for (const int64_t end = std::min(next_lines, line + lines_per_tile); line < end; ++line) {

@@ -21,9 +21,6 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
-// e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
-// 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
-// the exponent bits. Below the float range (n < -126) the result is exactly 0, as std::exp underflows.
 bool cpu_has_avx512f() {
   static const bool has = [] {
     __builtin_cpu_init();
@@ -32,6 +29,9 @@ bool cpu_has_avx512f() {
   return has;
 }
 
+// e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
+// 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
+// the exponent bits. Below the float range (n < -126) the result is exactly 0, as std::exp underflows.
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   const __m256 kRound = _mm256_set1_ps(12582912.0F);
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
@@ -164,7 +164,8 @@ __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
 std::atomic<int> g_path{static_cast<int>(VectorMathPath::kAuto)};
 
 bool use_avx512() {
-  return cpu_has_avx512f() && static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) == VectorMathPath::kAuto;
+  return cpu_has_avx512f() &&
+         static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) == VectorMathPath::kAuto;
 }
 bool use_avx2() {
   return cpu_has_avx2_fma() &&
