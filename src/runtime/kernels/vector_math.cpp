@@ -10,6 +10,12 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/kernels/gelu_approx.h"  // detail::fused_mul_add and the vector types
+
+// exp_nonpositive_in_range on AVX vectors is always inlined into functions built for them; g++ still warns at the
+// end of the file that passing such vectors by value to code without AVX would change the ABI.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace detrq::runtime::kernels {
 namespace {
 
@@ -31,26 +37,36 @@ bool cpu_has_avx512f() {
 
 // e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
 // 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
-// the exponent bits. Below the float range (n < -126) the result is exactly 0, as std::exp underflows.
-__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
-  const __m256 kRound = _mm256_set1_ps(12582912.0F);
-  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
-  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341F), kRound);
-  const __m256 fx = _mm256_sub_ps(t, kRound);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375F), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4F), x);
-  __m256 p = _mm256_set1_ps(1.9875691500E-4F);
-  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3F));
-  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3F));
-  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2F));
-  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1F));
-  p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1F));
-  const __m256 x2 = _mm256_mul_ps(x, x);
-  p = _mm256_fmadd_ps(p, x2, _mm256_add_ps(x, _mm256_set1_ps(1.0F)));
+// the exponent bits. Written once for 8 and 16 lanes (g++ vector types, F floats and I int32 of as many
+// lanes): the same operations, so the AVX2 and AVX-512 paths give the same bits. Below the float range
+// (x < -87.34, n < -126) the lanes hold garbage: the callers set them to exactly 0, as std::exp underflows,
+// each with its ISA's cheapest mask.
+template <typename F, typename I>
+[[gnu::always_inline]] inline F exp_nonpositive_in_range(F x) {
+  using detail::fused_mul_add;
+  const F zero{};
+  const F round = zero + 12582912.0F;
+  const F t = fused_mul_add(x, zero + 1.44269504088896341F, round);
+  const F fx = t - round;
+  x = fused_mul_add(-fx, zero + 0.693359375F, x);
+  x = fused_mul_add(-fx, zero - 2.12194440e-4F, x);
+  F p = zero + 1.9875691500E-4F;
+  p = fused_mul_add(p, x, zero + 1.3981999507E-3F);
+  p = fused_mul_add(p, x, zero + 8.3334519073E-3F);
+  p = fused_mul_add(p, x, zero + 4.1665795894E-2F);
+  p = fused_mul_add(p, x, zero + 1.6666665459E-1F);
+  p = fused_mul_add(p, x, zero + 5.0000001201E-1F);
+  p = fused_mul_add(p, x * x, x + 1.0F);
   // t's bits are those of 1.5 * 2^23 plus n; shifted by 23 only n (and the bias added) remain.
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
-  const __m256 r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(underflow, r);
+  return p * __builtin_bit_cast(F, (__builtin_bit_cast(I, t) + 127) << 23);
+}
+
+constexpr float kExpUnderflow = -87.3365478515625F;
+
+__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpUnderflow), _CMP_LT_OQ);
+  const auto e = exp_nonpositive_in_range<detail::v8sf, detail::v8si>(__builtin_bit_cast(detail::v8sf, x));
+  return _mm256_andnot_ps(underflow, __builtin_bit_cast(__m256, e));
 }
 
 __attribute__((target("avx2,fma"))) float horizontal_max(__m256 v) {
@@ -106,26 +122,10 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
   return exp_shifted_rest_avx2(x + i, y + i, n - i, shift, _mm256_add_ps(acc, acc2));
 }
 
-// exp_avx2 with 16 lanes: the same arithmetic per value, so the same bits.
 __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
-  const __m512 kRound = _mm512_set1_ps(12582912.0F);
-  const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365478515625F), _CMP_LT_OQ);
-  const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341F), kRound);
-  const __m512 fx = _mm512_sub_ps(t, kRound);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375F), x);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4F), x);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4F);
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507E-3F));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073E-3F));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894E-2F));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459E-1F));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201E-1F));
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  p = _mm512_fmadd_ps(p, x2, _mm512_add_ps(x, _mm512_set1_ps(1.0F)));
-  // g++ 12 warns (falsely) on _mm512_slli_epi32's undefined pass-through: the shift as a vector operation.
-  typedef int32_t v16si __attribute__((vector_size(64)));
-  const v16si e = (__builtin_bit_cast(v16si, t) + 127) << 23;
-  return _mm512_maskz_mul_ps(static_cast<__mmask16>(~underflow), p, __builtin_bit_cast(__m512, e));
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpUnderflow), _CMP_LT_OQ);
+  const auto e = exp_nonpositive_in_range<detail::v16sf, detail::v16si>(__builtin_bit_cast(detail::v16sf, x));
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), __builtin_bit_cast(__m512, e));
 }
 
 // exp_shifted_avx2 with 16 lanes for its 16-value blocks: one zmm sum whose halves are the AVX2 version's two
