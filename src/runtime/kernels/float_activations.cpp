@@ -3,6 +3,7 @@
 // features; "arch=haswell" would test for an Intel Haswell model and never pick it on AMD.
 #include "runtime/kernels/float_activations.h"
 
+#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/gelu_approx.h"
 
 #include <cstdint>
@@ -89,13 +90,7 @@ void gelu_erf_plain(const float* x, float* y, int64_t n) {
 }
 }  // namespace
 
-bool gelu_uses_fma() {
-  static const bool fma = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return fma;
-}
+bool gelu_uses_fma() { return cpu_has_avx2_fma(); }
 
 void gelu_erf_f32(const float* x, float* y, int64_t n) {
   if (gelu_uses_fma()) {

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/gelu_approx.h"
 
@@ -245,22 +246,6 @@ GemmIsa isa_from_env() {
   return GemmIsa::kAuto;
 }
 std::atomic<int> g_isa{static_cast<int>(isa_from_env())};
-
-bool cpu_has_avx2_fma() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return has;
-}
-
-bool cpu_has_avx512f() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return has;
-}
 
 // The wide AVX-512 tile (with the AVX2 one for edges) wherever AVX-512 exists: even on AMD Zen 4, which
 // splits each 512-bit FMA in two, it saves loads and instructions (1-3% per product, 1.5-2% end to end on

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/gelu_approx.h"  // detail::fused_mul_add and the vector types
 
 // exp_nonpositive_in_range on AVX vectors is always inlined into functions built for them; g++ still warns at the
@@ -18,22 +19,6 @@
 
 namespace detrq::runtime::kernels {
 namespace {
-
-bool cpu_has_avx2_fma() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return has;
-}
-
-bool cpu_has_avx512f() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return has;
-}
 
 // e^x for x <= 0 (softmax's shifted logits; NaN propagates): x = n*ln2 + r, n rounded to nearest by adding
 // 1.5 * 2^23, whose low mantissa bits then hold n as well (no round or convert instructions); 2^n built in
