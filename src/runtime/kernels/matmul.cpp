@@ -132,6 +132,7 @@ class MatMulKernel final : public Kernel {
     if (has_residual_) {
       const Shape out = broadcast_shapes(node_, {geometry_.out, ctx.input_types[4].shape});
       residual_broadcasts_ = out != geometry_.out || ctx.input_types[4].shape != geometry_.out;
+      if (residual_broadcasts_) residual_plan_ = BroadcastPlan(out, {geometry_.out, ctx.input_types[4].shape});
       return {TensorType{a.dtype, out}};
     }
     return {TensorType{a.dtype, geometry_.out}};
@@ -273,41 +274,26 @@ class MatMulKernel final : public Kernel {
   bool reads_constant_input(std::size_t i) const override { return !(i == 1 && weights_packed_); }
 
   // out = product + residual, both broadcast to out's shape (the rare residual that is not the product's
-  // shape): index arithmetic per element.
+  // shape), along residual_plan_.
   void add_broadcast(const float* product, const Tensor& residual, Tensor& out) const {
-    const Shape& os = out.shape();
-    const std::size_t rank = os.size();
-    auto strides_for = [&](const Shape& s) {
-      std::vector<int64_t> st(rank, 0);
-      int64_t step = 1;
-      for (std::size_t d = 0; d < s.size(); ++d) {
-        const std::size_t axis = s.size() - 1 - d;
-        if (s[axis] != 1) st[rank - 1 - d] = step;
-        step *= s[axis];
-      }
-      return st;
-    };
-    const std::vector<int64_t> ps = strides_for(geometry_.out), rs = strides_for(residual.shape());
+    const BroadcastPlan& plan = residual_plan_;
+    const int64_t inner = plan.inner(), sp = plan.inner_step(0), sr = plan.inner_step(1);
     const float* r = residual.data<float>();
     float* y = out.data<float>();
-    std::vector<int64_t> index(rank, 0);
-    for (int64_t i = 0, n = out.numel(); i < n; ++i) {
-      int64_t p = 0, q = 0;
-      for (std::size_t d = 0; d < rank; ++d) {
-        p += index[d] * ps[d];
-        q += index[d] * rs[d];
-      }
-      y[i] = product[p] + r[q];
-      for (std::size_t d = rank; d-- > 0;) {
-        if (++index[d] < os[d]) break;
-        index[d] = 0;
-      }
+    int64_t offsets[2];
+    for (int64_t row = 0; row < plan.rows(); ++row) {
+      plan.row_offsets(row, offsets);
+      const float* p = product + offsets[0];
+      const float* q = r + offsets[1];
+      float* yr = y + row * inner;
+      for (int64_t j = 0; j < inner; ++j) yr[j] = p[j * sp] + q[j * sr];
     }
   }
 
   onnx::Node node_;
   bool fused_ = false;
   bool has_scale_ = false, has_residual_ = false, residual_broadcasts_ = false;
+  BroadcastPlan residual_plan_{Shape{}, {}};  // where residual_broadcasts_
   GemmEpilogue epilogue_;
   MatMulGeometry geometry_;
   std::vector<PackedMatrixB> packed_;
@@ -432,18 +418,11 @@ class AttentionKernel final : public Kernel {
   };
 
   Operand view(const Shape& stored, const std::vector<int64_t>& perm) const {
-    std::vector<int64_t> dense(stored.size(), 1);
-    for (std::size_t d = stored.size(); d-- > 1;) dense[d - 1] = dense[d] * stored[d];
+    const std::vector<int64_t> dense = contiguous_strides(stored);
     if (perm.empty()) return Operand{stored, dense, {}};
-    std::vector<bool> seen(stored.size(), false);
+    require_permutation(perm, stored.size(), "a perm attribute is not a permutation of the input's");
     Operand o;
     for (int64_t p : perm) {
-      if (perm.size() != stored.size() || p < 0 || p >= static_cast<int64_t>(stored.size()) ||
-          seen[static_cast<std::size_t>(p)]) {
-        fail_node(node_, "a perm attribute is not a permutation of the input's " + std::to_string(stored.size()) +
-                             " axes");
-      }
-      seen[static_cast<std::size_t>(p)] = true;
       o.shape.push_back(stored[static_cast<std::size_t>(p)]);
       o.strides.push_back(dense[static_cast<std::size_t>(p)]);
     }
@@ -453,26 +432,27 @@ class AttentionKernel final : public Kernel {
   // The output as the product sees it ([..., m, dv], logical) with the strides its axes have in the
   // stored tensor, which is the logical one permuted by `perm` (empty: not permuted).
   Operand view_output(const Shape& logical, const std::vector<int64_t>& perm) const {
-    Operand o{logical, std::vector<int64_t>(logical.size(), 1), {}};
-    if (perm.empty()) {
-      for (std::size_t d = logical.size(); d-- > 1;) o.strides[d - 1] = o.strides[d] * logical[d];
-      return o;
-    }
-    std::vector<bool> seen(logical.size(), false);
-    for (int64_t p : perm) {
-      if (perm.size() != logical.size() || p < 0 || p >= static_cast<int64_t>(logical.size()) ||
-          seen[static_cast<std::size_t>(p)]) {
-        fail_node(node_, "perm_out is not a permutation of the output's " + std::to_string(logical.size()) + " axes");
-      }
-      seen[static_cast<std::size_t>(p)] = true;
-    }
+    if (perm.empty()) return Operand{logical, contiguous_strides(logical), {}};
+    require_permutation(perm, logical.size(), "perm_out is not a permutation of the output's");
     if (perm.back() != static_cast<int64_t>(logical.size()) - 1) fail_node(node_, "perm_out must keep the last axis last");
+    Operand o{logical, std::vector<int64_t>(logical.size(), 1), {}};
     int64_t step = 1;
     for (std::size_t i = perm.size(); i-- > 0;) {  // axis perm[i] is the stored tensor's axis i
       o.strides[static_cast<std::size_t>(perm[i])] = step;
       step *= logical[static_cast<std::size_t>(perm[i])];
     }
     return o;
+  }
+
+  // Fails (naming `what`) unless perm lists each of `rank` axes once.
+  void require_permutation(const std::vector<int64_t>& perm, std::size_t rank, const std::string& what) const {
+    std::vector<bool> seen(rank, false);
+    for (int64_t p : perm) {
+      if (perm.size() != rank || p < 0 || p >= static_cast<int64_t>(rank) || seen[static_cast<std::size_t>(p)]) {
+        fail_node(node_, what + " " + std::to_string(rank) + " axes");
+      }
+      seen[static_cast<std::size_t>(p)] = true;
+    }
   }
 
   // Start of each matrix of `o`: `count` flat indices over its batch axes, in row-major order (as
