@@ -10,7 +10,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   python3 python3-venv python3-pip
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
-  libdnnl-dev libopenblas-dev
+  libdnnl-dev ocl-icd-opencl-dev opencl-headers libopenblas-dev   # dnnl-config.cmake needs OpenCL (a Recommends of libdnnl-dev)
   libcurl4-openssl-dev libssl-dev
   libjpeg62-turbo-dev libpng-dev libcairo2-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
