@@ -1,0 +1,59 @@
+// Test helper: prints detrq's BLAKE3 and Xet hashes of a file, so the pytest suite can compare them with
+// the `blake3` package and with hf_xet (the real peers) on the same bytes.
+//   xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | file-hash-fixed CHUNK_BYTES FILE
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "detrq/core/file_io.h"
+#include "hub/blake3.h"
+#include "hub/xet_hash.h"
+
+namespace {
+
+using namespace detrq::hub::detail;
+
+std::string hex(const Blake3Digest& d) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : d) {
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | "
+                       "file-hash-fixed CHUNK_BYTES FILE\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return usage();
+  const std::string cmd = argv[1];
+  const std::string data = detrq::core::read_file(argv[argc - 1]);
+  if (cmd == "blake3" && argc == 3) {
+    std::puts(hex(blake3(data.data(), data.size())).c_str());
+  } else if (cmd == "blake3-keyed" && argc == 4 && std::string(argv[2]).size() == 64) {
+    Blake3Key key;
+    for (int i = 0; i < 32; ++i) key[i] = static_cast<uint8_t>(std::stoi(std::string(argv[2] + 2 * i, 2), nullptr, 16));
+    std::puts(hex(blake3_keyed(key, data)).c_str());
+  } else if (cmd == "chunk-hash" && argc == 3) {
+    std::puts(xet_hex(xet_chunk_hash(data)).c_str());
+  } else if (cmd == "file-hash-fixed" && argc == 4) {
+    const std::size_t step = std::stoull(argv[2]);
+    if (step == 0) return usage();
+    std::vector<std::pair<XetHash, uint64_t>> chunks;
+    for (std::size_t pos = 0; pos < data.size(); pos += step) {
+      const std::string piece = data.substr(pos, step);
+      chunks.emplace_back(xet_chunk_hash(piece), piece.size());
+    }
+    std::puts(xet_hex(xet_file_hash(chunks)).c_str());
+  } else {
+    return usage();
+  }
+  return 0;
+}
