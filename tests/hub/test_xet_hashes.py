@@ -1,5 +1,6 @@
 """detrq's BLAKE3 and Xet hashes against the real peers: the `blake3` package (plain and keyed, at lengths
-that cross block, chunk and tree boundaries) and hf_xet's own file hashes."""
+that cross block, chunk and tree boundaries) and hf_xet's own file hashes (merkle tree and content-defined
+chunking)."""
 import os
 import random
 import subprocess
@@ -74,3 +75,17 @@ def test_file_hash_over_many_chunks_matches_hf_xet(tmp_path, size):
     p = tmp_path / "zeros.bin"
     p.write_bytes(bytes(size))
     assert probe("file-hash-fixed", 131072, p) == hf_xet.hash_files([str(p)])[0].hash
+
+
+@pytest.mark.parametrize("size,seed", [(8191, 1), (8192 + 100, 2), (300_000, 3), (2_000_000, 4), (9_000_001, 5)])
+def test_content_defined_chunking_gives_hf_xets_file_hash(tmp_path, size, seed):
+    # Random bytes: the cuts fall where the gear hash says, so this checks the chunker, not just the tree.
+    p = tmp_path / "random.bin"
+    p.write_bytes(random.Random(seed).randbytes(size))
+    assert probe("file-hash", p) == hf_xet.hash_files([str(p)])[0].hash
+
+
+def test_content_defined_chunking_of_text_gives_hf_xets_file_hash(tmp_path):
+    p = tmp_path / "text.txt"
+    p.write_text("".join(f"line {i}: the quick brown fox {i * i % 977}\n" for i in range(60_000)))
+    assert probe("file-hash", p) == hf_xet.hash_files([str(p)])[0].hash

@@ -1,12 +1,14 @@
 // Test helper: prints detrq's BLAKE3 and Xet hashes of a file, so the pytest suite can compare them with
 // the `blake3` package and with hf_xet (the real peers) on the same bytes.
 //   xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | file-hash-fixed CHUNK_BYTES FILE
+//             | file-hash FILE (content-defined chunks, as hf_xet cuts them)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "detrq/core/file_io.h"
 #include "hub/blake3.h"
+#include "hub/xet_chunker.h"
 #include "hub/xet_hash.h"
 
 namespace {
@@ -25,7 +27,7 @@ std::string hex(const Blake3Digest& d) {
 
 int usage() {
   std::fprintf(stderr, "usage: xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | "
-                       "file-hash-fixed CHUNK_BYTES FILE\n");
+                       "file-hash-fixed CHUNK_BYTES FILE | file-hash FILE\n");
   return 2;
 }
 
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
     std::puts(hex(blake3_keyed(key, data)).c_str());
   } else if (cmd == "chunk-hash" && argc == 3) {
     std::puts(xet_hex(xet_chunk_hash(data)).c_str());
+  } else if (cmd == "file-hash" && argc == 3) {
+    std::puts(xet_hex(xet_file_hash_of(data)).c_str());
   } else if (cmd == "file-hash-fixed" && argc == 4) {
     const std::size_t step = std::stoull(argv[2]);
     if (step == 0) return usage();
