@@ -45,3 +45,15 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt >&2
   echo "$want" > $stamp
 fi
+
+# A second venv with the newest huggingface_hub + hf_xet (pinned): the Xet tests run both clients.
+if [[ ! -x .venv-newest/bin/python ]]; then
+  python3 -m venv .venv-newest
+fi
+stamp=.venv-newest/.requirements.sha256
+want=$(sha256sum requirements-test-newest.txt | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
+  echo "setup: installing the newest huggingface_hub into .venv-newest" >&2
+  .venv-newest/bin/python -m pip install -q --disable-pip-version-check -r requirements-test-newest.txt >&2
+  echo "$want" > $stamp
+fi

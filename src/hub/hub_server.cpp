@@ -1,6 +1,6 @@
 // HubServer: the Hub's HTTP endpoints (repo create/info, resolve, preupload, LFS batch and transfers,
-// ndjson commit) over RepoStore, with bearer tokens for writes and private reads, and HMAC-signed URLs
-// for the storage transfers that clients make without credentials.
+// ndjson commit, and the Xet token and CAS routes through XetService) over RepoStore, with bearer tokens
+// for writes and private reads, and HMAC-signed URLs for the transfers clients make without credentials.
 #include "detrq/hub/hub_server.h"
 
 #include <fcntl.h>
@@ -22,6 +22,7 @@
 #include "hub/digest.h"
 #include "hub/http_server.h"
 #include "hub/repo_store.h"
+#include "hub/xet_service.h"
 
 namespace detrq::hub {
 namespace {
@@ -152,6 +153,7 @@ struct HubServer::Impl {
   HubServerOptions options;
   std::unique_ptr<detail::RepoStore> store;
   std::unique_ptr<detail::HttpServer> http;
+  std::unique_ptr<detail::XetService> xet;
   std::vector<std::pair<std::string, bool>> tokens;  // token, can write
   std::string secret;                                // signs storage URLs; new on every start
   std::mutex stop_mutex;
@@ -318,6 +320,7 @@ struct HubServer::Impl {
     for (const auto& [path, f] : commit->files) {
       json s = {{"rfilename", path}, {"size", f.size}, {"blobId", f.git_oid}};
       if (f.lfs) s["lfs"] = {{"size", f.size}, {"sha256", f.sha256}, {"pointerSize", lfs_pointer(f.sha256, f.size).size()}};
+      if (!f.xet_hash.empty()) s["xetHash"] = f.xet_hash;
       siblings.push_back(s);
     }
     send_json(ex, 200,
@@ -354,6 +357,7 @@ struct HubServer::Impl {
       }
       json e = {{"type", "file"}, {"oid", f.git_oid}, {"size", f.size}, {"path", path}};
       if (f.lfs) e["lfs"] = {{"oid", f.sha256}, {"size", f.size}, {"pointerSize", lfs_pointer(f.sha256, f.size).size()}};
+      if (!f.xet_hash.empty()) e["xetHash"] = f.xet_hash;
       entries.push_back(e);
     }
     if (!dir.empty() && entries.empty()) return send_error(ex, 404, "Entry not found: " + dir, "EntryNotFound");
@@ -407,6 +411,12 @@ struct HubServer::Impl {
       headers.emplace_back("X-Linked-Etag", quoted(f.sha256));
       headers.emplace_back("X-Linked-Size", std::to_string(f.size));
       headers.emplace_back("Location", signed_url(storage_base(ex), storage_path, f.size, commit->id));
+      if (!f.xet_hash.empty()) {
+        // What the Hub sends for Xet files: hf_xet reconstructs from the hash; others follow Location.
+        headers.emplace_back("X-Xet-Hash", f.xet_hash);
+        headers.emplace_back("Link", "<" + base_url(ex) + "/api/" + key.type + "s/" + key.id() + "/xet-read-token/" +
+                                         commit->id + ">; rel=\"xet-auth\"");
+      }
       return ex.send(302, headers, "", ex.method() == "HEAD");
     }
     serve_object(ex, key, f, headers);
@@ -421,11 +431,40 @@ struct HubServer::Impl {
     } catch (const std::exception&) {
       return send_error(ex, 400, "bad size");
     }
-    if (!store->has_object(key, oid, size)) return send_error(ex, 404, "object not found", "EntryNotFound");
-    detail::StoredFile f{oid, size, true, oid};
     Headers headers = {{"ETag", quoted(oid)}, {"X-Linked-Etag", quoted(oid)}, {"X-Linked-Size", std::to_string(size)}};
-    if (const std::string c = ex.query_param("commit"); is_commit_hash(c)) headers.emplace_back("X-Repo-Commit", c);
-    serve_object(ex, key, f, headers);
+    const std::string commit = ex.query_param("commit");
+    if (is_commit_hash(commit)) headers.emplace_back("X-Repo-Commit", commit);
+    // huggingface_hub follows a same-host redirect on HEAD, so the Xet metadata must be here as well.
+    const auto xet_file = xet->store_for(key).file_by_sha256(oid);
+    if (xet_file && xet_file->size == size) {
+      headers.emplace_back("X-Xet-Hash", detail::xet_hex(xet_file->hash));
+      headers.emplace_back("Link", "<" + base_url(ex) + "/api/" + key.type + "s/" + key.id() + "/xet-read-token/" +
+                                       (is_commit_hash(commit) ? commit : "main") + ">; rel=\"xet-auth\"");
+      // A HEAD needs no bytes: reassembling happens only when someone downloads over plain HTTP.
+      if (ex.method() == "HEAD" && !store->has_object(key, oid, size)) return ex.send(200, headers, "", true);
+    }
+    if (!store->has_object(key, oid, size) && !materialize_xet(key, oid, size)) {
+      return send_error(ex, 404, "object not found", "EntryNotFound");
+    }
+    serve_object(ex, key, detail::StoredFile{oid, size, true, oid, ""}, headers);
+  }
+
+  // Reassembles a Xet file into objects/<sha256> for clients that download over plain HTTP (once; later
+  // downloads are served from there). The bytes are checked against the sha256 before they are kept.
+  bool materialize_xet(const RepoKey& key, const std::string& sha256, uint64_t size) {
+    const auto file = xet->store_for(key).file_by_sha256(sha256);
+    if (!file || file->size != size) return false;
+    TempFile tmp(store->temp_path(key));
+    detail::Sha256 hasher;
+    const bool ok = xet->store_for(key).reassemble(*file, [&](const std::string& b) {
+      hasher.update(b.data(), b.size());
+      tmp.write(b.data(), b.size());
+    });
+    tmp.finish();
+    if (!ok || hasher.hex_digest() != sha256) return false;
+    store->adopt_object(key, tmp.path, sha256);
+    tmp.release();
+    return true;
   }
 
   void preupload(HttpExchange& ex, const RepoKey& key, Access access, const std::string& revision) {
@@ -642,15 +681,22 @@ struct HubServer::Impl {
           return send_error(ex, 400, "lfsFile needs a sha256 oid");
         }
         uint64_t size = 0;
+        const auto xet_file = xet->store_for(key).file_by_sha256(oid);
         if (v.contains("size") && v["size"].is_number_unsigned()) {
           size = v["size"].get<uint64_t>();
+        } else if (xet_file) {
+          size = xet_file->size;
         } else {
           std::error_code ec;
           size = std::filesystem::file_size(store->object_path(key, oid), ec);
           if (ec) return send_error(ex, 422, "LFS object " + oid + " was not uploaded");
         }
-        ops.push_back({detail::CommitOperation::Kind::kAddLfs, path,
-                       detail::StoredFile{oid, size, true, detail::git_blob_sha1_hex(lfs_pointer(oid, size))}});
+        detail::StoredFile stored{oid, size, true, detail::git_blob_sha1_hex(lfs_pointer(oid, size)), ""};
+        // An LFS object of this sha256 wins; otherwise the file is served from its Xet reconstruction.
+        if (!store->has_object(key, oid, size) && xet_file && xet_file->size == size) {
+          stored.xet_hash = detail::xet_hex(xet_file->hash);
+        }
+        ops.push_back({detail::CommitOperation::Kind::kAddLfs, path, stored});
       } else if (k == "deletedFile" || folder) {
         ops.push_back({folder ? detail::CommitOperation::Kind::kDeleteFolder : detail::CommitOperation::Kind::kDeleteFile,
                        check, {}});
@@ -702,6 +748,14 @@ struct HubServer::Impl {
         if (s.size() >= 6 && s[4] == "tree" && (m == "GET" || m == "HEAD")) return tree(ex, *key, access, s[5], join(s, 6));
         if (s.size() >= 6 && s[4] == "preupload" && m == "POST") return preupload(ex, *key, access, join(s, 5));
         if (s.size() >= 6 && s[4] == "commit") return commit(ex, *key, access, join(s, 5));
+        if (s.size() >= 5 && s[4] == "xet-write-token" && m == "GET") {
+          if (require_write(ex, &*key, access)) xet->issue_token(ex, *key, true, base_url(ex));
+          return;
+        }
+        if (s.size() >= 5 && s[4] == "xet-read-token" && m == "GET") {
+          if (require_read(ex, *key, access)) xet->issue_token(ex, *key, false, base_url(ex));
+          return;
+        }
       }
       if (s.size() >= 6 && s[1].rfind("lfs-", 0) == 0) {
         const auto key = key_of(s[2], s[3], s[4]);
@@ -713,6 +767,11 @@ struct HubServer::Impl {
         if (s.size() == 6 && s[1] == "lfs-verify") return lfs_verify(ex, *key, access, s[5]);
       }
       return send_error(ex, 404, "no such endpoint: " + m + " " + ex.path());
+    }
+    if (s.size() >= 4 && s[0] == "xet-cas") {
+      const auto key = key_of(s[1], s[2], s[3]);
+      if (!key) return bad_repo();
+      return xet->handle_cas(ex, *key, std::vector<std::string>(s.begin() + 4, s.end()), base_url(ex));
     }
     std::size_t i = 0;
     std::string type = "model";
@@ -751,6 +810,7 @@ void HubServer::start() {
   unsigned char key[32];
   if (RAND_bytes(key, sizeof key) != 1) throw Error(ErrorKind::kInternal, "hub-server", "no randomness for the URL key");
   s.secret.assign(reinterpret_cast<const char*>(key), sizeof key);
+  s.xet = std::make_unique<detail::XetService>(*s.store, s.secret + "xet");
   detail::HttpServerLimits limits;
   limits.header_timeout_s = s.options.header_timeout_s;
   limits.io_timeout_s = s.options.io_timeout_s;

@@ -46,7 +46,14 @@ std::string random_hex(std::size_t bytes) {
 }
 
 json file_to_json(const StoredFile& f) {
-  return {{"sha256", f.sha256}, {"size", f.size}, {"lfs", f.lfs}, {"oid", f.git_oid}};
+  json j = {{"sha256", f.sha256}, {"size", f.size}, {"lfs", f.lfs}, {"oid", f.git_oid}};
+  if (!f.xet_hash.empty()) j["xet"] = f.xet_hash;
+  return j;
+}
+
+bool has_xet_file(const std::filesystem::path& repo, const std::string& xet_hash) {
+  std::error_code ec;
+  return is_hex_string(xet_hash, 64) && std::filesystem::is_regular_file(repo / "xet" / "files" / (xet_hash + ".json"), ec);
 }
 
 bool is_branch_name(const std::string& b) {
@@ -125,7 +132,7 @@ std::optional<Commit> RepoStore::load_commit(const RepoKey& key, const std::stri
   c.time = j.value("time", int64_t{0});
   for (const auto& [path, f] : j.at("files").items()) {
     c.files[path] = StoredFile{f.at("sha256").get<std::string>(), f.at("size").get<uint64_t>(), f.at("lfs").get<bool>(),
-                               f.at("oid").get<std::string>()};
+                               f.at("oid").get<std::string>(), f.value("xet", "")};
   }
   return c;
 }
@@ -184,7 +191,7 @@ void RepoStore::adopt_object(const RepoKey& key, const std::filesystem::path& te
 }
 
 StoredFile RepoStore::store_bytes(const RepoKey& key, const std::string& bytes) const {
-  StoredFile f{sha256_hex(bytes), bytes.size(), false, git_blob_sha1_hex(bytes)};
+  StoredFile f{sha256_hex(bytes), bytes.size(), false, git_blob_sha1_hex(bytes), ""};
   if (!has_object(key, f.sha256, f.size)) core::write_file_atomic(object_path(key, f.sha256), bytes);
   return f;
 }
@@ -224,7 +231,7 @@ CommitOutcome RepoStore::commit(const RepoKey& key, const std::string& branch, c
     switch (op.kind) {
       case CommitOperation::Kind::kAddRegular:
       case CommitOperation::Kind::kAddLfs:
-        if (!has_object(key, op.file.sha256, op.file.size)) {
+        if (!has_object(key, op.file.sha256, op.file.size) && !has_xet_file(dir, op.file.xet_hash)) {
           return {422, "", "file '" + op.path + "': its LFS object " + op.file.sha256 + " was not uploaded", {}};
         }
         // A path cannot be both a file and a folder.

@@ -26,6 +26,7 @@ struct StoredFile {
   uint64_t size = 0;
   bool lfs = false;
   std::string git_oid;  // git blob sha1 (regular files' etag)
+  std::string xet_hash;  // set when the bytes live in the repository's Xet store rather than objects/
 };
 
 struct Commit {
@@ -67,6 +68,7 @@ class RepoStore {
   bool branch_exists(const RepoKey& key, const std::string& branch) const;
 
   std::filesystem::path object_path(const RepoKey& key, const std::string& sha256) const;
+  std::filesystem::path repo_path(const RepoKey& key) const { return repo_dir(key); }
   bool has_object(const RepoKey& key, const std::string& sha256, uint64_t size) const;
   // A fresh temporary file path inside the repository (same file system as objects/).
   std::filesystem::path temp_path(const RepoKey& key) const;
@@ -77,7 +79,8 @@ class RepoStore {
   StoredFile store_bytes(const RepoKey& key, const std::string& bytes) const;
 
   // Applies the operations on top of `branch`'s head, under the repository's lock. `parent`, when set,
-  // must equal the head (else 409). Every LFS addition must name an object already uploaded.
+  // must equal the head (else 409). Every LFS addition must name an object already uploaded
+  // (or, for a Xet file, a file reconstruction its shard recorded).
   CommitOutcome commit(const RepoKey& key, const std::string& branch, const std::string& summary,
                        const std::string& description, const std::optional<std::string>& parent,
                        const std::vector<CommitOperation>& operations);

@@ -1,8 +1,8 @@
 """The real huggingface_hub (PyPI, pinned) against detrq hub-server, and the cache shared both ways.
 
-Uploads from huggingface_hub set HF_HUB_DISABLE_XET=1: with hf_xet installed, huggingface_hub 1.33 sends
-LFS content through Xet whatever the server says, and this server speaks classic LFS only. Downloads
-run without it, which shows the server never advertises Xet (huggingface_hub would then use it)."""
+Uploads here set HF_HUB_DISABLE_XET=1, so these tests cover the classic LFS path (what older servers and
+clients speak); the Xet path is tests/hub/test_hub_xet.py. Downloads run without it: files uploaded over LFS
+are served as LFS even to a client that has hf_xet."""
 import hashlib
 import json
 import os

@@ -1,6 +1,6 @@
 // A Hugging Face-compatible Hub on a folder: repositories, commits and LFS objects served over a small
 // HTTP/1.1 server of our own (POSIX sockets, one thread per connection up to a limit), for air-gapped
-// sites and for the tests. huggingface_hub works against it unchanged (it never advertises Xet).
+// sites and for the tests. huggingface_hub works against it unchanged, over Xet (with hf_xet) or classic LFS.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,292 @@
+"""The real huggingface_hub with hf_xet against detrq hub-server over the Xet protocol: uploads and
+downloads with the pinned client (.venv) and the newest one (a second venv, .venv-newest, made by
+scripts/setup.sh from requirements-test-newest.txt), plain-HTTP and detrq downloads of Xet files, LFS and
+Xet files in one repository, hostile uploads, a cut upload, and ten concurrent uploaders."""
+import hashlib
+import http.client
+import json
+import os
+import random
+import struct
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, READ_TOKEN, WRITE_TOKEN, hub_env, run_detrq, run_hf
+
+SOURCE = Path(os.environ.get("DETRQ_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+NEWEST = os.environ.get("DETRQ_PYTHON_NEWEST", str(SOURCE / ".venv-newest" / "bin" / "python"))
+SHARD_TAG = bytes([72, 70, 82, 101, 112, 111, 77, 101, 116, 97, 68, 97, 116, 97, 0, 85, 105, 103, 69, 106, 123,
+                   129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169])
+DATA_KEY = bytes([102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28, 157, 228, 33, 16,
+                  155, 235, 43, 88, 180, 208, 176, 75, 147, 173, 242, 41])
+
+
+def check(proc):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def clients():
+    out = [pytest.param(PYTHON, id="pinned")]
+    reason = f"no second venv with the newest huggingface_hub at {NEWEST} (scripts/setup.sh makes it)"
+    out.append(pytest.param(NEWEST, id="newest", marks=pytest.mark.skipif(not os.path.exists(NEWEST), reason=reason)))
+    return out
+
+
+def run_client(python, env, code, timeout=600):
+    return subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def env_for(server, home, token=WRITE_TOKEN, **extra):
+    return hub_env(server.endpoint, home, token, **extra)
+
+
+def repo_dir(server, repo):
+    return server.root / "models" / repo
+
+
+def tree(server, repo):
+    req = urllib.request.Request(f"{server.endpoint}/api/models/{repo}/tree/main?recursive=true",
+                                 headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+    return {e["path"]: e for e in json.load(urllib.request.urlopen(req)) if e["type"] == "file"}
+
+
+def create_repo(server, tmp_path, repo):
+    code = f"from huggingface_hub import HfApi; HfApi().create_repo({repo!r})"
+    check(run_hf(env_for(server, tmp_path / "create"), code))
+
+
+def random_file(path, size, seed):
+    path.write_bytes(random.Random(seed).randbytes(size))
+    return path
+
+
+@pytest.mark.parametrize("python", clients())
+def test_huggingface_hub_uploads_and_downloads_through_xet(hub_server, tmp_path, python):
+    create_repo(hub_server, tmp_path, "acme/xet")
+    one = random_file(tmp_path / "one.bin", 12_000_000, 1)
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    random_file(folder / "big.bin", 64 << 20, 2)
+    random_file(folder / "sub" / "a.bin", 3_000_000, 3)
+    (folder / "sub" / "b.bin").write_bytes((folder / "sub" / "a.bin").read_bytes()[:2_000_000] + b"tail" * 1000)
+    code = f"""
+from huggingface_hub import HfApi
+api = HfApi()
+api.upload_file(path_or_fileobj={str(one)!r}, path_in_repo="one.bin", repo_id="acme/xet")
+api.upload_folder(folder_path={str(folder)!r}, path_in_repo="models", repo_id="acme/xet")
+"""
+    check(run_client(python, env_for(hub_server, tmp_path / "up"), code))
+    files = tree(hub_server, "acme/xet")
+    uploaded = {"one.bin": one, "models/big.bin": folder / "big.bin", "models/sub/a.bin": folder / "sub/a.bin",
+                "models/sub/b.bin": folder / "sub/b.bin"}
+    for path in uploaded:
+        assert len(files[path].get("xetHash", "")) == 64, files[path]  # stored as Xet, not LFS
+
+    code = """
+import json
+from huggingface_hub import hf_hub_download, snapshot_download
+print(json.dumps({"one": hf_hub_download("acme/xet", "one.bin"), "snap": snapshot_download("acme/xet")}))
+"""
+    out = json.loads(check(run_client(python, env_for(hub_server, tmp_path / "down", token=READ_TOKEN), code)))
+    assert Path(out["one"]).read_bytes() == one.read_bytes()
+    for path, local in uploaded.items():
+        assert (Path(out["snap"]) / path).read_bytes() == local.read_bytes(), path
+    # hf_xet reconstructed the files itself: the server never had to reassemble them.
+    objects = repo_dir(hub_server, "acme/xet") / "objects"
+    for local in uploaded.values():
+        assert not (objects / hashlib.sha256(local.read_bytes()).hexdigest()).exists()
+
+
+def test_xet_files_download_over_plain_http_and_with_xet_disabled(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/plain")
+    data = random_file(tmp_path / "w.bin", 5_000_000, 4).read_bytes()
+    code = f"from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={str(tmp_path / 'w.bin')!r}, " \
+           f"path_in_repo='w.bin', repo_id='acme/plain')"
+    check(run_hf(env_for(hub_server, tmp_path / "up"), code))
+    assert "xetHash" in tree(hub_server, "acme/plain")["w.bin"]
+    # An old client: GET resolve, follow the redirect, get the bytes the server reassembled.
+    plain = urllib.request.urlopen(f"{hub_server.endpoint}/acme/plain/resolve/main/w.bin").read()
+    assert plain == data
+    code = "from huggingface_hub import hf_hub_download; print(hf_hub_download('acme/plain', 'w.bin'))"
+    path = check(run_hf(env_for(hub_server, tmp_path / "nox", token=None, HF_HUB_DISABLE_XET="1"), code)).strip()
+    assert Path(path).read_bytes() == data
+    # detrq's own client reads the Xet file through the same resolve route.
+    proc = run_detrq(hub_env(hub_server.endpoint, tmp_path / "detrq"), "pull", "--hf-repo", "acme/plain",
+                     "--local-dir", str(tmp_path / "pulled"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "pulled" / "w.bin").read_bytes() == data
+
+
+def test_a_repository_mixes_lfs_and_xet_files(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/mixed")
+    lfs = random_file(tmp_path / "lfs.bin", 2_000_000, 5)
+    xet = random_file(tmp_path / "xet.bin", 2_000_000, 6)
+    up = "from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={!r}, path_in_repo={!r}, " \
+         "repo_id='acme/mixed')"
+    check(run_hf(env_for(hub_server, tmp_path / "u1", HF_HUB_DISABLE_XET="1"), up.format(str(lfs), "lfs.bin")))
+    check(run_hf(env_for(hub_server, tmp_path / "u2"), up.format(str(xet), "xet.bin")))
+    files = tree(hub_server, "acme/mixed")
+    assert "xetHash" not in files["lfs.bin"] and "xetHash" in files["xet.bin"]
+    code = "from huggingface_hub import snapshot_download; print(snapshot_download('acme/mixed'))"
+    snap = Path(check(run_hf(env_for(hub_server, tmp_path / "d", token=None), code)).strip())
+    assert (snap / "lfs.bin").read_bytes() == lfs.read_bytes()
+    assert (snap / "xet.bin").read_bytes() == xet.read_bytes()
+
+
+# ---- hostile and broken uploads, spoken to the CAS directly -------------------------------------------
+
+def call(url, method="GET", token=None, body=None):
+    req = urllib.request.Request(url, method=method, data=body)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def xet_token(server, repo, kind, hub_token=WRITE_TOKEN):
+    status, body = call(f"{server.endpoint}/api/models/{repo}/xet-{kind}-token/main", token=hub_token)
+    assert status == 200, body
+    info = json.loads(body)
+    return info["accessToken"], info["casUrl"]
+
+
+def one_chunk_xorb(data):
+    """A xorb of one uncompressed chunk (header: version 0, u24 size, scheme 0, u24 size)."""
+    n = struct.pack("<I", len(data))[:3]
+    return b"\0" + n + b"\0" + n + data
+
+
+def xet_hex(digest):
+    return "".join(digest[i:i + 8][::-1].hex() for i in range(0, 32, 8))
+
+
+def chunk_name(data):
+    blake3 = pytest.importorskip("blake3", reason="the blake3 package (requirements-test.txt) is not installed")
+    return xet_hex(blake3.blake3(data, key=DATA_KEY).digest())  # one chunk: the xorb hash is the chunk hash
+
+
+def stored(server, repo, sub):
+    d = repo_dir(server, repo) / "xet" / sub
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_a_xorb_that_does_not_hash_to_its_name_is_refused(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/h")
+    token, cas = xet_token(hub_server, "acme/h", "write")
+    data = os.urandom(10_000)
+    name = chunk_name(data)
+    wrong = name[:-1] + ("0" if name[-1] != "0" else "1")
+    status, body = call(f"{cas}/v1/xorbs/default/{wrong}", "POST", token, one_chunk_xorb(data))
+    assert status == 400 and b"not to its name" in body
+    assert stored(hub_server, "acme/h", "xorbs") == []
+    assert list((repo_dir(hub_server, "acme/h") / "tmp").iterdir()) == []
+    status, body = call(f"{cas}/v1/xorbs/default/{name}", "POST", token, one_chunk_xorb(data))
+    assert status == 200 and json.loads(body) == {"was_inserted": True}
+
+
+def shard_naming(xorb_hex, file_hash_hex, nbytes):
+    def h(x):
+        raw = bytes.fromhex(x)
+        return b"".join(raw[i:i + 8][::-1] for i in range(0, 32, 8))
+    out = SHARD_TAG + struct.pack("<QQ", 2, 200)
+    out += h(file_hash_hex) + struct.pack("<IIQ", 0, 1, 0)
+    out += h(xorb_hex) + struct.pack("<IIII", 0, nbytes, 0, 1)
+    out += b"\xff" * 32 + bytes(16)  # end of the file section
+    out += b"\xff" * 32 + bytes(16)  # end of the xorb section
+    return out
+
+
+def test_a_shard_naming_missing_xorbs_is_refused(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/s")
+    token, cas = xet_token(hub_server, "acme/s", "write")
+    status, body = call(f"{cas}/v1/shards", "POST", token, shard_naming("ab" * 32, "cd" * 32, 100))
+    assert status == 400 and b"was not uploaded" in body
+    assert stored(hub_server, "acme/s", "files") == [] and stored(hub_server, "acme/s", "sha256") == []
+
+
+def test_tokens_never_cross_repositories_and_read_tokens_never_write(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/a")
+    create_repo(hub_server, tmp_path, "acme/b")
+    token_a, cas_a = xet_token(hub_server, "acme/a", "write")
+    _, cas_b = xet_token(hub_server, "acme/b", "write")
+    read_b, _ = xet_token(hub_server, "acme/b", "read", hub_token=READ_TOKEN)
+    data = os.urandom(5000)
+    name = chunk_name(data)
+    status, body = call(f"{cas_b}/v1/xorbs/default/{name}", "POST", token_a, one_chunk_xorb(data))
+    assert status == 403 and b"acme/a" in body
+    status, _ = call(f"{cas_b}/v1/xorbs/default/{name}", "POST", read_b, one_chunk_xorb(data))
+    assert status == 403
+    status, _ = call(f"{cas_b}/v1/shards", "POST", read_b, shard_naming(name, "cd" * 32, 5000))
+    assert status == 403
+    status, _ = call(f"{cas_b}/v1/xorbs/default/{name}", "POST", "made-up-token", one_chunk_xorb(data))
+    assert status == 401
+    assert stored(hub_server, "acme/b", "xorbs") == [] and stored(hub_server, "acme/b", "files") == []
+    # A read-only Hub token gets no write token at all.
+    status, _ = call(f"{hub_server.endpoint}/api/models/acme/b/xet-write-token/main", token=READ_TOKEN)
+    assert status == 403
+
+
+def test_a_cut_upload_leaves_nothing_and_a_retry_works(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/cut")
+    token, cas = xet_token(hub_server, "acme/cut", "write")
+    data = os.urandom(3_000_000)
+    xorb = one_chunk_xorb(data[:1_000_000])
+    name = chunk_name(data[:1_000_000])
+    conn = http.client.HTTPConnection("127.0.0.1", hub_server.port, timeout=30)
+    conn.putrequest("POST", f"/xet-cas/models/acme/cut/v1/xorbs/default/{name}")
+    conn.putheader("Authorization", f"Bearer {token}")
+    conn.putheader("Content-Length", str(len(xorb)))
+    conn.endheaders()
+    conn.send(xorb[: len(xorb) // 2])
+    conn.close()  # the connection dies mid-body
+    assert wait_for_empty(repo_dir(hub_server, "acme/cut") / "tmp")
+    assert stored(hub_server, "acme/cut", "xorbs") == []
+    status, body = call(f"{cas}/v1/xorbs/default/{name}", "POST", token, xorb)
+    assert status == 200 and json.loads(body)["was_inserted"]
+    # And a real client finishes an upload of content that overlaps the half-sent xorb.
+    (tmp_path / "c.bin").write_bytes(data)
+    code = f"from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={str(tmp_path / 'c.bin')!r}, " \
+           f"path_in_repo='c.bin', repo_id='acme/cut')"
+    check(run_hf(env_for(hub_server, tmp_path / "up"), code))
+    back = urllib.request.urlopen(f"{hub_server.endpoint}/acme/cut/resolve/main/c.bin").read()
+    assert back == data
+
+
+def wait_for_empty(d, seconds=15.0):
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not d.exists() or not list(d.iterdir()):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ten_concurrent_uploaders_with_shared_chunks_all_reconstruct(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/many")
+    shared = random.Random(7).randbytes(2_000_000)
+    files = []
+    procs = []
+    for i in range(10):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(shared + random.Random(100 + i).randbytes(500_000) + shared[: 300_000 * (i % 3)])
+        files.append(p)
+        code = f"from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={str(p)!r}, " \
+               f"path_in_repo='f{i}.bin', repo_id='acme/many')"
+        procs.append(subprocess.Popen([PYTHON, "-c", code], env=env_for(hub_server, tmp_path / f"h{i}"),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, out + err
+    code = "from huggingface_hub import snapshot_download; print(snapshot_download('acme/many'))"
+    snap = Path(check(run_hf(env_for(hub_server, tmp_path / "d", token=None), code)).strip())
+    for i, p in enumerate(files):
+        assert (snap / f"f{i}.bin").read_bytes() == p.read_bytes(), i
