@@ -16,6 +16,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  lz4                                                             # the reference LZ4 tool the Xet tests decode
 )
 if [[ "${1:-}" == "--bench" ]]; then
   APT_PACKAGES+=(libopencv-dev)

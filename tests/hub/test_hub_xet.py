@@ -102,6 +102,44 @@ print(json.dumps({"one": hf_hub_download("acme/xet", "one.bin"), "snap": snapsho
         assert not (objects / hashlib.sha256(local.read_bytes()).hexdigest()).exists()
 
 
+def chunk_schemes(xorb):
+    """Compression schemes of a stored xorb's chunks (header byte 4), walking the chunk headers."""
+    schemes, pos = set(), 0
+    while pos + 8 <= len(xorb) and xorb[pos] == 0:
+        schemes.add(xorb[pos + 4])
+        pos += 8 + int.from_bytes(xorb[pos + 1:pos + 4], "little")
+    return schemes
+
+
+def test_compressed_chunks_are_verified_and_served(hub_server, tmp_path):
+    # hf_xet compresses these with byte-grouped LZ4 (scheme 2; plain LZ4 frames are checked against the lz4
+    # tool in test_xet_lz4.py): the server must decode every chunk to verify it.
+    create_repo(hub_server, tmp_path, "acme/packed")
+    text = tmp_path / "vocab.txt"
+    text.write_text("".join(f"token_{i}\t{i * 7 % 1000}\n" for i in range(400_000)))
+    floats = tmp_path / "weights.bin"
+    rng = random.Random(8)
+    floats.write_bytes(b"".join(struct.pack("<f", rng.gauss(0, 0.02)) for _ in range(1_500_000)))
+    code = f"""
+from huggingface_hub import HfApi
+api = HfApi()
+api.upload_file(path_or_fileobj={str(text)!r}, path_in_repo="vocab.txt", repo_id="acme/packed")
+api.upload_file(path_or_fileobj={str(floats)!r}, path_in_repo="weights.bin", repo_id="acme/packed")
+"""
+    check(run_hf(env_for(hub_server, tmp_path / "up"), code))
+    xorbs = (repo_dir(hub_server, "acme/packed") / "xet" / "xorbs").glob("*[0-9a-f]")
+    schemes = set().union(*(chunk_schemes(p.read_bytes()) for p in xorbs if p.suffix != ".idx"))
+    assert 2 in schemes, schemes
+    code = """
+from huggingface_hub import hf_hub_download
+print(hf_hub_download("acme/packed", "vocab.txt")); print(hf_hub_download("acme/packed", "weights.bin"))
+"""
+    a, b = check(run_hf(env_for(hub_server, tmp_path / "down", token=None), code)).split()
+    assert Path(a).read_bytes() == text.read_bytes() and Path(b).read_bytes() == floats.read_bytes()
+    assert urllib.request.urlopen(f"{hub_server.endpoint}/acme/packed/resolve/main/weights.bin").read() == \
+        floats.read_bytes()
+
+
 def test_xet_files_download_over_plain_http_and_with_xet_disabled(hub_server, tmp_path):
     create_repo(hub_server, tmp_path, "acme/plain")
     data = random_file(tmp_path / "w.bin", 5_000_000, 4).read_bytes()
@@ -290,3 +328,20 @@ def test_ten_concurrent_uploaders_with_shared_chunks_all_reconstruct(hub_server,
     snap = Path(check(run_hf(env_for(hub_server, tmp_path / "d", token=None), code)).strip())
     for i, p in enumerate(files):
         assert (snap / f"f{i}.bin").read_bytes() == p.read_bytes(), i
+
+
+def test_one_client_uploads_the_same_bytes_to_two_repositories(hub_server, tmp_path):
+    # Each repository keeps its own xorbs, so its CAS URL is its own: hf_xet's local dedup cache (kept per
+    # CAS URL) must not make a shard for repo B point at xorbs that only repo A holds.
+    data = random_file(tmp_path / "same.bin", 3_000_000, 11)
+    code = f"""
+from huggingface_hub import HfApi, hf_hub_download
+api = HfApi()
+for repo in ["acme/one", "acme/two"]:
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj={str(data)!r}, path_in_repo="same.bin", repo_id=repo)
+    print(hf_hub_download(repo, "same.bin"))
+"""
+    paths = check(run_hf(env_for(hub_server, tmp_path / "home"), code)).split()
+    assert [Path(p).read_bytes() for p in paths] == [data.read_bytes()] * 2
+    assert stored(hub_server, "acme/one", "xorbs") == stored(hub_server, "acme/two", "xorbs") != []

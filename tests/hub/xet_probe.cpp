@@ -1,13 +1,14 @@
 // Test helper: prints detrq's BLAKE3 and Xet hashes of a file, so the pytest suite can compare them with
 // the `blake3` package and with hf_xet (the real peers) on the same bytes.
 //   xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | file-hash-fixed CHUNK_BYTES FILE
-//             | file-hash FILE (content-defined chunks, as hf_xet cuts them)
+//             | file-hash FILE (content-defined chunks, as hf_xet cuts them) | lz4-decode IN OUT (exit 3: malformed)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "detrq/core/file_io.h"
 #include "hub/blake3.h"
+#include "hub/lz4_frame.h"
 #include "hub/xet_chunker.h"
 #include "hub/xet_hash.h"
 
@@ -27,7 +28,7 @@ std::string hex(const Blake3Digest& d) {
 
 int usage() {
   std::fprintf(stderr, "usage: xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | "
-                       "file-hash-fixed CHUNK_BYTES FILE | file-hash FILE\n");
+                       "file-hash-fixed CHUNK_BYTES FILE | file-hash FILE | lz4-decode IN OUT\n");
   return 2;
 }
 
@@ -36,6 +37,12 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string cmd = argv[1];
+  if (cmd == "lz4-decode" && argc == 4) {
+    const auto out = lz4_frame_decode(detrq::core::read_file(argv[2]), 64u << 20);
+    if (!out) return 3;
+    detrq::core::write_file_atomic(argv[3], *out);
+    return 0;
+  }
   const std::string data = detrq::core::read_file(argv[argc - 1]);
   if (cmd == "blake3" && argc == 3) {
     std::puts(hex(blake3(data.data(), data.size())).c_str());
