@@ -345,3 +345,33 @@ for repo in ["acme/one", "acme/two"]:
     paths = check(run_hf(env_for(hub_server, tmp_path / "home"), code)).split()
     assert [Path(p).read_bytes() for p in paths] == [data.read_bytes()] * 2
     assert stored(hub_server, "acme/one", "xorbs") == stored(hub_server, "acme/two", "xorbs") != []
+
+
+def test_a_reconstruction_of_a_byte_range_yields_exactly_those_bytes(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/range")
+    data = random_file(tmp_path / "r.bin", 3_000_000, 12).read_bytes()  # random: stored uncompressed
+    code = f"from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={str(tmp_path / 'r.bin')!r}, " \
+           f"path_in_repo='r.bin', repo_id='acme/range')"
+    check(run_hf(env_for(hub_server, tmp_path / "up"), code))
+    file_hash = tree(hub_server, "acme/range")["r.bin"]["xetHash"]
+    token, cas = xet_token(hub_server, "acme/range", "read", hub_token=READ_TOKEN)
+    for first, last in [(0, 99), (1_000_000, 1_999_999), (2_999_990, 2_999_999), (123_457, 2_800_001)]:
+        req = urllib.request.Request(f"{cas}/v1/reconstructions/{file_hash}",
+                                     headers={"Authorization": f"Bearer {token}", "Range": f"bytes={first}-{last}"})
+        recon = json.load(urllib.request.urlopen(req))
+        out = b""
+        for term in recon["terms"]:
+            fetch = next(f for f in recon["fetch_info"][term["hash"]] if f["range"] == term["range"])
+            ranged = urllib.request.Request(fetch["url"], headers={
+                "Range": f"bytes={fetch['url_range']['start']}-{fetch['url_range']['end']}"})
+            raw = urllib.request.urlopen(ranged).read()
+            pos = 0
+            while pos < len(raw):  # chunk header: version, u24 size, scheme, u24 size
+                assert raw[pos + 4] == 0, "expected an uncompressed chunk"
+                n = int.from_bytes(raw[pos + 1:pos + 4], "little")
+                out += raw[pos + 8:pos + 8 + n]
+                pos += 8 + n
+        start = recon["offset_into_first_range"]
+        assert out[start:start + last - first + 1] == data[first:last + 1], (first, last)
+    status, _ = call(f"{cas}/v1/reconstructions/{file_hash}", token=None)
+    assert status == 401

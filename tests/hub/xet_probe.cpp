@@ -1,7 +1,8 @@
 // Test helper: prints detrq's BLAKE3 and Xet hashes of a file, so the pytest suite can compare them with
 // the `blake3` package and with hf_xet (the real peers) on the same bytes.
 //   xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | file-hash-fixed CHUNK_BYTES FILE
-//             | file-hash FILE (content-defined chunks, as hf_xet cuts them) | lz4-decode IN OUT (exit 3: malformed)
+//             | file-hash FILE (content-defined chunks, as hf_xet cuts them) | lz4-decode IN OUT
+//             | xorb-hash FILE | shard-files FILE (exit 3: malformed)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,7 @@
 #include "hub/blake3.h"
 #include "hub/lz4_frame.h"
 #include "hub/xet_chunker.h"
+#include "hub/xet_format.h"
 #include "hub/xet_hash.h"
 
 namespace {
@@ -28,7 +30,8 @@ std::string hex(const Blake3Digest& d) {
 
 int usage() {
   std::fprintf(stderr, "usage: xet_probe blake3 FILE | blake3-keyed KEYHEX FILE | chunk-hash FILE | "
-                       "file-hash-fixed CHUNK_BYTES FILE | file-hash FILE | lz4-decode IN OUT\n");
+                       "file-hash-fixed CHUNK_BYTES FILE | file-hash FILE | lz4-decode IN OUT | xorb-hash FILE | "
+                       "shard-files FILE\n");
   return 2;
 }
 
@@ -52,6 +55,18 @@ int main(int argc, char** argv) {
     std::puts(hex(blake3_keyed(key, data)).c_str());
   } else if (cmd == "chunk-hash" && argc == 3) {
     std::puts(xet_hex(xet_chunk_hash(data)).c_str());
+  } else if (cmd == "xorb-hash" && argc == 3) {
+    std::string error;
+    const auto xorb = parse_xorb(data, error);
+    if (!xorb) return std::fprintf(stderr, "%s\n", error.c_str()), 3;
+    std::printf("%s %zu\n", xet_hex(xorb->hash).c_str(), xorb->chunks.size());
+  } else if (cmd == "shard-files" && argc == 3) {
+    std::string error;
+    const auto files = parse_shard_files(data, error);
+    if (!files) return std::fprintf(stderr, "%s\n", error.c_str()), 3;
+    for (const ShardFile& f : *files) {
+      std::printf("%s %zu %s\n", xet_hex(f.file_hash).c_str(), f.terms.size(), f.sha256 ? f.sha256->c_str() : "-");
+    }
   } else if (cmd == "file-hash" && argc == 3) {
     std::puts(xet_hex(xet_file_hash_of(data)).c_str());
   } else if (cmd == "file-hash-fixed" && argc == 4) {
