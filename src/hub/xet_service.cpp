@@ -23,7 +23,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 constexpr int64_t kTokenLifetimeS = 3600;
 constexpr int64_t kUrlLifetimeS = 3600;
-constexpr uint64_t kMaxXorbBytes = 128ull << 20;  // xet-core caps xorbs at 64 MiB of chunks
+constexpr uint64_t kMaxXorbBytes = 80ull << 20;  // xet-core caps a xorb at 64 MiB of chunks, plus headers and footer
 constexpr uint64_t kMaxShardBytes = 64ull << 20;
 
 int64_t unix_now() {

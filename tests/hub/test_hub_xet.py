@@ -375,3 +375,21 @@ def test_a_reconstruction_of_a_byte_range_yields_exactly_those_bytes(hub_server,
         assert out[start:start + last - first + 1] == data[first:last + 1], (first, last)
     status, _ = call(f"{cas}/v1/reconstructions/{file_hash}", token=None)
     assert status == 401
+
+
+def test_a_private_repository_gives_xet_tokens_only_to_valid_hub_tokens(hub_server, tmp_path):
+    data = random_file(tmp_path / "p.bin", 2_000_000, 13)
+    code = f"""
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("acme/secret", private=True)
+api.upload_file(path_or_fileobj={str(data)!r}, path_in_repo="p.bin", repo_id="acme/secret")
+"""
+    check(run_hf(env_for(hub_server, tmp_path / "up"), code))
+    code = "from huggingface_hub import hf_hub_download; print(hf_hub_download('acme/secret', 'p.bin'))"
+    path = check(run_hf(env_for(hub_server, tmp_path / "reader", token=READ_TOKEN), code)).strip()
+    assert Path(path).read_bytes() == data.read_bytes()
+    status, _ = call(f"{hub_server.endpoint}/api/models/acme/secret/xet-read-token/main")
+    assert status == 401
+    status, _ = call(f"{hub_server.endpoint}/api/models/acme/secret/xet-read-token/main", token="hf_made_up")
+    assert status == 401
