@@ -393,3 +393,46 @@ api.upload_file(path_or_fileobj={str(data)!r}, path_in_repo="p.bin", repo_id="ac
     assert status == 401
     status, _ = call(f"{hub_server.endpoint}/api/models/acme/secret/xet-read-token/main", token="hf_made_up")
     assert status == 401
+
+
+def hand_made_shard(file_hash_hex, xorb_hex, nbytes, sha_hex):
+    def h(x):
+        raw = bytes.fromhex(x)
+        return b"".join(raw[i:i + 8][::-1] for i in range(0, 32, 8))
+    out = SHARD_TAG + struct.pack("<QQ", 2, 200)
+    out += h(file_hash_hex) + struct.pack("<IIQ", 1 << 30, 1, 0)
+    out += h(xorb_hex) + struct.pack("<IIII", 0, nbytes, 0, 1)
+    out += h(sha_hex) + bytes(16)
+    return out + b"\xff" * 32 + bytes(16) + b"\xff" * 32 + bytes(16)
+
+
+def test_a_shard_is_checked_against_its_file_hash_and_sha256(hub_server, tmp_path):
+    blake3 = pytest.importorskip("blake3", reason="the blake3 package (requirements-test.txt) is not installed")
+    create_repo(hub_server, tmp_path, "acme/shard")
+    token, cas = xet_token(hub_server, "acme/shard", "write")
+    data = os.urandom(20_000)
+    name = chunk_name(data)
+    assert call(f"{cas}/v1/xorbs/default/{name}", "POST", token, one_chunk_xorb(data))[0] == 200
+    # One chunk: the merkle root is the chunk hash; the file hash keys it once more with a zero key.
+    root = bytes.fromhex(name)
+    root = b"".join(root[i:i + 8][::-1] for i in range(0, 32, 8))
+    file_hash = xet_hex(blake3.blake3(root, key=bytes(32)).digest())
+    sha = hashlib.sha256(data).hexdigest()
+    bad_hash = "ee" * 32
+    for shard, why in [(hand_made_shard(bad_hash, name, len(data), sha), b"its chunks hash to"),
+                       (hand_made_shard(file_hash, name, len(data), "00" * 32), b"sha256"),
+                       (hand_made_shard(file_hash, name, len(data) + 1, sha), b"byte count")]:
+        status, body = call(f"{cas}/v1/shards", "POST", token, shard)
+        assert status == 400 and why in body, body
+        assert stored(hub_server, "acme/shard", "files") == [] and stored(hub_server, "acme/shard", "sha256") == []
+    status, body = call(f"{cas}/v1/shards", "POST", token, hand_made_shard(file_hash, name, len(data), sha))
+    assert status == 200, body
+    # The commit names the file by its sha256, as huggingface_hub does; then any client can read it.
+    commit = "\n".join(json.dumps(x) for x in [
+        {"key": "header", "value": {"summary": "hand-made xet upload"}},
+        {"key": "lfsFile", "value": {"path": "hand.bin", "algo": "sha256", "oid": sha, "size": len(data)}}])
+    status, body = call(f"{hub_server.endpoint}/api/models/acme/shard/commit/main", "POST", WRITE_TOKEN,
+                        commit.encode())
+    assert status == 200, body
+    assert tree(hub_server, "acme/shard")["hand.bin"]["xetHash"] == file_hash
+    assert urllib.request.urlopen(f"{hub_server.endpoint}/acme/shard/resolve/main/hand.bin").read() == data
