@@ -436,3 +436,88 @@ def test_a_shard_is_checked_against_its_file_hash_and_sha256(hub_server, tmp_pat
     assert status == 200, body
     assert tree(hub_server, "acme/shard")["hand.bin"]["xetHash"] == file_hash
     assert urllib.request.urlopen(f"{hub_server.endpoint}/acme/shard/resolve/main/hand.bin").read() == data
+
+
+class CutFirstXorbUpload:
+    """A loopback proxy that forwards requests one by one and, for the first xorb upload, passes on only
+    half of the body and then drops both connections: hf_xet's upload dies mid-body and must retry."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+        self.socket, self.threading = socket, threading
+        self.upstream_port = upstream_port
+        self.cut = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _pump_down(self, upstream, client):
+        try:
+            while data := upstream.recv(1 << 20):
+                client.sendall(data)
+        except OSError:
+            pass
+        client.close()
+
+    def _serve(self, client):
+        upstream = self.socket.create_connection(("127.0.0.1", self.upstream_port))
+        self.threading.Thread(target=self._pump_down, args=(upstream, client), daemon=True).start()
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = client.recv(1 << 16)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = next((int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
+                               if l.lower().startswith(b"content-length:")), 0)
+                while len(buf) < length:
+                    data = client.recv(1 << 20)
+                    if not data:
+                        return
+                    buf += data
+                body, buf = buf[:length], buf[length:]
+                if not self.cut and b"/v1/xorbs/" in head.split(b"\r\n", 1)[0] and length > 1000:
+                    self.cut = True
+                    upstream.sendall(head + b"\r\n\r\n" + body[: length // 2])
+                    return
+                upstream.sendall(head + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                try:
+                    s.shutdown(self.socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def test_hf_xet_retries_an_upload_cut_mid_xorb_and_nothing_partial_is_kept(hub_server, tmp_path):
+    create_repo(hub_server, tmp_path, "acme/retry")
+    data = random_file(tmp_path / "r.bin", 6_000_000, 14)
+    proxy = CutFirstXorbUpload(hub_server.port)
+    try:
+        code = f"from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj={str(data)!r}, " \
+               f"path_in_repo='r.bin', repo_id='acme/retry')"
+        check(run_hf(hub_env(proxy.endpoint, tmp_path / "up", WRITE_TOKEN), code))
+    finally:
+        proxy.close()
+    assert proxy.cut, "the proxy never saw a xorb upload to cut"
+    assert wait_for_empty(repo_dir(hub_server, "acme/retry") / "tmp")
+    # The half-sent body was dropped with its temporary file; what is kept serves the exact bytes.
+    assert urllib.request.urlopen(f"{hub_server.endpoint}/acme/retry/resolve/main/r.bin").read() == data.read_bytes()
