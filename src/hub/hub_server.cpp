@@ -414,8 +414,7 @@ struct HubServer::Impl {
       if (!f.xet_hash.empty()) {
         // What the Hub sends for Xet files: hf_xet reconstructs from the hash; others follow Location.
         headers.emplace_back("X-Xet-Hash", f.xet_hash);
-        headers.emplace_back("Link", "<" + base_url(ex) + "/api/" + key.type + "s/" + key.id() + "/xet-read-token/" +
-                                         commit->id + ">; rel=\"xet-auth\"");
+        headers.emplace_back("Link", xet_auth_link(ex, key, commit->id));
       }
       return ex.send(302, headers, "", ex.method() == "HEAD");
     }
@@ -438,8 +437,7 @@ struct HubServer::Impl {
     const auto xet_file = xet->store_for(key).file_by_sha256(oid);
     if (xet_file && xet_file->size == size) {
       headers.emplace_back("X-Xet-Hash", detail::xet_hex(xet_file->hash));
-      headers.emplace_back("Link", "<" + base_url(ex) + "/api/" + key.type + "s/" + key.id() + "/xet-read-token/" +
-                                       (is_commit_hash(commit) ? commit : "main") + ">; rel=\"xet-auth\"");
+      headers.emplace_back("Link", xet_auth_link(ex, key, is_commit_hash(commit) ? commit : "main"));
       // A HEAD needs no bytes: reassembling happens only when someone downloads over plain HTTP.
       if (ex.method() == "HEAD" && !store->has_object(key, oid, size)) return ex.send(200, headers, "", true);
     }
@@ -447,6 +445,12 @@ struct HubServer::Impl {
       return send_error(ex, 404, "object not found", "EntryNotFound");
     }
     serve_object(ex, key, detail::StoredFile{oid, size, true, oid, ""}, headers);
+  }
+
+  // Where huggingface_hub asks for the read token of a Xet file (the Hub's `Link: <...>; rel="xet-auth"`).
+  std::string xet_auth_link(const HttpExchange& ex, const RepoKey& key, const std::string& revision) const {
+    return "<" + base_url(ex) + "/api/" + key.type + "s/" + key.id() + "/xet-read-token/" + revision +
+           ">; rel=\"xet-auth\"";
   }
 
   // Reassembles a Xet file into objects/<sha256> for clients that download over plain HTTP (once; later
