@@ -521,3 +521,17 @@ def test_hf_xet_retries_an_upload_cut_mid_xorb_and_nothing_partial_is_kept(hub_s
     assert wait_for_empty(repo_dir(hub_server, "acme/retry") / "tmp")
     # The half-sent body was dropped with its temporary file; what is kept serves the exact bytes.
     assert urllib.request.urlopen(f"{hub_server.endpoint}/acme/retry/resolve/main/r.bin").read() == data.read_bytes()
+
+
+def test_a_dataset_repository_stores_and_serves_xet_files(hub_server, tmp_path):
+    data = random_file(tmp_path / "d.bin", 2_000_000, 15)
+    code = f"""
+from huggingface_hub import HfApi, hf_hub_download
+api = HfApi()
+api.create_repo("acme/data", repo_type="dataset")
+api.upload_file(path_or_fileobj={str(data)!r}, path_in_repo="d.bin", repo_id="acme/data", repo_type="dataset")
+print(hf_hub_download("acme/data", "d.bin", repo_type="dataset"))
+"""
+    path = check(run_hf(env_for(hub_server, tmp_path / "home"), code)).strip()
+    assert Path(path).read_bytes() == data.read_bytes()
+    assert len(list((hub_server.root / "datasets" / "acme" / "data" / "xet" / "files").iterdir())) == 1
