@@ -17,6 +17,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   lz4                                                             # the reference LZ4 tool the Xet tests decode
+  qemu-user                                                       # qemu-x86_64 -cpu Haswell-v4: the tests run engines built for AVX2 on an emulated AVX2-only CPU
 )
 if [[ "${1:-}" == "--bench" ]]; then
   APT_PACKAGES+=(libopencv-dev)

@@ -73,7 +73,9 @@ std::vector<Step> build_engine_steps(const BuildEngineOptions& o, std::string* b
   build.parameters = {{"backend", tensorrt ? "tensorrt" : "cpu"}, {"cpu_features", tensorrt ? "" : feature_list},
                       {"detrq", DETRQ_VERSION},
                       // A new engine format makes an existing engine stale even where the version string is not bumped.
-                      {"engine_format", tensorrt ? "" : std::to_string(engine::cpu::kEngineFormatVersion)}};
+                      {"engine_format", tensorrt ? "" : std::to_string(engine::cpu::kEngineFormatVersion)},
+                      // Engines from before the states were packed for the requested target (not the host).
+                      {"cpu_packing", tensorrt ? "" : "for-target"}};
   build.outputs = {o.output};
   build.command = fmt::format("detrq build-engine {} --output {} --backend {}{}",
                               !request.qdq.empty() ? "--qdq " + request.qdq.string() : "--onnx " + request.onnx.string(),

@@ -33,13 +33,13 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
   std::string description;
   std::map<std::string, runtime::PackedState> packed_states;
   if (engine::cpu::is_engine_file(path)) {
-    engine::cpu::EngineFile ef = engine::cpu::read_engine_file(path);
+    engine::cpu::EngineFile ef = engine::cpu::read_engine_file(path, options.target.names());
     model = std::move(ef.model);
     packed_states = std::move(ef.packed_states);
     mapping = ef.mapping;
     std::string features;
-    for (const auto& f : ef.header.cpu_features) features += (features.empty() ? "" : ", ") + f;
-    description = path.string() + " (detrq CPU engine, " + ef.header.precision + ", built for " +
+    for (const auto& f : ef.header.target_features) features += (features.empty() ? "" : ", ") + f;
+    description = path.string() + " (detrq CPU engine, " + ef.header.precision + ", packed for " +
                   (features.empty() ? "any x86-64 CPU" : features) + ")";
   } else {
     model = onnx::load_model(path);
@@ -72,6 +72,7 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
 
   runtime::SessionOptions so;
   so.threads = options.threads;
+  so.target = options.target;
   so.input_shapes[input_name] = {1, 3, size, size};
   Detector d;
   if (mapping) {

@@ -9,7 +9,10 @@ namespace detrq::pipeline {
 Evaluation evaluate_model(const std::filesystem::path& model, const std::filesystem::path& images_dir,
                           const std::filesystem::path& annotations, const EvaluationOptions& options) {
   const vision::CocoDataset gt = vision::CocoDataset::load(annotations);
-  Detector detector = Detector::open(model, DetectorOptions{options.threads});
+  DetectorOptions detector_options;
+  detector_options.threads = options.threads;
+  detector_options.target = options.target;
+  Detector detector = Detector::open(model, detector_options);
   vision::PostprocessOptions post;
   post.num_select = options.num_select;
 

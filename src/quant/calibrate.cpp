@@ -103,6 +103,7 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   const std::string fingerprint = model_fingerprint(model);
   runtime::SessionOptions session_options;
   session_options.threads = opt.threads;
+  session_options.target = opt.target;
   // The statistics observer must see every tensor it watches: fusion may not compute them away.
   runtime::SessionOptions fp32_options = session_options;
   if (opt.all_tensors) {

@@ -242,7 +242,9 @@ void Session::Impl::build(onnx::Model source) {
     return t.defined() ? &t : nullptr;
   };
 
-  // Shape inference and constant folding, node by node.
+  // Shape inference and constant folding, node by node. Folding runs kernels here and now: with the part
+  // of the target this CPU has (a target wider than the host only packs).
+  const CpuTarget fold_target = options.target.intersected(CpuTarget::host());
   std::size_t folded = 0;
   std::size_t restored = 0;
   for (std::size_t n = 0; n < nodes.size(); ++n) {
@@ -253,7 +255,7 @@ void Session::Impl::build(onnx::Model source) {
     Step step;
     step.node = n;
     step.kernel = guarded(node, "creating its kernel", [&] { return (*factory)(node, opset); });
-    InferContext ictx{node, opset, {}, {}};
+    InferContext ictx{node, opset, {}, {}, options.target};
     bool all_constant = true;
     for (const auto& in : node.inputs) {
       const int id = in.empty() ? -1 : value_id(in);
@@ -319,8 +321,9 @@ void Session::Impl::build(onnx::Model source) {
         }
         if (!pool) pool = std::make_unique<core::ThreadPool>(options.threads);
         guarded(node, "constant folding", [&] {
-          step.kernel->prepare(ictx);
-          RunContext rctx{ins, out_ptrs, *pool};
+          const InferContext fold_ctx{node, opset, ictx.input_types, ictx.input_values, fold_target};
+          step.kernel->prepare(fold_ctx);
+          RunContext rctx{ins, out_ptrs, *pool, fold_target};
           step.kernel->run(rctx);
           return 0;
         });
@@ -604,6 +607,11 @@ std::map<std::string, PackedState> Session::packed_states() const {
 
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs, Observer* observer) {
   Impl& s = *impl_;
+  const CpuTarget lacking = s.options.target.lacking_from(CpuTarget::host());
+  if (!lacking.empty()) {
+    throw_unsupported("session", "its target needs CPU features this CPU lacks: " + lacking.to_string(),
+                      "a session packed for another CPU can only be stored (`detrq build-engine`), not run here");
+  }
   for (const auto& [name, t] : inputs) {
     const int id = s.value_id(name);
     if (id < 0 || s.values[static_cast<std::size_t>(id)].kind != ValueKind::kInput) {
@@ -639,7 +647,7 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
         *step.out_ptrs[0] = Tensor::view(v.type.dtype, v.type.shape, const_cast<void*>(src.raw_data()));
       }
     } else {
-      RunContext ctx{step.in_ptrs, step.out_ptrs, *s.pool};
+      RunContext ctx{step.in_ptrs, step.out_ptrs, *s.pool, s.options.target};
       if (s.profiling) {
         const auto start = Clock::now();
         guarded(node, "running", [&] {

@@ -1,7 +1,7 @@
 // The CPU builder on a small Q/DQ convolution and on MatMul/Gemm models: weights are quantized at build
 // time and stored as int8, packed weights are stored and restored from the mapping without packing, the
-// engine's outputs equal those of the ONNX model it came from bit for bit, and it records the CPU
-// features asked for.
+// engine's outputs equal those of the ONNX model it came from bit for bit, and its kernels pack for the
+// CPU target asked for (not the host's), the header requiring exactly what those states need.
 #include "detrq/engine/cpu/cpu_builder.h"
 
 #include <gtest/gtest.h>
@@ -74,7 +74,8 @@ TEST(CpuBuilder, EngineRunsLikeTheOnnxItCameFrom) {
 
   EngineFile ef = read_engine_file(req.output, {"sse4.2"});
   EXPECT_EQ(ef.header.precision, "int8");
-  EXPECT_EQ(ef.header.cpu_features, std::vector<std::string>{"sse4.2"});
+  EXPECT_EQ(ef.header.target_features, std::vector<std::string>{"sse4.2"});
+  EXPECT_EQ(ef.header.cpu_features, std::vector<std::string>{});  // its one state (float panels) needs nothing
   EXPECT_EQ(ef.model.metadata.at("class_names"), R"({"1": "a"})");
   // The weight's QuantizeLinear was computed at build time: what is stored is the int8 weight, which
   // its DequantizeLinear (kept) turns back into floats at load; the float weight is gone.
@@ -181,6 +182,73 @@ core::Tensor mlp_input() {
 
 bool bit_equal(const core::Tensor& a, const core::Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+// x [4,40] -> Q/DQ -> MatMul(DQ(int8 W [40,24], per column)) -> y: an int8 MatMul (QMatMulF), whose packed
+// weights are laid out per ISA.
+onnx::Model qdq_matmul() {
+  onnx::Model m = mlp(true);
+  auto& g = m.graph;
+  g.outputs = {{"h", core::DType::kFloat32, {4, 24}, true}};
+  g.initializers["x_s"] = core::Tensor::scalar<float>(2.0F / 127);
+  g.initializers["x_z"] = core::Tensor::scalar<int8_t>(0);
+  g.nodes.insert(g.nodes.begin(), {node("QuantizeLinear", {"x", "x_s", "x_z"}, {"x_q"}),
+                                   node("DequantizeLinear", {"x_q", "x_s", "x_z"}, {"x_d"})});
+  for (auto& n : g.nodes) {
+    if (n.op_type == "MatMul") n.inputs[0] = "x_d";
+  }
+  return m;
+}
+
+// The bug this guards: the header said "avx2, fma" while the session packed AVX-512 VNNI weights for the
+// host, so the engine refused to run on the AVX2 machine it was built for. Packing is data layout: a
+// target wider than this machine packs too, and is refused at load where the CPU lacks it.
+TEST(CpuBuilder, PacksForTheRequestedTargetNotTheHost) {
+  const fs::path dir = fs::temp_directory_path() / ("detrq_cpu_builder_target_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  onnx::save_model(qdq_matmul(), dir / "m.qdq.onnx");
+  struct Case {
+    std::vector<std::string> features, needs;
+    std::string layout;
+  };
+  const Case cases[] = {{{"avx2", "fma"}, {"avx2"}, "int8-gemm-w/1 isa=avx2"},
+                        {{"avx2", "fma", "avx512f", "avx512bw", "avx512vnni"},
+                         {"avx512f", "avx512bw", "avx512vnni"},
+                         "int8-gemm-w/1 isa=avx512vnni"},
+                        {{}, {}, "int8-gemm-w/1 reference"}};
+  for (const Case& c : cases) {
+    BuildRequest req;
+    req.qdq = dir / "m.qdq.onnx";
+    req.output = dir / "m.engine";
+    req.cpu_features = c.features;
+    CpuBuilder().build(req);
+    const EngineHeader h = read_engine_header(req.output);
+    EXPECT_EQ(h.target_features, c.features);
+    EXPECT_EQ(h.cpu_features, c.needs);
+    // Read with exactly the target's features (whatever this CPU has): every state fits them.
+    const EngineFile ef = read_engine_file(req.output, c.features);
+    int int8_states = 0;
+    for (const auto& [key, state] : ef.packed_states) {
+      if (state.layout.rfind("int8-gemm-w/1", 0) != 0) continue;
+      ++int8_states;
+      EXPECT_EQ(state.layout, c.layout) << key;
+      EXPECT_EQ(state.isa.names(), c.needs) << key;
+    }
+    EXPECT_EQ(int8_states, 1);
+    if (!c.needs.empty()) {
+      try {
+        const bool avx2 = c.features == std::vector<std::string>{"avx2", "fma"};
+        read_engine_file(req.output, avx2 ? std::vector<std::string>{"sse4.2"} : std::vector<std::string>{"avx2", "fma"});
+        ADD_FAILURE() << "an engine needing " << c.needs.back() << " loaded where it is missing";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+        EXPECT_NE(std::string(e.what()).find("engine was built for CPU features this CPU lacks: " + c.needs[0]),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  fs::remove_all(dir);
 }
 
 TEST(CpuBuilder, Float32EngineStoresPackedWeightsInsteadOfTheWeights) {

@@ -101,7 +101,8 @@ std::map<std::string, runtime::PackedState> states(const std::string& layout) {
   std::vector<float> panel(37);
   for (std::size_t i = 0; i < panel.size(); ++i) panel[i] = 0.5F * static_cast<float>(i) - 3.0F;
   return {{"y", runtime::PackedState{layout, {core::Tensor::from_vector<float>({37}, panel),
-                                             core::Tensor::from_vector<int8_t>({3}, {-7, 0, 7})}}}};
+                                             core::Tensor::from_vector<int8_t>({3}, {-7, 0, 7})},
+                                     {}}}};
 }
 
 TEST_F(EngineFileTest, PackedStatesRoundTripInPlace) {
@@ -139,8 +140,8 @@ TEST_F(EngineFileTest, RefusesPackedStatesForAnIsaThisCpuLacks) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
-    EXPECT_NE(std::string(e.what()).find("avx512vnni"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("'y'"), std::string::npos) << e.what();
+    // The writer put what the state's layout names into the header's requirement: refused there.
+    EXPECT_NE(std::string(e.what()).find("CPU features this CPU lacks: avx512vnni"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(read_engine_file(dir_ / "m.engine", {"avx2", "avx512vnni"}));
 }
@@ -177,6 +178,30 @@ TEST_F(EngineFileTest, RefusesMissingCpuFeaturesNamingThem) {
     EXPECT_NE(e.hint().find("--cpu-features"), std::string::npos);
   }
   EXPECT_NO_THROW(read_engine_file(dir_ / "m.engine", {"avx2", "avx512vnni"}));
+}
+
+// Each packed state records the CPU features its layout needs; the header requires at least their union,
+// and a state is refused where they are missing, naming it and them.
+TEST_F(EngineFileTest, PackedStatesRecordTheFeaturesTheyNeed) {
+  auto st = states("test-int8/1 isa=avx512vnni");
+  using F = runtime::CpuFeature;
+  st.at("y").isa = runtime::CpuTarget{F::kAvx512f, F::kAvx512bw, F::kAvx512vnni};
+  write_engine_file(small_model(), st, header({"avx2"}), dir_ / "m.engine");
+  EXPECT_EQ(read_engine_header(dir_ / "m.engine").cpu_features,
+            (std::vector<std::string>{"avx2", "avx512f", "avx512bw", "avx512vnni"}));
+  const std::vector<std::string> enough = {"avx2", "avx512f", "avx512bw", "avx512vnni"};
+  EXPECT_EQ(read_engine_file(dir_ / "m.engine", enough).packed_states.at("y").isa, st.at("y").isa);
+  // A header given less than its states need is completed by the writer.
+  write_engine_file(small_model(), st, header({}), dir_ / "m2.engine");
+  EXPECT_EQ(read_engine_header(dir_ / "m2.engine").cpu_features,
+            (std::vector<std::string>{"avx512f", "avx512bw", "avx512vnni"}));
+  try {
+    read_engine_file(dir_ / "m.engine", {"avx2", "avx512f"});
+    FAIL() << "an engine needing avx512vnni loaded without it";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("avx512bw, avx512vnni"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(EngineFileTest, RefusesEveryKindOfDamage) {

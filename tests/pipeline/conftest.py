@@ -89,6 +89,16 @@ def run_detrq(*args, env=None, timeout=600, check=True):
     return r
 
 
+def make_qdq_model(tmp_path, count=4):
+    """A Q/DQ model of the shipped one, calibrated by `detrq calibrate` on the first `count` images of
+    data/shapes_calib (one more held out for its fidelity check): a few seconds."""
+    require_fixtures()
+    out = tmp_path / "rfdetr_shapes.qdq.onnx"
+    run_detrq("calibrate", "--onnx", MODEL, "--images", CALIB, "--count", count, "--eval-count", 1,
+              "--cache-path", tmp_path / "calibration.cache", "--qdq-out", out, "--threads", 2)
+    return out
+
+
 def val_subset(tmp_path, count):
     """The first `count` images of data/shapes_val as their own annotation file (a quick accuracy check)."""
     gt = json.load(open(os.path.join(VAL, "instances.json")))

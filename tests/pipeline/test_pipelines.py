@@ -1,6 +1,6 @@
 """The maintainer pipeline against a real `detrq hub-server` and a loopback image server, then the user
 pipeline from that Hub, `detect` on a real image; the dry run, each skip flag, an interrupted run resumed,
-and engine files that must be refused (corrupt, built for CPU features this machine lacks)."""
+and engine files that must be refused (corrupt, packed for CPU features the running target lacks)."""
 import json
 import os
 import signal
@@ -9,7 +9,8 @@ import time
 
 from PIL import Image
 
-from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, hub_env, require_fixtures, run_detrq, val_subset)
+from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, hub_env, make_qdq_model, require_fixtures, run_detrq,
+                      val_subset)
 
 REPO = "acme/rfdetr-shapes-int8"
 STEPS = ["export", "fetch-calibration-images", "calibration-tensors", "calibrate", "evaluate", "model-card", "upload"]
@@ -173,15 +174,20 @@ def test_engines_that_must_be_refused(tmp_path):
     truncated.write_bytes(engine.read_bytes()[:1000])
     r = run_detrq("detect", "--engine", truncated, image, check=False)
     assert r.returncode == 3 and "truncated" in r.stderr
-    # Built for a CPU feature this machine lacks.
-    flags = open("/proc/cpuinfo").read()
-    have = {f.replace("_", "") for f in flags.split()}
-    missing = next((f for f in ["avx512bf16", "avxvnni", "avx512vnni", "avx512f"] if f.replace(".", "") not in have), None)
-    if missing is None:
-        import pytest
-        pytest.skip("this CPU has every feature detrq knows")
+    # Packed for CPU features the running target lacks: an int8 engine packed for AVX-512 VNNI (any machine can
+    # build it: packing is data layout), run with the target narrowed to none of the vector features.
     foreign = tmp_path / "foreign.engine"
-    run_detrq("build-engine", "--onnx", MODEL, "--output", foreign, "--backend", "cpu", "--cpu-features", f"avx2,{missing}")
-    r = run_detrq("detect", "--engine", foreign, image, check=False)
-    assert r.returncode == 4
-    assert "engine was built for CPU features this CPU lacks: " + missing in r.stderr
+    run_detrq("build-engine", "--qdq", make_qdq_model(tmp_path), "--output", foreign, "--backend", "cpu",
+              "--cpu-features", "avx2,fma,avx512f,avx512bw,avx512vnni")
+    r = run_detrq("detect", "--engine", foreign, "--cpu-features", "none", image, check=False)
+    assert r.returncode == 4, r.stderr
+    assert ("engine was built for CPU features this CPU lacks: avx512f, avx512bw, avx512vnni (this CPU has: none of "
+            "those detrq uses, as narrowed by --cpu-features)") in r.stderr, r.stderr
+    # Asking to run with a feature no x86 CPU has heard of, or one this CPU lacks, is refused before loading.
+    r = run_detrq("detect", "--engine", engine, "--cpu-features", "avx1024", image, check=False)
+    assert r.returncode == 2 and "unknown CPU feature 'avx1024'" in r.stderr, r.stderr
+    host = json.loads(run_detrq("--json", "inspect", MODEL).stdout)["cpu_target"]
+    lacking = next((f for f in ["amx-int8", "amx-bf16", "avx512bf16", "avxvnni", "avx512vnni"] if f not in host), None)
+    if lacking is not None:
+        r = run_detrq("detect", "--engine", engine, "--cpu-features", f"avx2,{lacking}", image, check=False)
+        assert r.returncode == 4 and f"--cpu-features: this CPU lacks {lacking}" in r.stderr, r.stderr

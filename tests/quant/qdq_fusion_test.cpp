@@ -1,4 +1,5 @@
-// The int8 GEMM on every ISA this CPU has against a direct int64 computation, and the Session's Q/DQ
+// The int8 GEMM on every ISA (each by a target narrowed to it; skipped, saying why, where this CPU lacks
+// it) against a direct int64 computation, and the Session's Q/DQ
 // fusion (QuantizeLinear -> DequantizeLinear -> MatMul <- DequantizeLinear(int8 W)) against the same
 // graph run in float, with the built-in kernels.
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include "detrq/core/error.h"
 #include "detrq/core/thread_pool.h"
 #include "detrq/runtime/session.h"
+#include "runtime/isa_paths.h"
 #include "runtime/kernels/int8_gemm.h"
 
 namespace detrq {
@@ -16,7 +18,10 @@ namespace {
 
 using core::DType;
 using core::Tensor;
+using runtime::CpuFeature;
+using runtime::CpuTarget;
 using runtime::kernels::available_int8_isas;
+using runtime::kernels::best_int8_isa;
 using runtime::kernels::int8_gemm;
 using runtime::kernels::int8_isa_name;
 using runtime::kernels::Int8Isa;
@@ -45,14 +50,21 @@ std::vector<float> direct(const std::vector<uint8_t>& a, bool a_signed, int32_t 
   return y;
 }
 
-TEST(Int8Gemm, EveryIsaMatchesADirectSumOnOddShapes) {
-  const auto isas = available_int8_isas();
-  ASSERT_EQ(isas.front(), Int8Isa::kReference);
+// The int8 GEMM's ISAs, each with a target narrowed to exactly the features it needs.
+testing::IsaPath int8_path(Int8Isa isa) { return {int8_isa_name(isa), runtime::kernels::int8_isa_features(isa)}; }
+
+class Int8Gemm : public ::testing::TestWithParam<Int8Isa> {};
+
+TEST_P(Int8Gemm, MatchesADirectSumOnOddShapes) {
+  const testing::IsaPath path = int8_path(GetParam());
+  DETRQ_SKIP_UNLESS_HOST_RUNS(path);
+  const Int8Isa isa = GetParam();
+  ASSERT_EQ(best_int8_isa(path.target), isa);  // the narrowed target picks exactly this ISA
   std::mt19937 rng(7);
   core::ThreadPool pool(3);
   const std::vector<GemmCase> cases = {{1, 1, 1},   {3, 5, 7},    {9, 17, 16},  {8, 4, 32},   {17, 33, 33},
                                        {5, 130, 40}, {33, 64, 100}, {2, 513, 15}, {64, 384, 96}, {13, 7, 1}};
-  for (Int8Isa isa : isas) {
+  {
     for (const GemmCase& c : cases) {
       for (int variant = 0; variant < 4; ++variant) {
         const bool a_signed = variant % 2 == 0;
@@ -70,7 +82,7 @@ TEST(Int8Gemm, EveryIsaMatchesADirectSumOnOddShapes) {
         std::vector<float> w_scale(per_channel ? static_cast<std::size_t>(c.n) : 1);
         for (std::size_t j = 0; j < w_scale.size(); ++j) w_scale[j] = 0.001F * static_cast<float>(1 + j % 7);
         const float a_scale = 0.02F;
-        PackedInt8Weights packed(w.data(), c.k, c.n, isa);
+        PackedInt8Weights packed(w.data(), c.k, c.n, isa, path.target);
         std::vector<std::byte> scratch_store(packed.scratch_bytes(c.m) + 64);
         void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch_store.data()) + 63) / 64 * 64);
         // One guard column past each row would catch a store beyond N.
@@ -88,13 +100,32 @@ TEST(Int8Gemm, EveryIsaMatchesADirectSumOnOddShapes) {
   }
 }
 
-TEST(Int8Gemm, RefusesAnIsaTheCpuLacks) {
-  const auto isas = available_int8_isas();
+INSTANTIATE_TEST_SUITE_P(Isa, Int8Gemm, ::testing::Values(Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx512Vnni),
+                         [](const auto& info) { return std::string(int8_isa_name(info.param)); });
+
+// Narrowing the target takes an ISA away from packing and restoring, whatever this CPU has: VNNI needs
+// avx512f, avx512bw and avx512vnni; AVX2 avx2; the reference nothing. Packing is data layout, so a target
+// wider than this CPU packs (an engine for another machine).
+TEST(Int8GemmTarget, RefusesAnIsaTheTargetLacks) {
   const std::vector<int8_t> w(4, 1);
-  for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvx512Vnni}) {
-    if (std::find(isas.begin(), isas.end(), isa) != isas.end()) continue;
-    EXPECT_THROW(PackedInt8Weights(w.data(), 2, 2, isa), Error);
+  const CpuTarget avx2_only{CpuFeature::kAvx2, CpuFeature::kFma};
+  const CpuTarget no_bw{CpuFeature::kAvx2, CpuFeature::kAvx512f, CpuFeature::kAvx512vnni};
+  EXPECT_EQ(available_int8_isas(CpuTarget{}), std::vector<Int8Isa>{Int8Isa::kReference});
+  EXPECT_EQ(available_int8_isas(avx2_only), (std::vector<Int8Isa>{Int8Isa::kReference, Int8Isa::kAvx2}));
+  EXPECT_EQ(best_int8_isa(no_bw), Int8Isa::kAvx2);
+  try {
+    PackedInt8Weights(w.data(), 2, 2, Int8Isa::kAvx512Vnni, avx2_only);
+    FAIL() << "packed for avx512vnni under a target without it";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("avx512f, avx512bw, avx512vnni"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(PackedInt8Weights(w.data(), 2, 2, Int8Isa::kAvx512Vnni, no_bw), Error);
+  EXPECT_THROW(PackedInt8Weights(w.data(), 2, 2, Int8Isa::kAvx2, CpuTarget{}), Error);
+  const CpuTarget vnni = runtime::kernels::int8_isa_features(Int8Isa::kAvx512Vnni);
+  const PackedInt8Weights packed(w.data(), 2, 2, Int8Isa::kAvx512Vnni, vnni);  // on any CPU: layout only
+  EXPECT_TRUE(PackedInt8Weights::from_blobs(packed.blobs(), 2, 2, Int8Isa::kAvx512Vnni, vnni).has_value());
+  EXPECT_FALSE(PackedInt8Weights::from_blobs(packed.blobs(), 2, 2, Int8Isa::kAvx512Vnni, avx2_only).has_value());
 }
 
 // ---- Fusion through the Session.
@@ -235,6 +266,77 @@ TEST(QdqFusionPackedState, Int8WeightsRestoreFromTheirPackedState) {
   }
   restoring.packed_states = states;
   EXPECT_THROW(runtime::Session(fused.model(), restoring), Error);
+}
+
+// QMatMulF restores a state packed for another ISA than the best its target has (an engine built for
+// AVX2 on an AVX-512 machine): it runs that ISA's path, with that path's results (int32 sums: exactly the
+// same as the other paths'); a state for an ISA the target lacks is refused (kUnsupported, naming it).
+TEST(QdqFusionPackedState, RestoresAStatePackedForAnotherIsa) {
+  const testing::IsaPath avx2 = int8_path(Int8Isa::kAvx2), vnni = int8_path(Int8Isa::kAvx512Vnni);
+  DETRQ_SKIP_UNLESS_HOST_RUNS(avx2);
+  runtime::SessionOptions narrow;
+  narrow.threads = 2;
+  narrow.target = CpuTarget::host().intersected(CpuTarget{CpuFeature::kAvx2, CpuFeature::kFma});
+  runtime::Session packed_for_avx2(qdq_model(37, 21, DType::kInt8), narrow);
+  const std::map<std::string, runtime::PackedState> states = packed_for_avx2.packed_states();
+  std::size_t avx2_states = 0;
+  for (const auto& [key, state] : states) {
+    if (state.layout == PackedInt8Weights::layout(Int8Isa::kAvx2)) {
+      ++avx2_states;
+      EXPECT_EQ(state.isa, avx2.target) << key;  // the state records what it needs
+    }
+  }
+  ASSERT_EQ(avx2_states, 2U);
+
+  runtime::SessionOptions host;  // the host's full target (VNNI where it has it) restores the AVX2 states
+  host.threads = 2;
+  host.packed_states = states;
+  runtime::Session restored(packed_for_avx2.model(), host);
+  const Tensor x = input(37);
+  const Tensor want = packed_for_avx2.run({{"x", x}}).at("y");
+  const Tensor got = restored.run({{"x", x}}).at("y");
+  ASSERT_EQ(want.shape(), got.shape());
+  for (int64_t i = 0; i < want.numel(); ++i) EXPECT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
+  if (testing::why_host_cannot_run(vnni).empty()) {
+    // And the host's own VNNI packing computes the same int32 sums.
+    runtime::SessionOptions best_options;
+    best_options.threads = 2;
+    runtime::Session best(qdq_model(37, 21, DType::kInt8), best_options);
+    const Tensor yb = best.run({{"x", x}}).at("y");
+    for (int64_t i = 0; i < want.numel(); ++i) EXPECT_EQ(want.data<float>()[i], yb.data<float>()[i]) << i;
+  }
+
+  runtime::SessionOptions portable = host;  // a target without AVX2 cannot run them
+  portable.target = CpuTarget{};
+  try {
+    runtime::Session refused(packed_for_avx2.model(), portable);
+    FAIL() << "an AVX2 state was restored under a target without avx2";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("need CPU features avx2"), std::string::npos) << e.what();
+  }
+}
+
+// A target wider than this CPU packs for it (the engine builder's case) but refuses to run.
+TEST(QdqFusionPackedState, ATargetWiderThanTheHostPacksButDoesNotRun) {
+  CpuTarget all;
+  for (int f = 0; f < runtime::kCpuFeatureCount; ++f) all = all.with(static_cast<CpuFeature>(f));
+  if (CpuTarget::host().has_all(all)) GTEST_SKIP() << "this CPU has every feature detrq knows: none is wider";
+  runtime::SessionOptions wide;
+  wide.threads = 2;
+  wide.target = all;
+  runtime::Session s(qdq_model(37, 21, DType::kInt8), wide);
+  std::size_t vnni_states = 0;
+  for (const auto& [key, state] : s.packed_states()) {
+    vnni_states += state.layout == PackedInt8Weights::layout(Int8Isa::kAvx512Vnni);
+  }
+  EXPECT_EQ(vnni_states, 2U);
+  try {
+    s.run({{"x", input(37)}});
+    FAIL() << "a session targeting features this CPU lacks ran";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Activations, QdqFusion, ::testing::Values(DType::kInt8, DType::kUInt8),

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "runtime/compute_reference.h"
+#include "runtime/isa_paths.h"
 #include "runtime/kernel_harness.h"
 #include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/gemm.h"
@@ -70,15 +71,19 @@ std::vector<double> matmul_ref(const float* a, const float* b, int64_t m, int64_
 
 // ---- GEMM core --------------------------------------------------------------------------------
 
-using runtime::kernels::GemmIsa;
+using testing::IsaPath;
 
-// Every micro-kernel against the reference (an ISA the CPU lacks falls back to the next one). AVX-512
-// runs its 12 x 32 tile where whole tiles of it fit (pairs of whole panels, rows read in place) and the
-// AVX2 tile on the rest: sizes cover both, alone and mixed.
-class SgemmTest : public ::testing::TestWithParam<GemmIsa> {
+// Every micro-kernel against the reference, each chosen by a target narrowed to what it needs (skipped,
+// saying why, where this CPU lacks it; never silently another). AVX-512 runs its 12 x 32 tile where whole
+// tiles of it fit (pairs of whole panels, rows read in place) and the AVX2 tile on the rest: sizes cover
+// both, alone and mixed.
+class SgemmTest : public ::testing::TestWithParam<IsaPath> {
  protected:
-  void SetUp() override { runtime::kernels::sgemm_set_isa(GetParam()); }
-  void TearDown() override { runtime::kernels::sgemm_set_isa(GemmIsa::kAuto); }
+  void SetUp() override {
+    DETRQ_SKIP_UNLESS_HOST_RUNS(GetParam());
+    ASSERT_EQ(runtime::kernels::sgemm_isa(target()), GetParam().name);
+  }
+  const runtime::CpuTarget& target() const { return GetParam().target; }
 };
 
 TEST_P(SgemmTest, MatchesReferenceOnEdgeSizesAndTransposes) {
@@ -104,7 +109,7 @@ TEST_P(SgemmTest, MatchesReferenceOnEdgeSizesAndTransposes) {
                                                   : runtime::kernels::MatrixView<float>{b.data<float>(), n, 1};
       Tensor c = random_tensor({m, n}, seed++);
       Tensor c0 = c.clone();
-      runtime::kernels::sgemm(m, n, k, 0.5F, av, bv, true, c.data<float>(), n, &pool);
+      runtime::kernels::sgemm(m, n, k, 0.5F, av, bv, true, c.data<float>(), n, &pool, target());
       std::vector<double> ref = matmul_ref(a.data<float>(), b.data<float>(), m, n, k);
       for (std::size_t i = 0; i < ref.size(); ++i) ref[i] = 0.5 * ref[i] + c0.data<float>()[i];
       EXPECT_LT(testing::max_abs_diff(c, ref), 1e-4) << m << "x" << n << "x" << k << " trans " << trans;
@@ -135,7 +140,7 @@ TEST_P(SgemmTest, EpilogueAddsBiasThenGelu) {
                                         variant > 0 ? row_bias.data<float>() : nullptr,
                                         variant > 1 ? scale.data<float>() : nullptr,
                                         variant > 1 ? residual.data<float>() : nullptr}};
-      runtime::kernels::sgemm_packed(m, n, k, 1.0F, false, std::span(&item, 1), n, &pool);
+      runtime::kernels::sgemm_packed(m, n, k, 1.0F, false, std::span(&item, 1), n, &pool, target());
       std::vector<double> ref(static_cast<std::size_t>(m * n), 0.0);
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
@@ -174,7 +179,7 @@ TEST_P(SgemmTest, WeightAndPerRunDepthBlocks) {
       std::fill_n(c.data<float>(), m * n, 1.0F);
       const runtime::kernels::SgemmItem item{runtime::kernels::MatrixView<float>{a.data<float>(), k, 1}, &packed,
                                              c.data<float>()};
-      runtime::kernels::sgemm_packed(m, n, k, 1.0F, true, std::span(&item, 1), n, &pool);
+      runtime::kernels::sgemm_packed(m, n, k, 1.0F, true, std::span(&item, 1), n, &pool, target());
       std::vector<double> expected = ref;
       for (double& v : expected) v += 1.0;
       EXPECT_LT(testing::max_abs_diff(c, expected), 1e-3) << "k " << k << " kc " << kc;
@@ -188,7 +193,8 @@ TEST_P(SgemmTest, WeightAndPerRunDepthBlocks) {
   const runtime::kernels::SgemmItem items[] = {
       {runtime::kernels::MatrixView<float>{a.data<float>(), 257, 1}, &weights, c.data<float>()},
       {runtime::kernels::MatrixView<float>{a.data<float>(), 257, 1}, &per_run, c.data<float>() + 96}};
-  EXPECT_THROW(runtime::kernels::sgemm_packed(6, 16, 257, 1.0F, false, items, 16, &pool), std::invalid_argument);
+  EXPECT_THROW(runtime::kernels::sgemm_packed(6, 16, 257, 1.0F, false, items, 16, &pool, target()),
+               std::invalid_argument);
   EXPECT_THROW(weights.pack(4, 4, runtime::kernels::MatrixView<float>{b.data<float>(), 4, 1}, nullptr, 0),
                std::invalid_argument);
 }
@@ -196,69 +202,81 @@ TEST_P(SgemmTest, WeightAndPerRunDepthBlocks) {
 // The epilogue's GELU against the exact x * (1 + erf(x / sqrt 2)) / 2 on a dense sweep (both signs, the
 // region near 0 where only absolute accuracy matters, the tails where Phi rounds to 0 or 1) and on the
 // special values.
-// Softmax rows on every path the CPU has (AVX-512, AVX2, portable): widths around each vector width and the
-// attention widths, masked (-inf) logits giving exactly 0, and a row of -inf only giving NaN.
-TEST(SoftmaxRow, EveryPathMatchesTheDefinition) {
-  using runtime::kernels::VectorMathPath;
-  for (const VectorMathPath path : {VectorMathPath::kAuto, VectorMathPath::kAvx2, VectorMathPath::kPortable}) {
-    runtime::kernels::set_vector_math_path(path);
-    uint32_t seed = 7;
-    for (const int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 257, 1028}) {
-      Tensor x = random_tensor({n}, seed++);
-      std::vector<float> row(x.data<float>(), x.data<float>() + n);
-      for (float& v : row) v *= 20.0F;  // logits far apart: some exps near the underflow
-      if (n > 3) row[2] = -std::numeric_limits<float>::infinity();
-      std::vector<float> y(static_cast<std::size_t>(n));
-      runtime::kernels::softmax_row(row.data(), y.data(), n);
-      double mx = -std::numeric_limits<double>::infinity(), sum = 0.0;
-      for (const float v : row) mx = std::max(mx, double(v));
-      for (const float v : row) sum += std::exp(double(v) - mx);
-      for (int64_t i = 0; i < n; ++i) {
-        if (n > 3 && i == 2) continue;  // the masked logit, checked below
-        const double arg = double(row[static_cast<std::size_t>(i)]) - mx;
-        const double expected = std::exp(arg) / sum;
-        // Relative: the polynomial's 2e-7 and the float rounding of x - max (half an ulp of |arg|).
-        EXPECT_NEAR(y[static_cast<std::size_t>(i)], expected, (1e-6 + 1.2e-7 * std::abs(arg)) * expected + 1e-37)
-            << "n " << n << " i " << i << " path " << static_cast<int>(path);
-      }
-      if (n > 3) {
-        EXPECT_EQ(y[2], 0.0F);
-      }
-      // exp_minus_max_row leaves the division to the caller and returns the sum.
-      const float s = runtime::kernels::exp_minus_max_row(row.data(), y.data(), n);
-      EXPECT_NEAR(s, sum, 1e-5 * sum) << "n " << n;
+// Softmax rows on each path (AVX-512, AVX2, portable; by target, skipped where this CPU lacks it): widths
+// around each vector width and the attention widths, masked (-inf) logits giving exactly 0, and a row of
+// -inf only giving NaN.
+class SoftmaxRow : public ::testing::TestWithParam<IsaPath> {};
+
+TEST_P(SoftmaxRow, MatchesTheDefinition) {
+  DETRQ_SKIP_UNLESS_HOST_RUNS(GetParam());
+  const runtime::CpuTarget& target = GetParam().target;
+  ASSERT_EQ(runtime::kernels::vector_math_path(target), GetParam().name);
+  uint32_t seed = 7;
+  for (const int64_t n : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 257, 1028}) {
+    Tensor x = random_tensor({n}, seed++);
+    std::vector<float> row(x.data<float>(), x.data<float>() + n);
+    for (float& v : row) v *= 20.0F;  // logits far apart: some exps near the underflow
+    if (n > 3) row[2] = -std::numeric_limits<float>::infinity();
+    std::vector<float> y(static_cast<std::size_t>(n));
+    runtime::kernels::softmax_row(row.data(), y.data(), n, target);
+    double mx = -std::numeric_limits<double>::infinity(), sum = 0.0;
+    for (const float v : row) mx = std::max(mx, double(v));
+    for (const float v : row) sum += std::exp(double(v) - mx);
+    for (int64_t i = 0; i < n; ++i) {
+      if (n > 3 && i == 2) continue;  // the masked logit, checked below
+      const double arg = double(row[static_cast<std::size_t>(i)]) - mx;
+      const double expected = std::exp(arg) / sum;
+      // Relative: the polynomial's 2e-7 and the float rounding of x - max (half an ulp of |arg|).
+      EXPECT_NEAR(y[static_cast<std::size_t>(i)], expected, (1e-6 + 1.2e-7 * std::abs(arg)) * expected + 1e-37)
+          << "n " << n << " i " << i;
     }
-    std::vector<float> masked(20, -std::numeric_limits<float>::infinity());
-    runtime::kernels::softmax_row(masked.data(), masked.data(), 20);
-    for (const float v : masked) EXPECT_TRUE(std::isnan(v));
+    if (n > 3) {
+      EXPECT_EQ(y[2], 0.0F);
+    }
+    // exp_minus_max_row leaves the division to the caller and returns the sum.
+    const float s = runtime::kernels::exp_minus_max_row(row.data(), y.data(), n, target);
+    EXPECT_NEAR(s, sum, 1e-5 * sum) << "n " << n;
   }
-  runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
+  std::vector<float> masked(20, -std::numeric_limits<float>::infinity());
+  runtime::kernels::softmax_row(masked.data(), masked.data(), 20, target);
+  for (const float v : masked) EXPECT_TRUE(std::isnan(v));
 }
 
-// The vector paths give the same bits (values and sums): a softmax that rounds differently on another CPU
-// can reorder a near-tie top-k downstream (RF-DETR's two-stage query selection).
-TEST(SoftmaxRow, VectorPathsAgreeBitForBit) {
-  using runtime::kernels::VectorMathPath;
+INSTANTIATE_TEST_SUITE_P(Isa, SoftmaxRow,
+                         ::testing::Values(testing::avx512_path(), testing::avx2_path(), testing::portable_path()),
+                         [](const auto& info) { return info.param.name; });
+
+// The AVX-512 and AVX2 paths give the same bits (values and sums): a softmax that rounds differently on
+// another CPU can reorder a near-tie top-k downstream (RF-DETR's two-stage query selection). Needs both.
+TEST(SoftmaxRowPaths, VectorPathsAgreeBitForBit) {
+  const IsaPath wide = testing::avx512_path(), narrow = testing::avx2_path();
+  DETRQ_SKIP_UNLESS_HOST_RUNS(wide);
+  ASSERT_EQ(runtime::kernels::vector_math_path(wide.target), std::string("avx512"));
+  ASSERT_EQ(runtime::kernels::vector_math_path(narrow.target), std::string("avx2"));
   uint32_t seed = 40;
   for (const int64_t n : {5, 16, 24, 33, 257, 1028}) {
     Tensor x = random_tensor({n}, seed++);
     std::vector<float> a(static_cast<std::size_t>(n)), b(static_cast<std::size_t>(n));
-    runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
-    const float sa = runtime::kernels::exp_minus_max_row(x.data<float>(), a.data(), n);
-    runtime::kernels::set_vector_math_path(VectorMathPath::kAvx2);
-    const float sb = runtime::kernels::exp_minus_max_row(x.data<float>(), b.data(), n);
+    const float sa = runtime::kernels::exp_minus_max_row(x.data<float>(), a.data(), n, wide.target);
+    const float sb = runtime::kernels::exp_minus_max_row(x.data<float>(), b.data(), n, narrow.target);
     EXPECT_EQ(sa, sb) << "n " << n;
     EXPECT_EQ(a, b) << "n " << n;
   }
-  runtime::kernels::set_vector_math_path(VectorMathPath::kAuto);
 }
 
-TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
+// GELU with fused multiply-adds (targets with AVX2 and FMA) and without (any other), each against the
+// exact function.
+class GeluErf : public ::testing::TestWithParam<IsaPath> {};
+
+TEST_P(GeluErf, MatchesExactFunctionAndSpecialValues) {
+  DETRQ_SKIP_UNLESS_HOST_RUNS(GetParam());
+  const runtime::CpuTarget& target = GetParam().target;
+  ASSERT_EQ(runtime::kernels::gelu_uses_fma(target), GetParam().name == "fma");
   std::vector<float> x;
   for (int i = -200000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4F);  // [-20, 20]
   for (float v : {1e-30F, -1e-30F, 3e-39F, 1e6F, -1e6F, 3e38F, -3e38F}) x.push_back(v);
   std::vector<float> y(x.size());
-  runtime::kernels::gelu_erf_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  runtime::kernels::gelu_erf_f32(x.data(), y.data(), static_cast<int64_t>(x.size()), target);
   double worst = 0.0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double v = x[i];
@@ -268,7 +286,7 @@ TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
   EXPECT_LT(worst, 2e-7);
   const float inf = std::numeric_limits<float>::infinity();
   float special[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.0F, -0.0F};
-  runtime::kernels::gelu_erf_f32(special, special, 5);  // in place, as the epilogue calls it
+  runtime::kernels::gelu_erf_f32(special, special, 5, target);  // in place, as the epilogue calls it
   EXPECT_EQ(special[0], inf);
   EXPECT_TRUE(std::isnan(special[1]));
   EXPECT_TRUE(std::isnan(special[2]));
@@ -276,12 +294,13 @@ TEST(GeluErf, MatchesExactFunctionAndSpecialValues) {
   EXPECT_EQ(special[4], 0.0F);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, SgemmTest, ::testing::Values(GemmIsa::kAvx512, GemmIsa::kAvx2, GemmIsa::kPortable),
-                         [](const auto& info) {
-                           return std::string(info.param == GemmIsa::kAvx512 ? "avx512"
-                                              : info.param == GemmIsa::kAvx2 ? "avx2"
-                                                                              : "portable");
-                         });
+INSTANTIATE_TEST_SUITE_P(Isa, GeluErf,
+                         ::testing::Values(IsaPath{"fma", testing::avx2_path().target}, IsaPath{"plain", {}}),
+                         [](const auto& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(Isa, SgemmTest,
+                         ::testing::Values(testing::avx512_path(), testing::avx2_path(), testing::portable_path()),
+                         [](const auto& info) { return info.param.name; });
 
 // ---- MatMul -----------------------------------------------------------------------------------
 

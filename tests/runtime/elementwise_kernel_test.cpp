@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "runtime/basic_kernel_test_util.h"
+#include "runtime/isa_paths.h"
 
 namespace detrq::testing {
 namespace {
@@ -129,8 +130,16 @@ TEST(UnaryKernel, SigmoidIsStableAtTheExtremes) {
   expect_tensor<float>(y[0], {5}, {0.5F, 0.8807970780F, 0.1192029220F, 1, 0});
 }
 
-TEST(UnaryKernel, VectorizedFloatActivationsMatchLibm) {
-  // float32 Erf/Exp/Sigmoid use polynomial approximations; sweep them against double-precision libm.
+// float32 Erf/Exp/Sigmoid use polynomial approximations, built for AVX2+FMA and for any x86-64: sweep
+// each build (chosen by a narrowed target, skipped where this CPU lacks it) against double-precision libm.
+class VectorizedFloatActivations : public ::testing::TestWithParam<testing::IsaPath> {};
+
+TEST_P(VectorizedFloatActivations, MatchLibm) {
+  DETRQ_SKIP_UNLESS_HOST_RUNS(GetParam());
+  auto run = [&](const onnx::Node& node, std::vector<Tensor> inputs) {
+    testing::KernelCall call{node, 17, std::move(inputs), true, 2, GetParam().target};
+    return testing::run_kernel(call);
+  };
   std::vector<float> x;
   for (float v = -100.0F; v <= 100.0F; v += 0.0137F) x.push_back(v);
   x.insert(x.end(), {0.0F, -0.0F, 1e-30F, -1e-30F, kInf, -kInf, kNaN});
@@ -158,6 +167,10 @@ TEST(UnaryKernel, VectorizedFloatActivationsMatchLibm) {
     EXPECT_NEAR(sig.data<float>()[i], s, 4e-7 * s + 1e-38) << "sigmoid(" << v << ")";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, VectorizedFloatActivations,
+                         ::testing::Values(testing::avx2_path(), testing::portable_path()),
+                         [](const auto& info) { return info.param.name; });
 
 TEST(UnaryKernel, IntegerAndBoolVariants) {
   expect_tensor<int64_t>(run(make_node("Neg"), {i64({2}, {3, -4})})[0], {2}, {-3, 4});

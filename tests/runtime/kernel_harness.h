@@ -19,6 +19,7 @@ struct KernelCall {
   std::vector<core::Tensor> inputs;  // an undefined Tensor marks an omitted optional input
   bool inputs_constant = false;      // pass the values to infer() as constants
   int threads = 2;
+  runtime::CpuTarget target = runtime::CpuTarget::host();  // what the kernel may use (narrow it per ISA path)
 };
 
 inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
@@ -26,7 +27,7 @@ inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
       runtime::KernelRegistry::builtin().find(call.node.domain, call.node.op_type, call.opset);
   if (!factory) throw_unsupported(call.node.op_type, "no kernel registered");
   std::unique_ptr<runtime::Kernel> kernel = (*factory)(call.node, call.opset);
-  runtime::InferContext ictx{call.node, call.opset, {}, {}};
+  runtime::InferContext ictx{call.node, call.opset, {}, {}, call.target};
   for (const auto& t : call.inputs) {
     ictx.input_types.push_back(t.defined() ? runtime::TensorType{t.dtype(), t.shape()} : runtime::TensorType{});
     ictx.input_values.push_back(call.inputs_constant && t.defined() ? &t : nullptr);
@@ -44,7 +45,7 @@ inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
   std::vector<core::Tensor*> out_ptrs;
   for (auto& t : outputs) out_ptrs.push_back(&t);
   core::ThreadPool pool(call.threads);
-  runtime::RunContext rctx{in_ptrs, out_ptrs, pool};
+  runtime::RunContext rctx{in_ptrs, out_ptrs, pool, call.target};
   kernel->run(rctx);
   return outputs;
 }

@@ -246,3 +246,35 @@ def test_small_graphs_match_onnxruntime(tmp_path, build):
     np.testing.assert_allclose(np.load(tmp_path / "o" / "y.npy"), want, rtol=1e-5, atol=1e-6)
     if build is shape_arith_model:
         assert info["planned_nodes"] == 2  # Reshape and Mul; the shape arithmetic folded away
+
+
+def test_cpu_features_narrow_the_target(tmp_path):
+    """`--cpu-features` picks the kernels' instruction sets (MatMul's tile, softmax's exp): each narrowing this
+    CPU can run matches onnxruntime; a feature it lacks is exit 4, an unknown name exit 2."""
+    ort = pytest.importorskip("onnxruntime")
+    model, shape = mlp_model(tmp_path)
+    host = json.loads(detrq("--json", "inspect", model).stdout)["cpu_target"]
+    assert "target: " + ", ".join(host) in detrq("inspect", model).stdout
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ran = []
+    for features in ["none", "avx2,fma", "avx2,fma,avx512f"]:
+        if not set(features.split(",")) - {"none"} <= set(host):
+            continue  # a narrowing this CPU cannot run is checked below
+        out = tmp_path / features.replace(",", "_")
+        r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", out, "--cpu-features", features)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_allclose(np.load(out / "y.npy"), want, rtol=1e-5, atol=1e-6, err_msg=features)
+        ran.append(features)
+    assert "none" in ran
+    lacking = next((f for f in ["amx-int8", "amx-bf16", "avx512bf16", "avx512vnni", "avx512f", "avx2"] if f not in host),
+                   None)
+    if lacking is not None:
+        r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o", "--cpu-features",
+                  lacking)
+        assert r.returncode == 4, r.stderr
+        assert f"detrq: error: --cpu-features: this CPU lacks {lacking}" in r.stderr, r.stderr
+    r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o", "--cpu-features",
+              "avx1024")
+    assert r.returncode == 2 and "unknown CPU feature 'avx1024'" in r.stderr, r.stderr

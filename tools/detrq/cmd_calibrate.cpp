@@ -69,8 +69,11 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
                 "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
                 "outputs of the layers the policy quantizes");
   cmd->add_option("--threads", opt->threads, "Threads (default: one per core)");
-  cmd->callback([&action, &global, opt, method, budget, tensors, images] {
-    action = [&global, opt, method, budget, tensors, images] {
+  auto cpu_features = std::make_shared<std::string>();
+  cmd->add_option("--cpu-features", *cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
+  cmd->callback([&action, &global, opt, method, budget, tensors, images, cpu_features] {
+    action = [&global, opt, method, budget, tensors, images, cpu_features] {
+      opt->target = runtime::narrowed_host_target(*cpu_features);
       if (tensors->empty() && images->empty()) {
         throw detrq::Error(detrq::ErrorKind::kUsage, "calibrate", "give --tensors DIR or --images DIR");
       }

@@ -23,6 +23,7 @@ struct DetectArgs {
   float threshold = 0.5F;
   std::string out;
   int threads = 0;
+  std::string cpu_features;
 };
 
 }  // namespace
@@ -37,13 +38,16 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
   cmd->add_option("--threshold", args->threshold, "Minimum score")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--out", args->out, "Folder for <image>.png with the boxes drawn");
   cmd->add_option("--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->callback([&action, args] {
     action = [args] {
       if (args->engine.empty() == args->onnx.empty()) {
         throw Error(ErrorKind::kUsage, "detect", "give exactly one of --engine and --onnx");
       }
-      auto detector = pipeline::Detector::open(args->engine.empty() ? args->onnx : args->engine,
-                                               pipeline::DetectorOptions{args->threads});
+      pipeline::DetectorOptions options;
+      options.threads = args->threads;
+      options.target = runtime::narrowed_host_target(args->cpu_features);
+      auto detector = pipeline::Detector::open(args->engine.empty() ? args->onnx : args->engine, options);
       vision::PostprocessOptions post;
       post.score_threshold = args->threshold;
       if (!args->out.empty()) std::filesystem::create_directories(args->out);

@@ -25,6 +25,7 @@ struct EvalArgs {
   std::string save_detections;
   int max_images = 0;
   int threads = 0;
+  std::string cpu_features;
 };
 
 nlohmann::json metrics_json(const vision::CocoMetrics& m) {
@@ -64,6 +65,7 @@ void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions&
   cmd->add_option("--save-detections", args->save_detections, "Write the (first) model's detections as COCO results JSON");
   cmd->add_option("--max-images", args->max_images, "Evaluate on the first N images only (0: all)");
   cmd->add_option("--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
       std::vector<std::pair<std::string, vision::CocoMetrics>> rows;
@@ -79,6 +81,7 @@ void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions&
         if (args->images.empty()) throw Error(ErrorKind::kUsage, "eval", "--images is required to evaluate a model");
         pipeline::EvaluationOptions opt;
         opt.threads = args->threads;
+        opt.target = runtime::narrowed_host_target(args->cpu_features);
         opt.max_images = args->max_images;
         auto first = pipeline::evaluate_model(model, args->images, args->annotations, opt);
         if (!args->save_detections.empty()) {

@@ -1,5 +1,6 @@
-// `detrq inspect MODEL`: inputs, outputs, operator counts, parameters, estimated FLOPs and planned
-// peak memory.
+// `detrq inspect MODEL`: inputs, outputs, operator counts, parameters, estimated FLOPs, planned peak
+// memory and the CPU target (this machine's); for an engine file, its header (what it was packed for and
+// what its packed states need).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -7,7 +8,9 @@
 #include <cstdio>
 
 #include "command.h"
+#include "detrq/engine/cpu/engine_file.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/runtime/model_summary.h"
 #include "shape_option.h"
 
@@ -36,6 +39,46 @@ nlohmann::json values_json(const std::vector<onnx::ValueInfo>& values) {
   }
   return out;
 }
+std::string feature_list(const std::vector<std::string>& features) {
+  std::string s;
+  for (const auto& f : features) s += (s.empty() ? "" : ", ") + f;
+  return s.empty() ? "none" : s;
+}
+
+// An engine file: its header (checked, without the CPU test, so any machine can inspect any engine).
+int inspect_engine(const std::string& path, bool json) {
+  const engine::cpu::EngineHeader h = engine::cpu::read_engine_header(path);
+  const auto lacking = engine::cpu::missing_cpu_features(h.cpu_features, runtime::CpuTarget::host().names());
+  if (json) {
+    const nlohmann::json j = {{"model", path},
+                              {"engine_format", h.format_version},
+                              {"detrq_version", h.detrq_version},
+                              {"source", h.source_name},
+                              {"precision", h.precision},
+                              {"cpu_target", h.target_features},
+                              {"cpu_features_required", h.cpu_features},
+                              {"built_on_features", h.built_on_features},
+                              {"runs_here", lacking.empty()},
+                              {"nodes", h.node_count},
+                              {"packed_states", h.packed_state_count},
+                              {"packed_bytes", h.packed_bytes},
+                              {"weight_bytes", h.weight_bytes},
+                              {"arena_bytes", h.arena_bytes}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::string out = fmt::format("engine: {} (detrq CPU engine format {}, detrq {})\n", path, h.format_version,
+                                h.detrq_version);
+  out += fmt::format("source: {}, precision: {}\n", h.source_name, h.precision);
+  out += fmt::format("target: {} (what its kernels' states were packed for)\n", feature_list(h.target_features));
+  out += fmt::format("requires: {}{}\n", feature_list(h.cpu_features),
+                     lacking.empty() ? " (this CPU has them)" : " (this CPU lacks " + feature_list(lacking) + ")");
+  out += fmt::format("built on: {}\n", feature_list(h.built_on_features));
+  out += fmt::format("nodes: {}, packed states: {} ({}), weights {}, arena {}\n", h.node_count, h.packed_state_count,
+                     mib(h.packed_bytes), mib(h.weight_bytes), mib(h.arena_bytes));
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
 }  // namespace
 
 void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
@@ -45,10 +88,11 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
     std::vector<std::string> input_shapes;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("model", args->model, "ONNX model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", args->model, "ONNX model or engine file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
+      if (engine::cpu::is_engine_file(args->model)) return inspect_engine(args->model, global.json);
       runtime::SessionOptions options;
       options.input_shapes = parse_input_shapes(args->input_shapes);
       const onnx::Model model = onnx::load_model(args->model);
@@ -59,7 +103,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
                             {"inputs", values_json(s.inputs)}, {"outputs", values_json(s.outputs)},
                             {"nodes", s.nodes},              {"operators", s.operator_counts},
                             {"parameters", s.parameters},    {"parameter_bytes", s.parameter_bytes},
-                            {"planned", s.planned}};
+                            {"planned", s.planned},         {"cpu_target", options.target.names()}};
         if (s.planned) {
           j["planned_nodes"] = s.planned_nodes;
           j["flops"] = s.flops;
@@ -81,6 +125,8 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
       std::stable_sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
       for (const auto& [op, n] : ops) out += fmt::format("  {:<24}{:>6}\n", op, n);
       out += fmt::format("parameters: {} ({})\n", s.parameters, mib(s.parameter_bytes));
+      out += fmt::format("target: {} (this CPU's; `--cpu-features` on run, detect, eval, calibrate narrows it)\n",
+                         options.target.to_string());
       if (s.planned) {
         out += fmt::format("planned nodes: {} (after constant folding and dead-node removal)\n", s.planned_nodes);
         out += fmt::format("estimated FLOPs: {} ({})\n", si(static_cast<double>(s.flops)), s.flops);

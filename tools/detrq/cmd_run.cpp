@@ -34,6 +34,7 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
     std::vector<std::string> input_shapes;
     std::string output_dir;
     int threads = 0;
+    std::string cpu_features;
     int repeat = 0;
     bool profile = false;
   };
@@ -43,6 +44,7 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
       ->required();
   cmd->add_option("--output-dir", args->output_dir, "Folder for the outputs, one <name>.npy each")->required();
   cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->add_option("--repeat", args->repeat, "Time N runs after one warm-up and print the median latency")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--profile", args->profile, "Print the time spent per operator type and the 15 slowest nodes");
@@ -51,6 +53,7 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
     action = [&global, args] {
       runtime::SessionOptions options;
       options.threads = args->threads;
+      options.target = runtime::narrowed_host_target(args->cpu_features);
       options.input_shapes = parse_input_shapes(args->input_shapes);
       runtime::Session session = runtime::Session::load(args->model, options);
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/vision/rfdetr_postprocess.h"
 #include "detrq/vision/rgb_image.h"
 
@@ -14,11 +15,15 @@ namespace detrq::pipeline {
 
 struct DetectorOptions {
   int threads = 0;  // 0: one per core
+  // What the session may use (`--cpu-features` narrows the host's); an engine whose states need more is
+  // refused (kUnsupported).
+  runtime::CpuTarget target = runtime::CpuTarget::host();
 };
 
 class Detector {
  public:
-  // Opens `model`: a detrq engine file (recognized by its magic bytes, CPU features checked) or an ONNX
+  // Opens `model`: a detrq engine file (recognized by its magic bytes, CPU features checked against the
+  // target) or an ONNX
   // model. Checks the RF-DETR contract: one float32 input [1, 3, S, S], outputs `dets` and `labels`.
   static Detector open(const std::filesystem::path& model, const DetectorOptions& options = {});
   ~Detector();
@@ -30,7 +35,7 @@ class Detector {
 
   int input_size() const noexcept;
   const vision::ClassNames& class_names() const noexcept;
-  // "model.engine (detrq CPU engine, int8, built for avx2, fma)" or "model.onnx (ONNX)".
+  // "model.engine (detrq CPU engine, int8, packed for avx2, fma)" or "model.onnx (ONNX)".
   const std::string& description() const noexcept;
 
  private:

@@ -15,6 +15,7 @@ struct EvaluationOptions {
   int threads = 0;
   int num_select = 300;  // detections kept per image before COCO's own top 100, as RF-DETR evaluates
   int max_images = 0;    // 0: every image of the annotations
+  runtime::CpuTarget target = runtime::CpuTarget::host();  // what the kernels may use
 };
 
 struct Evaluation {

@@ -12,6 +12,7 @@
 #include "detrq/core/tensor.h"
 #include "detrq/quant/calibration_report.h"
 #include "detrq/quant/calibration_table.h"
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/quant/calibrator.h"
 #include "detrq/quant/precision_policy.h"
 #include "detrq/quant/qdq_insertion.h"
@@ -42,6 +43,7 @@ struct CalibrateOptions {
   std::optional<double> accuracy_budget_db;  // keep the most sensitive layers float until every output reaches it
   bool all_tensors = false;  // observe every float tensor (a complete TensorRT cache) instead of tensors_to_calibrate()
   int threads = 0;
+  runtime::CpuTarget target = runtime::CpuTarget::host();  // what the kernels may use
 };
 
 struct CalibrateResult {

@@ -13,6 +13,7 @@
 #include "detrq/core/tensor.h"
 #include "detrq/core/thread_pool.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime {
@@ -31,6 +32,9 @@ struct InferContext {
   int opset;
   std::vector<TensorType> input_types;        // one per node input; dtype kUndefined for omitted ones
   std::vector<const Tensor*> input_values;    // the value where the input is a constant, else nullptr
+  // The instruction sets prepare() packs for and restore_packed_state() accepts (the Session's target;
+  // for a node folded at load, the part of it this CPU runs).
+  const CpuTarget& target;
   bool input_present(std::size_t i) const { return i < input_types.size() && input_types[i].dtype != DType::kUndefined; }
 };
 
@@ -38,6 +42,7 @@ struct RunContext {
   std::span<const Tensor* const> inputs;  // nullptr for omitted optional inputs
   std::span<Tensor* const> outputs;        // preallocated with the inferred dtype and shape; nullptr if omitted
   core::ThreadPool& pool;
+  const CpuTarget& target;  // the instruction sets run() may use (the Session's target)
 };
 
 class Kernel {

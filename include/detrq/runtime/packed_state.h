@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "detrq/core/tensor.h"
+#include "detrq/runtime/cpu_target.h"
 
 namespace detrq::runtime {
 
@@ -19,6 +20,9 @@ struct PackedState {
   // lives); handed to restore_packed_state() they may view a read-only mapping, which the kernel keeps
   // alive through the tensors and never writes.
   std::vector<core::Tensor> blobs;
+  // The CPU features the code that reads this layout needs (empty: any x86-64 CPU); an engine's header
+  // lists their union.
+  CpuTarget isa{};
   bool empty() const noexcept { return layout.empty(); }
 };
 

@@ -12,6 +12,7 @@
 
 #include "detrq/core/tensor.h"
 #include "detrq/onnx/model.h"
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime {
@@ -30,6 +31,10 @@ class KernelRegistry;
 
 struct SessionOptions {
   int threads = 0;  // 0: one per core
+  // The instruction sets the kernels may use and pack for (narrowed by `--cpu-features`). A target wider
+  // than this CPU's packs for it (an engine built for another machine), but such a Session refuses to run
+  // (kUnsupported); constants folded at load are computed with the part of it this CPU has.
+  CpuTarget target = CpuTarget::host();
   // Static shapes for inputs whose declared shape has unknown dimensions.
   std::map<std::string, core::Shape> input_shapes;
   bool fold_constants = true;
@@ -85,7 +90,7 @@ class Session {
   // dtype and static shape of every tensor a node computes.
   const onnx::Model& model() const;
 
-  // Runs the graph (not concurrently: one arena). Inputs are checked against the static input types (name, dtype, shape) with an
+  // Runs the graph (not concurrently: one arena); kUnsupported where the target has features this CPU lacks. Inputs are checked against the static input types (name, dtype, shape) with an
   // error naming the input. Returned outputs own their storage.
   std::map<std::string, core::Tensor> run(const std::map<std::string, core::Tensor>& inputs,
                                           Observer* observer = nullptr);

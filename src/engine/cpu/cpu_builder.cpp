@@ -43,15 +43,26 @@ BuildResult CpuBuilder::build(const BuildRequest& request) {
   // model and its kernels' packed states are what the engine stores. Int8 weights stay int8 (a quarter of
   // the bytes): packed as int8 codes where their kernel packs (dequantized while restoring), else with
   // their DequantizeLinear, which the loading Session folds.
+  // The kernels pack for the requested target, which may be wider than this machine (packing is data
+  // layout): the engine then runs where it is loaded, if that CPU has what its states need.
   runtime::SessionOptions so;
   so.threads = request.threads;
   so.keep_int8_weights = true;
+  so.target = runtime::CpuTarget::host();
+  if (request.cpu_features) {
+    std::string list;
+    for (const auto& f : *request.cpu_features) list += f + " ";
+    so.target = runtime::CpuTarget::parse(list.empty() ? "none" : list);
+  }
   runtime::Session session(std::move(model), so);
   const auto states = session.packed_states();
 
   EngineHeader header;
   header.detrq_version = DETRQ_VERSION;
-  header.cpu_features = request.cpu_features ? *request.cpu_features : host_cpu_features();
+  runtime::CpuTarget needed;
+  for (const auto& [key, state] : states) needed = needed.united(state.isa);
+  header.cpu_features = needed.names();
+  header.target_features = so.target.names();
   header.built_on_features = host_cpu_features();
   header.source_name = source.filename().string();
   header.source_sha256 = "";  // filled by the pipeline, which hashes its inputs anyway
@@ -59,14 +70,13 @@ BuildResult CpuBuilder::build(const BuildRequest& request) {
   header.arena_bytes = session.arena_bytes();
   write_engine_file(session.model(), states, header, request.output);
 
-  std::string features;
-  for (const auto& f : header.cpu_features) features += (features.empty() ? "" : ", ") + f;
   BuildResult result;
   result.backend = "cpu";
-  result.description =
-      fmt::format("{} -> {}: detrq CPU engine, {}, {} nodes, {} pre-packed, {:.1f} MB arena, built for {}",
-                  source.string(), request.output.string(), header.precision, session.model().graph.nodes.size(),
-                  states.size(), header.arena_bytes / 1048576.0, features.empty() ? "any x86-64 CPU" : features);
+  result.description = fmt::format(
+      "{} -> {}: detrq CPU engine, {}, {} nodes, {} pre-packed, {:.1f} MB arena, packed for {}, needs {}",
+      source.string(), request.output.string(), header.precision, session.model().graph.nodes.size(), states.size(),
+      header.arena_bytes / 1048576.0, so.target.empty() ? "any x86-64 CPU" : so.target.to_string(),
+      needed.empty() ? "any x86-64 CPU" : needed.to_string());
   return result;
 }
 

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,25 @@ namespace detrq::engine::cpu {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The features a packed state needs: those it records, and the one its layout names ("isa=avx512vnni"),
+// which is all that engines written before states recorded their features say.
+std::vector<std::string> state_needs(const std::string& layout, std::vector<std::string> recorded) {
+  if (const std::size_t at = layout.find("isa="); at != std::string::npos) {
+    const std::size_t end = layout.find_first_of(" ,;", at);
+    const std::string isa = layout.substr(at + 4, end == std::string::npos ? std::string::npos : end - at - 4);
+    const auto& known = known_cpu_features();
+    const bool is_feature = std::find(known.begin(), known.end(), isa) != known.end();
+    if (is_feature && std::find(recorded.begin(), recorded.end(), isa) == recorded.end()) recorded.push_back(isa);
+  }
+  return recorded;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
 using nlohmann::json;
 
 static_assert(std::endian::native == std::endian::little, "engine files are little-endian");
@@ -92,6 +112,9 @@ EngineHeader header_from(const json& h) {
   e.detrq_version = h.at("detrq_version").get<std::string>();
   e.cpu_features = h.at("cpu_features").get<std::vector<std::string>>();
   e.built_on_features = h.at("built_on_features").get<std::vector<std::string>>();
+  // Engines written before the target was recorded were packed for what they require.
+  e.target_features = h.contains("target_features") ? h.at("target_features").get<std::vector<std::string>>()
+                                                    : e.cpu_features;
   e.source_name = h.at("source_name").get<std::string>();
   e.source_sha256 = h.at("source_sha256").get<std::string>();
   e.precision = h.at("precision").get<std::string>();
@@ -175,7 +198,14 @@ void write_engine_file(const onnx::Model& model, const std::map<std::string, run
       blobs.push_back(add_tensor(b));
       packed += b.nbytes();
     }
-    states[key] = {{"layout", state.layout}, {"blobs", blobs}};
+    states[key] = {{"layout", state.layout}, {"blobs", blobs}, {"cpu_features", state.isa.names()}};
+  }
+  // The header requires at least what every state needs (the builder gives exactly their union).
+  std::vector<std::string> required = header.cpu_features;
+  for (const auto& [key, state] : packed_states) {
+    for (const auto& f : missing_cpu_features(state_needs(state.layout, state.isa.names()), required)) {
+      required.push_back(f);
+    }
   }
   json table = json::array();
   for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -191,7 +221,8 @@ void write_engine_file(const onnx::Model& model, const std::map<std::string, run
       {"engine",
        {{"format_version", kEngineFormatVersion},
         {"detrq_version", header.detrq_version},
-        {"cpu_features", header.cpu_features},
+        {"cpu_features", required},
+        {"target_features", header.target_features},
         {"built_on_features", header.built_on_features},
         {"source_name", header.source_name},
         {"source_sha256", header.source_sha256},
@@ -269,13 +300,12 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
   // The CPU test comes before the weight checksum: it is the more useful message of the two.
   const auto missing = missing_cpu_features(ef.header.cpu_features, available_features);
   if (!missing.empty()) {
-    std::string list, have;
-    for (const auto& f : missing) list += (list.empty() ? "" : ", ") + f;
-    for (const auto& f : available_features) have += (have.empty() ? "" : ", ") + f;
+    const std::string have = join(available_features);
     throw_unsupported(path.string(),
-                      "engine was built for CPU features this CPU lacks: " + list + " (this CPU has: " +
-                          (have.empty() ? "none of those detrq uses" : have) + ")",
-                      "build the engine on this machine, or with `--cpu-features` naming only what it has");
+                      "engine was built for CPU features this CPU lacks: " + join(missing) + " (this CPU has: " +
+                          (have.empty() ? "none of those detrq uses" : have) +
+                          (available_features == host_cpu_features() ? "" : ", as narrowed by --cpu-features") + ")",
+                      "build the engine with `--cpu-features` naming only what the running CPU has");
   }
   const std::byte* payload = data + p.pre.payload_offset;
   if (checksum(payload, p.pre.payload_bytes) != p.pre.payload_checksum) corrupt(path, "weights checksum mismatch");
@@ -321,17 +351,22 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
       runtime::PackedState state;
       state.layout = js.at("layout").get<std::string>();
       for (const auto& id : js.at("blobs")) state.blobs.push_back(tensor_at(id));
-      // A packed format written for an instruction set names it ("isa=avx512vnni"): refuse it here with
-      // the same message as the engine's own feature list rather than deep in a kernel.
-      for (std::size_t at = state.layout.find("isa="); at != std::string::npos; at = state.layout.find("isa=", at + 4)) {
-        const std::size_t end = state.layout.find_first_of(" ,;", at);
-        const std::string isa = state.layout.substr(at + 4, end == std::string::npos ? std::string::npos : end - at - 4);
-        if (!missing_cpu_features({isa}, available_features).empty()) {
-          throw_unsupported(path.string(),
-                            "packed weights of '" + key + "' (layout '" + state.layout + "') need CPU feature " + isa +
-                                ", which this CPU lacks",
-                            "build the engine on this machine, or with `--cpu-features` naming only what it has");
-        }
+      // What the state's code needs, refused here with the same hint as the engine's own feature list
+      // rather than deep in a kernel.
+      const std::vector<std::string> needs = state_needs(
+          state.layout, js.contains("cpu_features") ? js.at("cpu_features").get<std::vector<std::string>>()
+                                                    : std::vector<std::string>{});
+      const auto lacking = missing_cpu_features(needs, available_features);
+      if (!lacking.empty()) {
+        throw_unsupported(path.string(),
+                          "packed weights of '" + key + "' (layout '" + state.layout + "') need CPU features " +
+                              join(lacking) + ", which this CPU (or the --cpu-features asked for) lacks",
+                          "build the engine with `--cpu-features` naming only what the running CPU has");
+      }
+      for (const auto& f : needs) {
+        const auto& known = known_cpu_features();
+        if (std::find(known.begin(), known.end(), f) == known.end()) corrupt(path, "unknown CPU feature '" + f + "'");
+        state.isa = state.isa.united(runtime::CpuTarget::parse(f));
       }
       ef.packed_states[key] = std::move(state);
     }

@@ -149,7 +149,7 @@ class ConvKernel final : public Kernel {
                                                           &packed[static_cast<std::size_t>(g)],
                                                           yn + g * mg * spatial_out, epilogue};
         }
-        sgemm_packed(mg, spatial_out, k, 1.0F, false, items_, spatial_out, &ctx.pool);
+        sgemm_packed(mg, spatial_out, k, 1.0F, false, items_, spatial_out, &ctx.pool, ctx.target);
       } else {
         // float64 (a rare export): unfolded into a plain matrix and multiplied by the reference GEMM.
         std::vector<T> col(direct_ ? 0 : static_cast<std::size_t>(channels_ * h_.kernel * w_.kernel * spatial_out));

@@ -1,9 +1,8 @@
 // Branch-free float32 exp/erf/sigmoid written so that g++ vectorizes them (with -fno-trapping-math,
-// set for this file in CMakeLists.txt), cloned for x86-64-v3 (AVX2+FMA). The clone is chosen by CPU
-// features; "arch=haswell" would test for an Intel Haswell model and never pick it on AMD.
+// set for this file in CMakeLists.txt), built twice: for AVX2+FMA and for the baseline, the session's
+// CpuTarget choosing.
 #include "runtime/kernels/float_activations.h"
 
-#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/gelu_approx.h"
 
 #include <cstdint>
@@ -73,14 +72,42 @@ namespace {
   return x != x ? x : result;
 }
 
-}  // namespace
-
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void erf_f32(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
+// Each loop twice, from one body: built for AVX2+FMA and for the baseline; the target picks (it used to
+// be target_clones, which asks the CPU and not the session). Functor types, not function-pointer template
+// arguments, which GCC 12 rejects as constant expressions under -fsanitize=undefined.
+struct ErfFn {
+  [[gnu::always_inline]] float operator()(float x) const { return erf_approx(x); }
+};
+struct ExpFn {
+  [[gnu::always_inline]] float operator()(float x) const { return exp_approx(x); }
+};
+struct SigmoidFn {
+  // 1 / (1 + e^-x): e^-x overflowing to inf gives 0, underflowing to 0 gives 1.
+  [[gnu::always_inline]] float operator()(float x) const { return 1.0F / (1.0F + exp_approx(-x)); }
+};
+template <typename F>
+[[gnu::always_inline]] inline void map_loop(const float* x, float* y, int64_t n) {
+  const F f{};
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+template <typename F>
+[[gnu::target("avx2,fma")]] void map_avx2(const float* x, float* y, int64_t n) {
+  map_loop<F>(x, y, n);
+}
+template <typename F>
+void map_plain(const float* x, float* y, int64_t n) {
+  map_loop<F>(x, y, n);
+}
+template <typename F>
+void map(const float* x, float* y, int64_t n, const CpuTarget& target) {
+  if (target.avx2_fma()) {
+    map_avx2<F>(x, y, n);
+  } else {
+    map_plain<F>(x, y, n);
+  }
 }
 
-namespace {
-// GELU picks by hand instead of target_clones: with FMA its multiply-adds are fused, as they are in the
+// GELU's two builds differ in more than speed: with FMA its multiply-adds are fused, as they are in the
 // AVX2 and AVX-512 micro-kernels' epilogues, which must give the same bits (gelu_uses_fma()).
 [[gnu::target("avx2,fma")]] void gelu_erf_fma(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t, true>(x[i]);
@@ -88,25 +115,21 @@ namespace {
 void gelu_erf_plain(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = detail::gelu_approx<float, int32_t, false>(x[i]);
 }
+
 }  // namespace
 
-bool gelu_uses_fma() { return cpu_has_avx2_fma(); }
+void erf_f32(const float* x, float* y, int64_t n, const CpuTarget& target) { map<ErfFn>(x, y, n, target); }
+void exp_f32(const float* x, float* y, int64_t n, const CpuTarget& target) { map<ExpFn>(x, y, n, target); }
+void sigmoid_f32(const float* x, float* y, int64_t n, const CpuTarget& target) { map<SigmoidFn>(x, y, n, target); }
 
-void gelu_erf_f32(const float* x, float* y, int64_t n) {
-  if (gelu_uses_fma()) {
+bool gelu_uses_fma(const CpuTarget& target) { return target.avx2_fma(); }
+
+void gelu_erf_f32(const float* x, float* y, int64_t n, const CpuTarget& target) {
+  if (gelu_uses_fma(target)) {
     gelu_erf_fma(x, y, n);
   } else {
     gelu_erf_plain(x, y, n);
   }
-}
-
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void exp_f32(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = exp_approx(x[i]);
-}
-
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void sigmoid_f32(const float* x, float* y, int64_t n) {
-  // 1 / (1 + e^-x): e^-x overflowing to inf gives 0, underflowing to 0 gives 1.
-  for (int64_t i = 0; i < n; ++i) y[i] = 1.0F / (1.0F + exp_approx(-x[i]));
 }
 
 }  // namespace detrq::runtime::kernels

@@ -11,7 +11,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/float_activations.h"
 #include "runtime/kernels/gelu_approx.h"
 
@@ -29,6 +28,7 @@ struct TileEpilogue {
   const float* row_bias = nullptr;
   const float* col_bias = nullptr;
   bool gelu = false;
+  bool gelu_fma = false;  // the portable kernel's GELU fuses its multiply-adds (gelu_uses_fma(target))
   const float* col_scale = nullptr;
   const float* residual = nullptr;
 };
@@ -52,6 +52,7 @@ struct MicroKernelInfo {
   const char* name;
   WideMicroKernel wide = nullptr;
   int64_t wide_mr = 0;
+  const CpuTarget* target = nullptr;  // what chose it: the epilogues outside the kernel follow it too
 };
 
 constexpr int64_t kPortableMr = 6;
@@ -74,7 +75,7 @@ void micro_kernel_portable(int64_t kc, const float* a, int64_t a_row, int64_t a_
       if (ep && ep->row_bias) v += ep->row_bias[i];
       if (ep && ep->col_bias) v += ep->col_bias[j];
       if (ep && ep->gelu) {
-        v = gelu_uses_fma() ? detail::gelu_approx<float, int32_t, true>(v) : detail::gelu_approx<float, int32_t>(v);
+        v = ep->gelu_fma ? detail::gelu_approx<float, int32_t, true>(v) : detail::gelu_approx<float, int32_t>(v);
       }
       if (ep && ep->col_scale) v *= ep->col_scale[j];
       if (ep && ep->residual) v += ep->residual[i * ldc + j];
@@ -235,28 +236,15 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_wide(int64_t kc, con
   }
 }
 
-// DETRQ_GEMM_ISA=avx512|avx2|portable forces a micro-kernel (an ISA the CPU lacks falls back), for
-// comparing them on one machine.
-GemmIsa isa_from_env() {
-  const char* v = std::getenv("DETRQ_GEMM_ISA");
-  const std::string s = v ? v : "";
-  if (s == "avx512") return GemmIsa::kAvx512;
-  if (s == "avx2") return GemmIsa::kAvx2;
-  if (s == "portable") return GemmIsa::kPortable;
-  return GemmIsa::kAuto;
-}
-std::atomic<int> g_isa{static_cast<int>(isa_from_env())};
-
-// The wide AVX-512 tile (with the AVX2 one for edges) wherever AVX-512 exists: even on AMD Zen 4, which
-// splits each 512-bit FMA in two, it saves loads and instructions (1-3% per product, 1.5-2% end to end on
-// RF-DETR small, bench/RESULTS.md), where an earlier 14 x 16 AVX-512 tile had been slower than AVX2.
-MicroKernelInfo select_micro_kernel() {
-  const auto isa = static_cast<GemmIsa>(g_isa.load(std::memory_order_relaxed));
-  if ((isa == GemmIsa::kAuto || isa == GemmIsa::kAvx512) && cpu_has_avx512f() && cpu_has_avx2_fma()) {
-    return {micro_kernel_avx2, kAvx2Mr, "avx512", micro_kernel_avx512_wide, kAvx512WideMr};
+// The wide AVX-512 tile (with the AVX2 one for edges) wherever the target has AVX-512: even on AMD Zen 4,
+// which splits each 512-bit FMA in two, it saves loads and instructions (1-3% per product, 1.5-2% end to
+// end on RF-DETR small, bench/RESULTS.md), where an earlier 14 x 16 AVX-512 tile had been slower than AVX2.
+MicroKernelInfo select_micro_kernel(const CpuTarget& target) {
+  if (target.avx512f()) {
+    return {micro_kernel_avx2, kAvx2Mr, "avx512", micro_kernel_avx512_wide, kAvx512WideMr, &target};
   }
-  if (isa != GemmIsa::kPortable && cpu_has_avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2"};
-  return {micro_kernel_portable, kPortableMr, "portable"};
+  if (target.avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2", nullptr, 0, &target};
+  return {micro_kernel_portable, kPortableMr, "portable", nullptr, 0, &target};
 }
 
 // Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into panels of tile_mr rows, k-major, zero-padded.
@@ -294,15 +282,15 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
       c[i * ldc + j] = scratch[i * kGemmNr + j] + (accumulate ? c[i * ldc + j] : 0.0F);
     }
   }
-  if (epilogue) apply_gemm_epilogue(*epilogue, c, ldc, mr, nr, row0, col0);
+  if (epilogue) apply_gemm_epilogue(*epilogue, c, ldc, mr, nr, row0, col0, *kernel.target);
 }
 
 // The epilogue of the tile whose first element is (row0, col0) of C.
 [[gnu::always_inline]] inline TileEpilogue tile_epilogue(const GemmEpilogue& e, int64_t row0, int64_t col0,
-                                                         int64_t ldc) {
-  return TileEpilogue{e.row_bias ? e.row_bias + row0 : nullptr, e.bias ? e.bias + col0 : nullptr,
-                      e.activation == GemmActivation::kGeluErf, e.col_scale ? e.col_scale + col0 : nullptr,
-                      e.residual ? e.residual + row0 * ldc + col0 : nullptr};
+                                                         int64_t ldc, const MicroKernelInfo& kernel) {
+  return TileEpilogue{e.row_bias ? e.row_bias + row0 : nullptr,        e.bias ? e.bias + col0 : nullptr,
+                      e.activation == GemmActivation::kGeluErf,          gelu_uses_fma(*kernel.target),
+                      e.col_scale ? e.col_scale + col0 : nullptr,       e.residual ? e.residual + row0 * ldc + col0 : nullptr};
 }
 
 // Runs the micro-kernel on a tile, then the epilogue when `epilogue` is set (this is the last depth
@@ -317,7 +305,7 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
   } else if (!epilogue) {
     kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, nullptr);
   } else {
-    const TileEpilogue ep = tile_epilogue(*epilogue, row0, col0, ldc);
+    const TileEpilogue ep = tile_epilogue(*epilogue, row0, col0, ldc, kernel);
     kernel.fn(kc, a, a_row, a_step, b, c, ldc, alpha, accumulate, &ep);
   }
 }
@@ -428,12 +416,12 @@ void PackedMatrixB::pack(int64_t k, int64_t n, MatrixView<float> b, core::Thread
 }
 
 void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate, std::span<const SgemmItem> items,
-                  int64_t ldc, core::ThreadPool* pool) {
+                  int64_t ldc, core::ThreadPool* pool, const CpuTarget& target) {
   if (m <= 0 || n <= 0 || items.empty()) return;
   if (k == 0) {
     for (const SgemmItem& item : items) {
       for (int64_t i = 0; i < m && !accumulate; ++i) std::fill_n(item.c + i * ldc, n, 0.0F);
-      if (item.epilogue.active()) apply_gemm_epilogue(item.epilogue, item.c, ldc, m, n, 0, 0);
+      if (item.epilogue.active()) apply_gemm_epilogue(item.epilogue, item.c, ldc, m, n, 0, 0, target);
     }
     return;
   }
@@ -441,7 +429,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
   for (const SgemmItem& item : items) {
     if (item.b->kc() != depth) throw std::invalid_argument("sgemm: operands packed in different depth blocks");
   }
-  const MicroKernelInfo kernel = select_micro_kernel();
+  const MicroKernelInfo kernel = select_micro_kernel(target);
   const int64_t batch = static_cast<int64_t>(items.size());
   const int threads = pool ? pool->size() : 1;
   const int64_t n_panels = (n + kGemmNr - 1) / kGemmNr;
@@ -520,7 +508,7 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
             if (r < wide_rows && width == 2) {
               const float* a = item.a.data + (row0 + r) * item.a.row_stride + k0;
               if (epilogue) {
-                const TileEpilogue ep = tile_epilogue(*epilogue, row0 + r, col0, ldc);
+                const TileEpilogue ep = tile_epilogue(*epilogue, row0 + r, col0, ldc, kernel);
                 kernel.wide(kc, a, item.a.row_stride, bp, c, ldc, alpha, acc, &ep);
               } else {
                 kernel.wide(kc, a, item.a.row_stride, bp, c, ldc, alpha, acc, nullptr);
@@ -560,15 +548,15 @@ void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate,
 }
 
 void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
-           float* c, int64_t ldc, core::ThreadPool* pool) {
+           float* c, int64_t ldc, core::ThreadPool* pool, const CpuTarget& target) {
   PackedMatrixB packed;
   packed.pack(k, n, b, nullptr, depth_block_per_run(k));
   const SgemmItem item{a, &packed, c};
-  sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool);
+  sgemm_packed(m, n, k, alpha, accumulate, std::span<const SgemmItem>(&item, 1), ldc, pool, target);
 }
 
 void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                         int64_t row0, int64_t col0) {
+                         int64_t row0, int64_t col0, const CpuTarget& target) {
   for (int64_t i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
     if (epilogue.row_bias) {
@@ -579,7 +567,7 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
       const float* bias = epilogue.bias + col0;
       for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
     }
-    if (epilogue.activation == GemmActivation::kGeluErf) gelu_erf_f32(row, row, cols);
+    if (epilogue.activation == GemmActivation::kGeluErf) gelu_erf_f32(row, row, cols, target);
     if (epilogue.col_scale) {
       const float* scale = epilogue.col_scale + col0;
       for (int64_t j = 0; j < cols; ++j) row[j] *= scale[j];
@@ -591,14 +579,12 @@ void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, in
   }
 }
 
-const char* sgemm_isa() { return select_micro_kernel().name; }
+const char* sgemm_isa(const CpuTarget& target) { return select_micro_kernel(target).name; }
 
-int64_t sgemm_tile_rows() {
-  const MicroKernelInfo kernel = select_micro_kernel();
+int64_t sgemm_tile_rows(const CpuTarget& target) {
+  const MicroKernelInfo kernel = select_micro_kernel(target);
   return kernel.wide ? kernel.wide_mr : kernel.mr;
 }
-
-void sgemm_set_isa(GemmIsa isa) { g_isa.store(static_cast<int>(isa), std::memory_order_relaxed); }
 
 std::string PackedMatrixB::layout() {
   // The panel geometry is all a packed B depends on: both micro-kernels read the same panels.
@@ -635,7 +621,7 @@ PackedState packed_codes_state(const QuantizedConstant& q, int64_t k, int64_t n,
   const MatrixView<int8_t> view =
       row_major ? MatrixView<int8_t>{q.codes.data<int8_t>(), n, 1} : MatrixView<int8_t>{q.codes.data<int8_t>(), 1, k};
   PackedMatrixB::pack_codes(k, n, view, codes.data<int8_t>());
-  return {PackedMatrixB::layout_codes(), {codes, scale, zero}};
+  return {PackedMatrixB::layout_codes(), {codes, scale, zero}, {}};  // panels any x86-64 CPU reads
 }
 
 bool restore_packed_b(const PackedState& state, int64_t k, int64_t n, PackedMatrixB& out) {

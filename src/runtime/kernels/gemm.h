@@ -1,6 +1,6 @@
 // Matrix multiplication for the compute kernels: a plain reference for every dtype, and the fast
-// float32 path (B packed into panels, A read in place, AVX2/FMA or AVX-512 micro-kernels chosen at run
-// time, a fused bias/activation epilogue, the session's thread pool over tiles of the output).
+// float32 path (B packed into panels, A read in place, AVX-512, AVX2/FMA or portable micro-kernels chosen
+// by the session's CpuTarget, a fused bias/activation epilogue, the session's thread pool over tiles).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
+#include "detrq/runtime/cpu_target.h"
 #include "detrq/runtime/packed_state.h"
 
 namespace detrq::runtime::kernels {
@@ -131,25 +132,24 @@ struct SgemmItem {
 };
 
 // Runs every item (all of shape M x N x K with B packed in the same depth blocks, output row stride ldc)
-// over the pool's threads.
+// over the pool's threads, with the best micro-kernel `target` has: the AVX-512 12 x 32 tile (AVX2 on the
+// edges) where it has avx512f, avx2 and fma, the AVX2 6 x 16 tile where it has avx2 and fma, else portable.
+// The packed panels are the same for all three.
 void sgemm_packed(int64_t m, int64_t n, int64_t k, float alpha, bool accumulate, std::span<const SgemmItem> items,
-                  int64_t ldc, core::ThreadPool* pool);
+                  int64_t ldc, core::ThreadPool* pool, const CpuTarget& target);
 
 // Convenience: packs B and multiplies, for one-off products (tests, benchmarks, small cases).
 void sgemm(int64_t m, int64_t n, int64_t k, float alpha, MatrixView<float> a, MatrixView<float> b, bool accumulate,
-           float* c, int64_t ldc, core::ThreadPool* pool);
+           float* c, int64_t ldc, core::ThreadPool* pool, const CpuTarget& target);
 
-// The micro-kernels, best first. kAuto picks the best one this CPU runs; forcing one the CPU lacks
-// falls back to the next (tests run every path the machine has against the reference).
-enum class GemmIsa { kAuto, kAvx512, kAvx2, kPortable };
-void sgemm_set_isa(GemmIsa isa);
-// Which micro-kernel the fast path uses now ("avx512", "avx2" or "portable"); benches print it.
-const char* sgemm_isa();
-// Rows of the micro-kernel tile in use: callers that split M themselves keep blocks a multiple of it.
-int64_t sgemm_tile_rows();
+// Which micro-kernel sgemm_packed runs for `target` ("avx512", "avx2" or "portable"); tests and benches
+// print it.
+const char* sgemm_isa(const CpuTarget& target);
+// Rows of that micro-kernel's tile: callers that split M themselves keep blocks a multiple of it.
+int64_t sgemm_tile_rows(const CpuTarget& target);
 
 // Applies the epilogue to rows x cols values of C (row stride ldc) whose first element is at (row0, col0).
 void apply_gemm_epilogue(const GemmEpilogue& epilogue, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                         int64_t row0, int64_t col0);
+                         int64_t row0, int64_t col0, const CpuTarget& target);
 
 }  // namespace detrq::runtime::kernels

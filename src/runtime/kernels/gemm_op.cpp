@@ -105,7 +105,7 @@ class GemmKernel final : public Kernel {
     if constexpr (std::is_same_v<T, float>) {
       if (!weights_packed_) packed_.pack(k_, n_, b_view<float>(b), nullptr, depth_block_per_run(k_));
       const SgemmItem item{a_view<float>(a), &packed_, y};
-      sgemm_packed(m_, n_, k_, alpha_, accumulate, std::span<const SgemmItem>(&item, 1), n_, &ctx.pool);
+      sgemm_packed(m_, n_, k_, alpha_, accumulate, std::span<const SgemmItem>(&item, 1), n_, &ctx.pool, ctx.target);
     } else {
       gemm_reference<T>(m_, n_, k_, static_cast<T>(alpha_), a_view<T>(a), b_view<T>(b), accumulate, y, n_);
     }
@@ -116,7 +116,8 @@ class GemmKernel final : public Kernel {
     if (!weights_packed_) return {};
     const std::span<const float> data = packed_.packed_data();
     return {PackedMatrixB::layout(),
-            {Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())}, const_cast<float*>(data.data()))}};
+            {Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())}, const_cast<float*>(data.data()))},
+            {}};  // the panels are the same for every micro-kernel
   }
 
   bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {

@@ -126,17 +126,18 @@ constexpr std::array<std::array<Avx2Tile, 2>, sizeof...(R)> avx2_table(std::inte
 constexpr auto kVnniTiles = vnni_table(std::make_integer_sequence<int, kVnniRows>());
 constexpr auto kAvx2Tiles = avx2_table(std::make_integer_sequence<int, kAvx2Rows>());
 
-bool cpu_has_vnni() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
-}
-bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
+bool target_has(const CpuTarget& target, Int8Isa isa) { return target.has_all(int8_isa_features(isa)); }
 
 }  // namespace
+
+CpuTarget int8_isa_features(Int8Isa isa) {
+  using F = CpuFeature;
+  switch (isa) {
+    case Int8Isa::kAvx512Vnni: return {F::kAvx512f, F::kAvx512bw, F::kAvx512vnni};
+    case Int8Isa::kAvx2: return {F::kAvx2};
+    default: return {};
+  }
+}
 
 const char* int8_isa_name(Int8Isa isa) {
   switch (isa) {
@@ -146,16 +147,21 @@ const char* int8_isa_name(Int8Isa isa) {
   }
 }
 
-std::vector<Int8Isa> available_int8_isas() {
+std::vector<Int8Isa> available_int8_isas(const CpuTarget& target) {
   std::vector<Int8Isa> out{Int8Isa::kReference};
-  if (cpu_has_avx2()) out.push_back(Int8Isa::kAvx2);
-  if (cpu_has_vnni()) out.push_back(Int8Isa::kAvx512Vnni);
+  for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvx512Vnni}) {
+    if (target_has(target, isa)) out.push_back(isa);
+  }
   return out;
 }
 
-Int8Isa best_int8_isa() {
-  static const Int8Isa best = available_int8_isas().back();
-  return best;
+Int8Isa best_int8_isa(const CpuTarget& target) { return available_int8_isas(target).back(); }
+
+std::optional<Int8Isa> PackedInt8Weights::isa_of_layout(const std::string& layout) {
+  for (Int8Isa isa : {Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx512Vnni}) {
+    if (layout == PackedInt8Weights::layout(isa)) return isa;
+  }
+  return std::nullopt;
 }
 
 std::string PackedInt8Weights::layout(Int8Isa isa) {
@@ -179,9 +185,8 @@ std::vector<core::Tensor> PackedInt8Weights::blobs() const {
 }
 
 std::optional<PackedInt8Weights> PackedInt8Weights::from_blobs(const std::vector<core::Tensor>& blobs, int64_t k,
-                                                               int64_t n, Int8Isa isa) {
-  const auto available = available_int8_isas();
-  if (k <= 0 || n <= 0 || blobs.size() != 2 || std::find(available.begin(), available.end(), isa) == available.end()) {
+                                                               int64_t n, Int8Isa isa, const CpuTarget& target) {
+  if (k <= 0 || n <= 0 || blobs.size() != 2 || !target_has(target, isa)) {
     return std::nullopt;
   }
   PackedInt8Weights p;
@@ -207,12 +212,15 @@ std::optional<PackedInt8Weights> PackedInt8Weights::from_blobs(const std::vector
   return p;
 }
 
-PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa)
+PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target)
     : k_(k), n_(n), isa_(isa) {
   DETRQ_ASSERT(k > 0 && n > 0, "int8 GEMM weights need K, N > 0");
-  const auto available = available_int8_isas();
-  if (std::find(available.begin(), available.end(), isa) == available.end()) {
-    throw_unsupported("int8 GEMM", std::string("this CPU cannot run the ") + int8_isa_name(isa) + " path");
+  if (!target_has(target, isa)) {
+    throw_unsupported("int8 GEMM",
+                      std::string("the ") + int8_isa_name(isa) + " path needs CPU features " +
+                          int8_isa_features(isa).lacking_from(target).to_string() + ", which the target (" +
+                          target.to_string() + ") lacks",
+                      "pack for an ISA of the target (best_int8_isa)");
   }
   k_padded_ = round_up(k, k_group(isa));
   n_padded_ = round_up(n, lanes(isa) * (isa == Int8Isa::kReference ? 1 : kVectorsPerTile));

@@ -9,6 +9,7 @@
 
 #include "detrq/core/tensor.h"
 #include "detrq/core/thread_pool.h"
+#include "detrq/runtime/cpu_target.h"
 
 namespace detrq::runtime::kernels {
 
@@ -16,16 +17,20 @@ namespace detrq::runtime::kernels {
 enum class Int8Isa { kReference, kAvx2, kAvx512Vnni };
 
 const char* int8_isa_name(Int8Isa isa);
-// Every ISA this CPU can run, reference first; the best one last.
-std::vector<Int8Isa> available_int8_isas();
-Int8Isa best_int8_isa();
+// The CPU features an ISA's code needs (AVX2: avx2; VNNI: avx512f, avx512bw, avx512vnni; reference: none).
+CpuTarget int8_isa_features(Int8Isa isa);
+// Every ISA `target` has, reference first; the best one last.
+std::vector<Int8Isa> available_int8_isas(const CpuTarget& target);
+Int8Isa best_int8_isa(const CpuTarget& target);
 
 // Weights [K, N] (row-major int8, zero point 0) in the layout `isa` reads, with the column sums that
-// compensate the activation zero point exactly.
+// compensate the activation zero point exactly. Packing is plain data layout: `target` (what the weights
+// are packed for, which may be wider than this CPU) must have the ISA, else kUnsupported; running
+// int8_gemm needs a CPU that has it.
 class PackedInt8Weights {
  public:
   PackedInt8Weights() = default;
-  PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa);
+  PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target);
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
@@ -35,11 +40,13 @@ class PackedInt8Weights {
 
   // For engine files: the packed form as tensors that view this object (the packed codes, then the
   // column sums), under a layout name that changes with the format and names the ISA it needs; and
-  // back (copied), or nullopt when the blobs do not fit a [k, n] weight packed for `isa`.
+  // back (copied), or nullopt when the blobs do not fit a [k, n] weight packed for `isa` or `target`
+  // lacks the ISA. isa_of_layout() is the ISA a layout name was written for (nullopt: not an int8 GEMM's).
   static std::string layout(Int8Isa isa);
+  static std::optional<Int8Isa> isa_of_layout(const std::string& layout);
   std::vector<core::Tensor> blobs() const;
   static std::optional<PackedInt8Weights> from_blobs(const std::vector<core::Tensor>& blobs, int64_t k, int64_t n,
-                                                     Int8Isa isa);
+                                                     Int8Isa isa, const CpuTarget& target);
 
  private:
   friend void int8_gemm(const PackedInt8Weights&, const void*, bool, int64_t, int32_t, float, const float*, bool,

@@ -157,11 +157,11 @@ class MatMulKernel final : public Kernel {
         epilogue_.residual = has_residual_ && !residual_broadcasts_ ? ctx.inputs[4]->data<float>() : nullptr;
         // Packed weights may have been released: B is then an empty tensor.
         if (!residual_broadcasts_) {
-          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool);
+          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), c.data<float>(), ctx.pool, ctx.target);
         } else {
           thread_local std::vector<float> product;
           product.resize(static_cast<std::size_t>(shape_numel(geometry_.out)));
-          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), product.data(), ctx.pool);
+          run_float(a.data<float>(), weights_packed_ ? nullptr : b.data<float>(), product.data(), ctx.pool, ctx.target);
           add_broadcast(product.data(), *ctx.inputs[4], c);
         }
         break;
@@ -191,7 +191,7 @@ class MatMulKernel final : public Kernel {
     }
   }
 
-  void run_float(const float* a, const float* b, float* c, core::ThreadPool& pool) {
+  void run_float(const float* a, const float* b, float* c, core::ThreadPool& pool, const CpuTarget& target) {
     const MatMulGeometry& g = geometry_;
     // Activations on the right are packed every run into storage of the calling thread, shared by every
     // MatMul it runs (kept per kernel, attention products alone would hold tens of megabytes).
@@ -216,7 +216,7 @@ class MatMulKernel final : public Kernel {
     if (g.a_batch_foldable) {
       const SgemmItem item{MatrixView<float>{a, g.k, 1}, &packed[0], c, epilogue_};
       sgemm_packed(g.m * static_cast<int64_t>(g.a_index.size()), g.n, g.k, 1.0F, false,
-                   std::span<const SgemmItem>(&item, 1), g.n, &pool);
+                   std::span<const SgemmItem>(&item, 1), g.n, &pool, target);
       return;
     }
     items_.resize(g.a_index.size());
@@ -226,13 +226,13 @@ class MatMulKernel final : public Kernel {
                             c + static_cast<int64_t>(i) * g.m * g.n, epilogue_};
       if (epilogue_.residual) items_[i].epilogue.residual = epilogue_.residual + static_cast<int64_t>(i) * g.m * g.n;
     }
-    sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool);
+    sgemm_packed(g.m, g.n, g.k, 1.0F, false, items_, g.n, &pool, target);
   }
 
   // Engine files: one blob of packed floats per distinct B matrix.
   PackedState packed_state() const override {
     if (!weights_packed_) return {};
-    PackedState state{PackedMatrixB::layout(), {}};
+    PackedState state{PackedMatrixB::layout(), {}, {}};  // the panels are the same for every micro-kernel
     for (const PackedMatrixB& p : packed_) {
       const std::span<const float> data = p.packed_data();
       state.blobs.push_back(Tensor::view(DType::kFloat32, {static_cast<int64_t>(data.size())},
@@ -253,7 +253,7 @@ class MatMulKernel final : public Kernel {
     std::vector<PackedState> parts;
     if (state.layout == PackedMatrixB::layout()) {
       if (state.blobs.size() != static_cast<std::size_t>(distinct)) return false;
-      for (const Tensor& blob : state.blobs) parts.push_back(PackedState{state.layout, {blob}});
+      for (const Tensor& blob : state.blobs) parts.push_back(PackedState{state.layout, {blob}, state.isa});
     } else {
       if (distinct != 1) return false;
       parts.push_back(state);
@@ -362,7 +362,7 @@ class AttentionKernel final : public Kernel {
     });
     // Blocks of at most kBlockRows rows, so that a block's scores stay in L2, evened out in whole tiles
     // of the micro-kernel (a partial tile costs a full one).
-    const int64_t tile = sgemm_tile_rows();
+    const int64_t tile = sgemm_tile_rows(ctx.target);
     const int64_t max_rows = std::max<int64_t>(tile, kBlockRows / tile * tile);
     const int64_t fewest_blocks = (m + max_rows - 1) / max_rows;
     const int64_t even = (m + fewest_blocks - 1) / fewest_blocks;
@@ -385,16 +385,16 @@ class AttentionKernel final : public Kernel {
         MatrixView<float> qv = operands_[0].matrix(q, qi);
         qv.data += row0 * qv.row_stride;
         const SgemmItem s{qv, &pk[static_cast<std::size_t>(ki)], block.data()};
-        sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr);
+        sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr, ctx.target);
         // Softmax's division by the row sum is applied to the product's row (dv values) instead of
         // the probabilities (n values): (e / s) V = (e V) / s.
         float sums[kBlockRows];
         for (int64_t r = 0; r < rows; ++r) {
-          sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n);
+          sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n, ctx.target);
         }
         float* out = y + out_offsets_[static_cast<std::size_t>(e)] + row0 * out_ld_;
         const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
-        sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), out_ld_, nullptr);
+        sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), out_ld_, nullptr, ctx.target);
         for (int64_t r = 0; r < rows; ++r) {
           const float inv = 1.0F / sums[r];
           for (int64_t j = 0; j < dv; ++j) out[r * out_ld_ + j] *= inv;

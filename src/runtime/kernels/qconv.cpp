@@ -77,7 +77,7 @@ class QConvF final : public Kernel {
     for (int64_t o = 0; o < out_channels_; ++o) {
       for (int64_t i = 0; i < k; ++i) transposed[static_cast<std::size_t>(i * out_channels_ + o)] = w.data<int8_t>()[o * k + i];
     }
-    packed_ = PackedInt8Weights(transposed.data(), k, out_channels_, best_int8_isa());
+    packed_ = PackedInt8Weights(transposed.data(), k, out_channels_, best_int8_isa(ctx.target), ctx.target);
     const Tensor& ws = *ctx.input_values[4];
     w_scale_.assign(ws.data<float>(), ws.data<float>() + ws.numel());
     bias_.assign(static_cast<std::size_t>(out_channels_), 0.0F);

@@ -4,6 +4,7 @@
 // DequantizeLinear -> MatMul <- DequantizeLinear computes, without materializing the float operands.
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "detrq/core/error.h"
@@ -15,7 +16,8 @@ namespace {
 
 class QMatMulF final : public Kernel {
  public:
-  QMatMulF(const onnx::Node& node, Int8Isa isa) : node_(node), isa_(isa) {}
+  // `forced`: pack for that ISA; else for the best the session's target has.
+  QMatMulF(const onnx::Node& node, std::optional<Int8Isa> forced) : node_(node), forced_(forced) {}
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     const std::string where = node_label(node_);
@@ -61,7 +63,8 @@ class QMatMulF final : public Kernel {
   void prepare(const InferContext& ctx) override {
     const Tensor& w = *ctx.input_values[3];
     if (w.numel() == 0) return;  // K or N is 0: run() writes nothing
-    packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), isa_);
+    isa_ = forced_ ? *forced_ : best_int8_isa(ctx.target);
+    packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), isa_, ctx.target);
     finish(ctx);
   }
 
@@ -69,14 +72,26 @@ class QMatMulF final : public Kernel {
   // stays a constant input (a quarter of the float size; the plan keeps it loadable without the state).
   PackedState packed_state() const override {
     if (packed_.k() == 0) return {};
-    return PackedState{PackedInt8Weights::layout(isa_), packed_.blobs()};
+    return PackedState{PackedInt8Weights::layout(isa_), packed_.blobs(), int8_isa_features(isa_)};
   }
 
+  // A state packed for any ISA the target has is adopted as it is (an engine built for AVX2 runs the AVX2
+  // path on an AVX-512 machine: the weights it came from are not in the engine to pack again); one the
+  // target lacks is refused, naming what is missing.
   bool restore_packed_state(const InferContext& ctx, const PackedState& state) override {
     const Shape& w = ctx.input_types.at(3).shape;
-    if (state.layout != PackedInt8Weights::layout(isa_) || w.size() != 2 || !ctx.input_values.at(4)) return false;
-    auto packed = PackedInt8Weights::from_blobs(state.blobs, w[0], w[1], isa_);
+    const std::optional<Int8Isa> isa = PackedInt8Weights::isa_of_layout(state.layout);
+    if (!isa || w.size() != 2 || !ctx.input_values.at(4)) return false;
+    const CpuTarget lacking = int8_isa_features(*isa).lacking_from(ctx.target);
+    if (!lacking.empty()) {
+      throw_unsupported(node_label(node_),
+                        "its packed weights (layout '" + state.layout + "') need CPU features " + lacking.to_string() +
+                            ", which the target (" + ctx.target.to_string() + ") lacks",
+                        "build the engine with `--cpu-features` naming only what this CPU has");
+    }
+    auto packed = PackedInt8Weights::from_blobs(state.blobs, w[0], w[1], *isa, ctx.target);
     if (!packed) return false;
+    isa_ = *isa;
     packed_ = std::move(*packed);
     finish(ctx);
     return true;
@@ -108,7 +123,8 @@ class QMatMulF final : public Kernel {
   }
 
   onnx::Node node_;
-  Int8Isa isa_;
+  std::optional<Int8Isa> forced_;
+  Int8Isa isa_ = Int8Isa::kReference;
   int64_t rows_ = 0;
   PackedInt8Weights packed_;
   std::vector<float> w_scale_;
@@ -123,7 +139,8 @@ std::unique_ptr<Kernel> make_qmatmul_f_with_isa(const onnx::Node& node, int opse
 }
 
 std::unique_ptr<Kernel> make_qmatmul_f(const onnx::Node& node, int opset) {
-  return make_qmatmul_f_with_isa(node, opset, best_int8_isa());
+  (void)opset;
+  return std::make_unique<QMatMulF>(node, std::nullopt);
 }
 
 }  // namespace detrq::runtime::kernels

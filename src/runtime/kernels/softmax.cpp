@@ -73,7 +73,7 @@ class SoftmaxKernel final : public Kernel {
         const int64_t base = o * len_ * inner_ + i;
         if constexpr (std::is_same_v<T, float>) {
           if (inner_ == 1) {
-            softmax_row(x + base, y + base, len_);
+            softmax_row(x + base, y + base, len_, ctx.target);
             continue;
           }
         }

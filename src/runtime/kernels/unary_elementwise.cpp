@@ -92,26 +92,26 @@ struct NotOp {
   bool operator()(bool x) const { return !x; }
 };
 
-using UnaryFn = void (*)(const void*, void*, int64_t, core::ThreadPool&);
+using UnaryFn = void (*)(const void*, void*, int64_t, core::ThreadPool&, const CpuTarget&);
 
 // float32 Erf, Exp and Sigmoid go through the vectorized loops of float_activations.h.
 // The loop is named by a type rather than a function-pointer template argument: GCC 12 rejects the
 // latter as a constant expression under -fsanitize=undefined.
 struct ErfLoop {
-  static void apply(const float* x, float* y, int64_t n) { erf_f32(x, y, n); }
+  static void apply(const float* x, float* y, int64_t n, const CpuTarget& t) { erf_f32(x, y, n, t); }
 };
 struct ExpLoop {
-  static void apply(const float* x, float* y, int64_t n) { exp_f32(x, y, n); }
+  static void apply(const float* x, float* y, int64_t n, const CpuTarget& t) { exp_f32(x, y, n, t); }
 };
 struct SigmoidLoop {
-  static void apply(const float* x, float* y, int64_t n) { sigmoid_f32(x, y, n); }
+  static void apply(const float* x, float* y, int64_t n, const CpuTarget& t) { sigmoid_f32(x, y, n, t); }
 };
 template <typename Loop>
-void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
+void float_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool, const CpuTarget& target) {
   const auto* x = static_cast<const float*>(xv);
   auto* y = static_cast<float*>(yv);
   pool.parallel_for(n, kElementwiseGrain / 4,
-                    [&](int64_t begin, int64_t end) { Loop::apply(x + begin, y + begin, end - begin); });
+                    [&](int64_t begin, int64_t end) { Loop::apply(x + begin, y + begin, end - begin, target); });
 }
 template <typename F>
 inline constexpr bool kVectorizedFloat =
@@ -128,7 +128,7 @@ UnaryFn vectorized_float_loop() {
 }
 
 template <typename T, typename F>
-void unary_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool) {
+void unary_loop(const void* xv, void* yv, int64_t n, core::ThreadPool& pool, const CpuTarget&) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
   pool.parallel_for(n, kElementwiseGrain / 4, [&](int64_t begin, int64_t end) {
@@ -148,7 +148,7 @@ class UnaryKernel final : public Kernel {
   }
 
   void run(RunContext& ctx) override {
-    fn_(ctx.inputs[0]->raw_data(), ctx.outputs[0]->raw_data(), ctx.inputs[0]->numel(), ctx.pool);
+    fn_(ctx.inputs[0]->raw_data(), ctx.outputs[0]->raw_data(), ctx.inputs[0]->numel(), ctx.pool, ctx.target);
   }
 
  private:

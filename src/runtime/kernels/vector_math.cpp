@@ -10,7 +10,6 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/kernels/cpu_support.h"
 #include "runtime/kernels/gelu_approx.h"  // detail::fused_mul_add and the vector types
 
 // exp_nonpositive_in_range on AVX vectors is always inlined into functions built for them; g++ still warns at the
@@ -146,27 +145,16 @@ __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
   return r;
 }
 
-std::atomic<int> g_path{static_cast<int>(VectorMathPath::kAuto)};
-
-bool use_avx512() {
-  return cpu_has_avx512f() &&
-         static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) == VectorMathPath::kAuto;
-}
-bool use_avx2() {
-  return cpu_has_avx2_fma() &&
-         static_cast<VectorMathPath>(g_path.load(std::memory_order_relaxed)) != VectorMathPath::kPortable;
-}
-
-float row_max(const float* x, int64_t n) {
-  if (use_avx2()) return max_avx2(x, n);
+float row_max(const float* x, int64_t n, const CpuTarget& target) {
+  if (target.avx2_fma()) return max_avx2(x, n);
   float r = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) r = std::max(r, x[i]);
   return r;
 }
 
-float exp_shifted(const float* x, float* y, int64_t n, float shift) {
-  if (use_avx512()) return exp_shifted_avx512(x, y, n, shift);
-  if (use_avx2()) return exp_shifted_avx2(x, y, n, shift);
+float exp_shifted(const float* x, float* y, int64_t n, float shift, const CpuTarget& target) {
+  if (target.avx512f()) return exp_shifted_avx512(x, y, n, shift);
+  if (target.avx2_fma()) return exp_shifted_avx2(x, y, n, shift);
   float sum = 0.0F;
   for (int64_t i = 0; i < n; ++i) {
     y[i] = std::exp(x[i] - shift);
@@ -177,17 +165,19 @@ float exp_shifted(const float* x, float* y, int64_t n, float shift) {
 
 }  // namespace
 
-void set_vector_math_path(VectorMathPath path) { g_path.store(static_cast<int>(path), std::memory_order_relaxed); }
-
-float exp_minus_max_row(const float* x, float* y, int64_t n) {
-  if (n <= 0) return 0.0F;
-  return exp_shifted(x, y, n, row_max(x, n));
+const char* vector_math_path(const CpuTarget& target) {
+  return target.avx512f() ? "avx512" : target.avx2_fma() ? "avx2" : "portable";
 }
 
-void softmax_row(const float* x, float* y, int64_t n) {
+float exp_minus_max_row(const float* x, float* y, int64_t n, const CpuTarget& target) {
+  if (n <= 0) return 0.0F;
+  return exp_shifted(x, y, n, row_max(x, n, target), target);
+}
+
+void softmax_row(const float* x, float* y, int64_t n, const CpuTarget& target) {
   if (n <= 0) return;
-  const float mx = row_max(x, n);
-  const float sum = exp_shifted(x, y, n, mx);
+  const float mx = row_max(x, n, target);
+  const float sum = exp_shifted(x, y, n, mx, target);
   const float inv = 1.0F / sum;
   for (int64_t i = 0; i < n; ++i) y[i] *= inv;
 }

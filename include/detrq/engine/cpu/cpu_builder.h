@@ -1,7 +1,7 @@
 // CpuBuilder: builds the CPU engine file: loads the ONNX, quantizes constant weights, lets the runtime
 // fold constants (except weights' DequantizeLinear, so int8 weights are stored as int8), drop dead nodes,
-// pack weights and plan memory, and writes that optimized graph with its kernels' packed weights and the
-// CPU features it targets. Loading the engine maps it and restores the packed weights without packing.
+// pack weights for the requested CPU target (any set, wider than this machine's too) and plan memory,
+// and writes that optimized graph with its kernels' packed weights and the CPU features they need. Loading the engine maps it and restores the packed weights without packing.
 #pragma once
 
 #include "detrq/engine/builder.h"

@@ -26,7 +26,9 @@ inline constexpr uint32_t kEngineFormatVersion = 2;
 struct EngineHeader {
   uint32_t format_version = kEngineFormatVersion;
   std::string detrq_version;
-  std::vector<std::string> cpu_features;       // required at load: what the engine was built for
+  // Required at load: exactly what the packed states need (write_engine_file adds any a state needs).
+  std::vector<std::string> cpu_features;
+  std::vector<std::string> target_features;    // what it was packed for (`--cpu-features`), for the record
   std::vector<std::string> built_on_features;  // the building machine's, for the record
   std::string source_name;                     // the ONNX file it was built from
   std::string source_sha256;
@@ -52,8 +54,8 @@ struct EngineFile {
 };
 
 // Maps and checks an engine file: magic, format version, sizes, header and weight checksums, and that
-// `available_features` has every feature the engine was built for and every ISA a packed state's layout
-// names (kUnsupported otherwise, naming them).
+// `available_features` (the host's, or the target `--cpu-features` narrowed it to) has every feature the
+// header requires and every one a packed state needs (kUnsupported otherwise, naming them).
 // Anything malformed is kInvalidInput naming the file, with a hint to rebuild it.
 EngineFile read_engine_file(const std::filesystem::path& path,
                             const std::vector<std::string>& available_features = host_cpu_features());
