@@ -93,3 +93,26 @@ def emulated(*args, expect=0):
                        timeout=1200)
     assert r.returncode == expect, f"qemu -cpu Haswell-v4 detrq {' '.join(map(str, args))} -> {r.returncode}\n{r.stderr}"
     return r
+
+
+def test_cpu_features_narrow_detect_eval_and_calibrate(tmp_path):
+    """`--cpu-features` on detect, eval and calibrate: a narrowing this CPU runs gives the same detections as
+    its full target (here, natively); a feature it lacks is refused before any work, exit 4."""
+    require_fixtures()
+    image = os.path.join(VAL, sorted(n for n in os.listdir(VAL) if n.endswith(".jpg"))[0])
+    host = set(json.loads(run_detrq("--json", "inspect", MODEL).stdout)["cpu_target"])
+    want = detections(run_detrq("detect", "--onnx", MODEL, image).stdout)
+    for narrowed in ["none", "avx2,fma"]:
+        if narrowed != "none" and not set(narrowed.split(",")) <= host:
+            continue
+        assert_same_detections(want, detections(run_detrq("detect", "--onnx", MODEL, "--cpu-features", narrowed,
+                                                          image).stdout))
+    lacking = next((f for f in ["amx-int8", "amx-bf16", "avx512bf16", "avx512vnni", "avx2"] if f not in host), None)
+    if lacking is None:
+        pytest.skip("this CPU has every feature the refusal checks could ask for")
+    for args in (["detect", "--onnx", MODEL, image],
+                 ["eval", "--onnx", MODEL, "--images", VAL, "--annotations", os.path.join(VAL, "instances.json")],
+                 ["calibrate", "--onnx", MODEL, "--images", VAL, "--count", 1, "--cache-path", tmp_path / "c.cache"]):
+        r = run_detrq(*args, "--cpu-features", lacking, check=False)
+        assert r.returncode == 4, (args[0], r.stderr)
+        assert f"detrq: error: --cpu-features: this CPU lacks {lacking}" in r.stderr, r.stderr

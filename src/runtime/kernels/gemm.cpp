@@ -53,6 +53,7 @@ struct MicroKernelInfo {
   WideMicroKernel wide = nullptr;
   int64_t wide_mr = 0;
   const CpuTarget* target = nullptr;  // what chose it: the epilogues outside the kernel follow it too
+  bool gelu_fma = false;              // gelu_uses_fma(*target), asked once rather than per tile
 };
 
 constexpr int64_t kPortableMr = 6;
@@ -240,11 +241,12 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_wide(int64_t kc, con
 // which splits each 512-bit FMA in two, it saves loads and instructions (1-3% per product, 1.5-2% end to
 // end on RF-DETR small, bench/RESULTS.md), where an earlier 14 x 16 AVX-512 tile had been slower than AVX2.
 MicroKernelInfo select_micro_kernel(const CpuTarget& target) {
+  const bool fma = gelu_uses_fma(target);
   if (target.avx512f()) {
-    return {micro_kernel_avx2, kAvx2Mr, "avx512", micro_kernel_avx512_wide, kAvx512WideMr, &target};
+    return {micro_kernel_avx2, kAvx2Mr, "avx512", micro_kernel_avx512_wide, kAvx512WideMr, &target, fma};
   }
-  if (target.avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2", nullptr, 0, &target};
-  return {micro_kernel_portable, kPortableMr, "portable", nullptr, 0, &target};
+  if (target.avx2_fma()) return {micro_kernel_avx2, kAvx2Mr, "avx2", nullptr, 0, &target, fma};
+  return {micro_kernel_portable, kPortableMr, "portable", nullptr, 0, &target, fma};
 }
 
 // Packs rows [row0, row0+rows) x depth [k0, k0+kc) of A into panels of tile_mr rows, k-major, zero-padded.
@@ -289,7 +291,7 @@ void pack_a(MatrixView<float> a, int64_t row0, int64_t rows, int64_t k0, int64_t
 [[gnu::always_inline]] inline TileEpilogue tile_epilogue(const GemmEpilogue& e, int64_t row0, int64_t col0,
                                                          int64_t ldc, const MicroKernelInfo& kernel) {
   return TileEpilogue{e.row_bias ? e.row_bias + row0 : nullptr,        e.bias ? e.bias + col0 : nullptr,
-                      e.activation == GemmActivation::kGeluErf,          gelu_uses_fma(*kernel.target),
+                      e.activation == GemmActivation::kGeluErf,          kernel.gelu_fma,
                       e.col_scale ? e.col_scale + col0 : nullptr,       e.residual ? e.residual + row0 * ldc + col0 : nullptr};
 }
 
