@@ -5,7 +5,9 @@
 #include <cairo.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "detrq/core/error.h"
 #include "detrq/core/file_io.h"
@@ -19,8 +21,7 @@ struct Png {
   uint32_t at(int x, int y) const { return pixels[static_cast<std::size_t>(y) * width + x] & 0xFFFFFF; }
 };
 
-Png decode(const std::filesystem::path& path) {
-  cairo_surface_t* s = cairo_image_surface_create_from_png(path.c_str());
+Png from_surface(cairo_surface_t* s) {
   EXPECT_EQ(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
   Png png;
   png.width = cairo_image_surface_get_width(s);
@@ -33,6 +34,24 @@ Png decode(const std::filesystem::path& path) {
   }
   cairo_surface_destroy(s);
   return png;
+}
+
+Png decode(const std::filesystem::path& path) { return from_surface(cairo_image_surface_create_from_png(path.c_str())); }
+
+// PNG bytes in memory, read by cairo's stream reader.
+Png decode_bytes(const std::string& bytes) {
+  struct Reader {
+    const std::string* bytes;
+    std::size_t at = 0;
+  } reader{&bytes};
+  auto read = [](void* closure, unsigned char* out, unsigned int length) {
+    auto* r = static_cast<Reader*>(closure);
+    if (r->bytes->size() - r->at < length) return CAIRO_STATUS_READ_ERROR;
+    std::memcpy(out, r->bytes->data() + r->at, length);
+    r->at += length;
+    return CAIRO_STATUS_SUCCESS;
+  };
+  return from_surface(cairo_image_surface_create_from_png_stream(read, &reader));
 }
 
 core::Tensor gradient(int h, int w, int c) {
@@ -73,12 +92,22 @@ TEST(DrawDetections, BoxesInCategoryColorOverUntouchedImage) {
   std::filesystem::remove_all(dir);
 }
 
+// With no detections the PNG is the image itself: gray repeated in R, G and B; RGBA without its alpha.
 TEST(DrawDetections, GrayAndRgbaImagesAndNoDetections) {
-  std::string gray = render_detections_png(gradient(10, 12, 1), {});
-  std::string rgba = render_detections_png(gradient(10, 12, 4), {});
-  ASSERT_GT(gray.size(), 8U);
-  EXPECT_EQ(gray.substr(1, 3), "PNG");
-  EXPECT_EQ(rgba.substr(1, 3), "PNG");
+  for (int channels : {1, 4}) {
+    const core::Tensor image = gradient(10, 12, channels);
+    const Png png = decode_bytes(render_detections_png(image, {}));
+    ASSERT_EQ(png.width, 12) << channels;
+    ASSERT_EQ(png.height, 10) << channels;
+    const uint8_t* src = image.data<uint8_t>();
+    for (int y = 0; y < 10; ++y) {
+      for (int x = 0; x < 12; ++x) {
+        const uint8_t* p = src + (y * 12 + x) * channels;
+        const uint32_t r = p[0], g = channels == 1 ? p[0] : p[1], b = channels == 1 ? p[0] : p[2];
+        ASSERT_EQ(png.at(x, y), (r << 16) | (g << 8) | b) << channels << " channels, pixel " << x << "," << y;
+      }
+    }
+  }
 }
 
 TEST(DrawDetections, RefusesWhatIsNotAnImage) {
@@ -87,10 +116,16 @@ TEST(DrawDetections, RefusesWhatIsNotAnImage) {
   EXPECT_THROW(render_detections_png(core::Tensor::zeros(core::DType::kUInt8, {4, 4}), {}), Error);
 }
 
+// The palette, written out: a category's color is a fixed value, not whatever the drawing code picks today.
 TEST(DrawDetections, PaletteIsStablePerCategory) {
-  EXPECT_EQ(category_color(3), category_color(3));
-  EXPECT_NE(category_color(1), category_color(2));
+  EXPECT_EQ(category_color(0), 0xE6194BU);
+  EXPECT_EQ(category_color(3), 0xF58231U);
+  EXPECT_EQ(category_color(18), 0xA9A9A9U);
+  EXPECT_EQ(category_color(19), category_color(0));   // 19 colors, then it wraps
   EXPECT_EQ(category_color(-1), category_color(18));  // never indexes outside the palette
+  std::set<uint32_t> distinct;
+  for (int i = 0; i < 19; ++i) distinct.insert(category_color(i));
+  EXPECT_EQ(distinct.size(), 19U);
 }
 
 }  // namespace
