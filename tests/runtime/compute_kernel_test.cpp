@@ -2,8 +2,10 @@
 // straightforward references, through the same infer/prepare/run calls the Session makes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "runtime/compute_reference.h"
 #include "runtime/isa_paths.h"
@@ -687,21 +689,75 @@ TEST(GridSample, IdentityGridReproducesInputInEveryMode) {
   }
 }
 
+// ONNX's GridSample definition (onnx/reference/ops/op_grid_sample.py) for bilinear sampling with any
+// padding mode, in double: a coordinate outside the border is first clamped or reflected, then each of the
+// four neighbours is read through the same padding rule.
+double reflect(double x, double lo, double hi) {
+  const double range = hi - lo;
+  if (x < lo) {
+    const double dx = lo - x;
+    const auto n = static_cast<int64_t>(dx / range);
+    const double r = dx - static_cast<double>(n) * range;
+    return n % 2 == 0 ? lo + r : hi - r;
+  }
+  if (x > hi) {
+    const double dx = x - hi;
+    const auto n = static_cast<int64_t>(dx / range);
+    const double r = dx - static_cast<double>(n) * range;
+    return n % 2 == 0 ? hi - r : lo + r;
+  }
+  return x;
+}
+
+double grid_sample_padded_ref(const float* plane, int64_t h, int64_t w, double gx, double gy, bool align,
+                              const std::string& pad) {
+  const double lo_x = align ? 0.0 : -0.5, hi_x = align ? double(w - 1) : double(w) - 0.5;
+  const double lo_y = align ? 0.0 : -0.5, hi_y = align ? double(h - 1) : double(h) - 0.5;
+  double px = align ? (gx + 1) / 2 * (w - 1) : ((gx + 1) * w - 1) / 2;
+  double py = align ? (gy + 1) / 2 * (h - 1) : ((gy + 1) * h - 1) / 2;
+  if (px < lo_x || px > hi_x) px = pad == "border" ? std::clamp(px, 0.0, double(w - 1)) : pad == "reflection" ? reflect(px, lo_x, hi_x) : px;
+  if (py < lo_y || py > hi_y) py = pad == "border" ? std::clamp(py, 0.0, double(h - 1)) : pad == "reflection" ? reflect(py, lo_y, hi_y) : py;
+  auto at = [&](int64_t r, int64_t c) {
+    if (pad == "zeros") return (r < 0 || r >= h || c < 0 || c >= w) ? 0.0 : double(plane[r * w + c]);
+    if (pad == "border") {
+      r = std::clamp<int64_t>(r, 0, h - 1);
+      c = std::clamp<int64_t>(c, 0, w - 1);
+    } else {
+      r = static_cast<int64_t>(reflect(double(r), lo_y, hi_y));
+      c = static_cast<int64_t>(reflect(double(c), lo_x, hi_x));
+    }
+    return double(plane[r * w + c]);
+  };
+  const auto x0 = static_cast<int64_t>(std::floor(px)), y0 = static_cast<int64_t>(std::floor(py));
+  const double dx = px - double(x0), dy = py - double(y0);
+  return (1 - dy) * ((1 - dx) * at(y0, x0) + dx * at(y0, x0 + 1)) + dy * ((1 - dx) * at(y0 + 1, x0) + dx * at(y0 + 1, x0 + 1));
+}
+
+// A float64 grid (features float32) against the definition, in every padding mode, both alignments; the grid
+// reaches past the borders so that clamping and reflection are exercised.
 TEST(GridSample, Float64GridWithFloat32Features) {
   Tensor x = random_tensor({1, 3, 6, 6}, 54);
-  Tensor grid32 = random_tensor({1, 5, 5, 2}, 55, -1.2F, 1.2F);
+  Tensor grid32 = random_tensor({1, 5, 5, 2}, 55, -1.6F, 1.6F);
   Tensor grid64 = Tensor::empty(DType::kFloat64, {1, 5, 5, 2});
-  for (int64_t i = 0; i < grid32.numel(); ++i) grid64.data<double>()[i] = grid32.data<float>()[i];
-  for (const char* pad : {"zeros", "border", "reflection"}) {
-    onnx::Node node = make_node("GridSample", 2);
-    set_string(node, "padding_mode", pad);
-    KernelCall a = call_for(node), b = call_for(node);
-    a.inputs = {x, grid32};
-    b.inputs = {x, grid64};
-    std::vector<Tensor> oa = run_kernel(a), ob = run_kernel(b);
-    ASSERT_EQ(ob[0].dtype(), DType::kFloat32);
-    std::vector<double> ref(oa[0].span<float>().begin(), oa[0].span<float>().end());
-    EXPECT_LT(testing::max_abs_diff(ob[0], ref), 1e-5) << pad;
+  for (int64_t i = 0; i < grid32.numel(); ++i) grid64.data<double>()[i] = grid32.data<float>()[i] * (1.0 + 1e-9);
+  for (int align = 0; align < 2; ++align) {
+    for (const std::string pad : {"zeros", "border", "reflection"}) {
+      onnx::Node node = make_node("GridSample", 2);
+      set_string(node, "padding_mode", pad);
+      set_int(node, "align_corners", align);
+      KernelCall call = call_for(node);
+      call.inputs = {x, grid64};
+      std::vector<Tensor> out = run_kernel(call);
+      ASSERT_EQ(out[0].dtype(), DType::kFloat32);
+      ASSERT_EQ(out[0].shape(), (Shape{1, 3, 5, 5}));
+      std::vector<double> ref;
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t p = 0; p < 25; ++p) {
+          const double* g = grid64.data<double>() + p * 2;
+          ref.push_back(grid_sample_padded_ref(x.data<float>() + c * 36, 6, 6, g[0], g[1], align, pad));
+        }
+      EXPECT_LT(testing::max_abs_diff(out[0], ref), 1e-5) << pad << " align_corners " << align;
+    }
   }
   KernelCall bad = call_for(make_node("GridSample", 2));
   bad.inputs = {x, random_tensor({2, 5, 5, 2}, 56)};
