@@ -2,6 +2,9 @@
 // Session makes, so kernels can be tested without building a graph.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +25,20 @@ struct KernelCall {
   runtime::CpuTarget target = runtime::CpuTarget::host();  // what the kernel may use (narrow it per ISA path)
 };
 
+inline core::Tensor poisoned(core::DType dtype, const core::Shape& shape) {
+  core::Tensor t = core::Tensor::empty(dtype, shape);
+  std::memset(t.raw_data(), 0xAB, t.nbytes());
+  if (dtype == core::DType::kFloat32) {
+    for (float& v : t.span<float>()) v = std::numeric_limits<float>::quiet_NaN();
+  } else if (dtype == core::DType::kFloat64) {
+    for (double& v : t.span<double>()) v = std::numeric_limits<double>::quiet_NaN();
+  } else if (dtype == core::DType::kFloat16 || dtype == core::DType::kBFloat16) {
+    auto* bits = static_cast<uint16_t*>(t.raw_data());
+    for (int64_t i = 0; i < t.numel(); ++i) bits[i] = 0x7FC1;  // a NaN in both formats
+  }
+  return t;
+}
+
 inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
   const runtime::KernelFactory* factory =
       runtime::KernelRegistry::builtin().find(call.node.domain, call.node.op_type, call.opset);
@@ -35,7 +52,9 @@ inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
   std::vector<runtime::TensorType> out_types = kernel->infer(ictx);
   kernel->prepare(ictx);
   std::vector<core::Tensor> outputs;
-  for (const auto& type : out_types) outputs.push_back(core::Tensor::zeros(type.dtype, type.shape));
+  // Outputs start as poison (NaN for floats, 0xAB bytes otherwise), as arena memory would: a kernel that
+  // leaves an element unwritten fails an expected-zero check instead of passing it by luck.
+  for (const auto& type : out_types) outputs.push_back(poisoned(type.dtype, type.shape));
   if (kernel->output_aliases_input()) {
     outputs[0] = call.inputs[0].reshaped(out_types[0].shape);
     return outputs;
