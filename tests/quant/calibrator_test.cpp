@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -126,18 +127,59 @@ TEST(PercentileCalibrator, FindsTheBinHoldingThePercentile) {
   EXPECT_THROW(percentile_amax(h, 101.0), detrq::Error);
 }
 
+// The MSE threshold from its definition, on the values themselves: of the thresholds a = i * bin width
+// (i from 128 bins, the search's grid), the first with the least sum of (q(|v|) - |v|)^2, where q rounds to
+// a step of a / 127 and clips at 127 steps. Values are given as (|v|, count) pairs.
+double reference_mse_amax(const std::map<double, uint64_t>& values, double bin_width, int bins) {
+  double best = std::numeric_limits<double>::infinity(), best_amax = 0;
+  for (int i = 128; i <= bins; ++i) {
+    const double amax = i * bin_width, step = amax / 127.0;
+    double err = 0;
+    for (const auto& [v, count] : values) {
+      const double q = std::min(std::nearbyint(v / step), 127.0) * step;
+      err += static_cast<double>(count) * (q - v) * (q - v);
+    }
+    if (err < best) {
+      best = err;
+      best_amax = amax;
+    }
+  }
+  return best_amax;
+}
+
+// Values at bin centres (so that the histogram loses nothing): the search must land exactly on the
+// definition's threshold.
 TEST(MseCalibrator, KeepsAUniformRangeAndClipsAnOutlier) {
+  constexpr int kBins = 2048;
+  constexpr double kRange = 64.0, kWidth = kRange / kBins;  // 1/32: centres are exact in float
+  auto at_centre = [](double v) { return (std::floor(std::fabs(v) / kWidth) + 0.5) * kWidth; };
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1, 1);
+  std::uniform_real_distribution<double> u(-1, 1);
   std::vector<float> v(100000);
-  for (auto& x : v) x = u(rng);
-  AbsHistogram h = histogram_of(v, 2048);
-  EXPECT_GT(mse_amax(h), 0.95);
-  // One value at 50 among 1e5 in [-1, 1]: error(a) ~ (50 - a)^2 + 1e5 * (a / 127)^2 / 12, least
-  // near a = 33 (clipping the outlier partly beats stretching every step).
-  v[0] = 50.0F;
-  AbsHistogram g = histogram_of(v, 2048);
-  EXPECT_NEAR(mse_amax(g), 33.0, 4.0);  // bin centres, not the values, are quantized
+  std::map<double, uint64_t> counted;
+  for (auto& x : v) {
+    x = static_cast<float>(at_centre(u(rng)));
+    ++counted[x];
+  }
+  AbsHistogram h(kBins);
+  h.cover(kRange);
+  h.add(v);
+  ASSERT_EQ(h.bin_width(), kWidth);
+  // Uniform in [0, 1]: the least error keeps (nearly) the whole range.
+  const double uniform = reference_mse_amax(counted, kWidth, kBins);
+  EXPECT_GT(uniform, 0.95);
+  EXPECT_EQ(mse_amax(h), uniform);
+  // One value near 50 among 1e5 in [0, 1]: error(a) ~ (50 - a)^2 + 1e5 * (a / 127)^2 / 12, least near
+  // a = 33 (clipping the outlier partly beats stretching every step).
+  AbsHistogram g(kBins);
+  g.cover(kRange);
+  v[0] = static_cast<float>(at_centre(50.0));
+  g.add(v);
+  std::map<double, uint64_t> with_outlier;
+  for (float x : v) ++with_outlier[x];
+  const double clipped = reference_mse_amax(with_outlier, kWidth, kBins);
+  EXPECT_NEAR(clipped, 33.0, 4.0);
+  EXPECT_EQ(mse_amax(g), clipped);
 }
 
 TEST(ComputeAmax, MinMaxIsTheLargestFiniteMagnitude) {
@@ -146,7 +188,8 @@ TEST(ComputeAmax, MinMaxIsTheLargestFiniteMagnitude) {
   std::vector<float> v{-3.0F, 2.0F, std::numeric_limits<float>::infinity()};
   s.observe(v, scratch);
   EXPECT_EQ(compute_amax(s, CalibrationMethod::kMinMax), 3.0);
-  EXPECT_LE(compute_amax(s, CalibrationMethod::kEntropy), 3.0);
+  // 128 bins: entropy's only candidate is the whole range (its search starts at 128 bins), so it keeps 3.
+  EXPECT_EQ(compute_amax(s, CalibrationMethod::kEntropy), 3.0);
   EXPECT_EQ(parse_method("percentile"), CalibrationMethod::kPercentile);
   EXPECT_THROW(parse_method("kl"), detrq::Error);
 }

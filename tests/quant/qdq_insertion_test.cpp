@@ -186,11 +186,10 @@ TEST(QdqInsertion, LayersFeedingATopKStayFloatUnlessIncluded) {
   PrecisionPolicy policy;
   policy.include = {"/encoder/*"};
   auto s2 = insert_qdq(again, sample_table(), policy);
-  for (const auto& x : s2.decisions) {
-    if (x.node == "/encoder/fc") {
-      EXPECT_TRUE(x.quantize);
-    }
-  }
+  std::map<std::string, NodeDecision> d2;
+  for (const auto& x : s2.decisions) d2[x.node] = x;
+  ASSERT_EQ(d2.count("/encoder/fc"), 1U);
+  EXPECT_TRUE(d2["/encoder/fc"].quantize) << d2["/encoder/fc"].reason;
 }
 
 namespace {
