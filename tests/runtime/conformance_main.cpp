@@ -6,8 +6,12 @@
 // detrq plans static shapes, so inputs that decide shapes (Reshape's shape, Resize's scales, ...) must
 // be constants: a test whose graph does not plan with every input fed at run time is planned again
 // with all inputs but the first baked in as initializers, then with all of them (the kernels then
-// run during constant folding). Tests with string tensors in their signature are skipped.
-//   conformance_main [NODE_DIR] [EXCLUSIONS_FILE] [-v]
+// run during constant folding). Tests with string tensors in their signature are skipped, and so are
+// tests of operators without a kernel; so that dropping a registration cannot silently drop its tests,
+// every operator in REQUIRED_OPS_FILE (one op type per line, '#' comments) must have a kernel, and a
+// missing NODE_DIR is a failure, not "nothing to run".
+//   conformance_main [NODE_DIR] [EXCLUSIONS_FILE] [REQUIRED_OPS_FILE] [-v]
+//   conformance_main --registered-ops     (prints the registered op types, to write that file)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -81,6 +85,23 @@ std::string compare(const Tensor& got, const Tensor& want) {
   }
   if (bad == 0) return {};
   return std::to_string(bad) + " of " + std::to_string(got.numel()) + " elements differ; " + first;
+}
+
+// Operators in the required list that have no registered kernel (at any opset).
+std::vector<std::string> missing_required_ops(const fs::path& path) {
+  const auto registered = detrq::runtime::KernelRegistry::builtin().op_types("");
+  const std::set<std::string> have(registered.begin(), registered.end());
+  std::vector<std::string> missing;
+  std::ifstream in(path);
+  if (!in) return {"(cannot read " + path.string() + ")"};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string op = line.substr(0, line.find('#'));
+    op.erase(op.find_last_not_of(" \t") + 1);
+    op.erase(0, op.find_first_not_of(" \t"));
+    if (!op.empty() && !have.count(op)) missing.push_back(op);
+  }
+  return missing;
 }
 
 std::map<std::string, std::string> read_exclusions(const fs::path& path) {
@@ -212,18 +233,33 @@ Outcome run_test(const fs::path& dir, std::string& why) {
 int main(int argc, char** argv) {
   fs::path node_dir = "/usr/share/libonnx-testdata/data/node";
   fs::path exclusions_path;
+  fs::path required_ops_path;
   bool verbose = false;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "-v") verbose = true;
-    else positional.push_back(a);
+    if (a == "-v") {
+      verbose = true;
+    } else if (a == "--registered-ops") {
+      for (const auto& op : detrq::runtime::KernelRegistry::builtin().op_types("")) std::printf("%s\n", op.c_str());
+      return 0;
+    } else {
+      positional.push_back(a);
+    }
   }
   if (!positional.empty()) node_dir = positional[0];
   if (positional.size() > 1) exclusions_path = positional[1];
+  if (positional.size() > 2) required_ops_path = positional[2];
   if (!fs::is_directory(node_dir)) {
-    std::printf("conformance: %s is absent (install libonnx-testdata); nothing to run\n", node_dir.c_str());
-    return 0;
+    std::printf("conformance: FAILED: %s is absent (scripts/setup.sh installs libonnx-testdata)\n", node_dir.c_str());
+    return 1;
+  }
+  if (!required_ops_path.empty()) {
+    const auto missing = missing_required_ops(required_ops_path);
+    for (const auto& op : missing) {
+      std::printf("FAILED required operator %s has no kernel (%s)\n", op.c_str(), required_ops_path.c_str());
+    }
+    if (!missing.empty()) return 1;
   }
   const auto exclusions = exclusions_path.empty() ? std::map<std::string, std::string>{} : read_exclusions(exclusions_path);
   std::vector<fs::path> tests;
