@@ -2,6 +2,7 @@
 // model and the report, then prints INT8 against FP32 on held-out tensors.
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -95,9 +96,16 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         j["quantized_nodes"] = r.qdq.quantized_nodes;
         j["quantized_residual_adds"] = r.qdq.quantized_residuals;
         j["statistics_seconds"] = r.statistics_seconds;
+        // A figure is null when there is none to give; "identical" says apart the one case where that is the
+        // best result (no difference at any finite position: SQNR +inf) from the others (an all-zero reference).
         nlohmann::ordered_json outs = nlohmann::ordered_json::object();
-        for (const auto& o : r.fidelity.outputs) outs[o.name] = std::isfinite(o.sqnr_db) ? nlohmann::ordered_json(o.sqnr_db) : nullptr;
+        nlohmann::ordered_json identical = nlohmann::ordered_json::object();
+        for (const auto& o : r.fidelity.outputs) {
+          outs[o.name] = std::isfinite(o.sqnr_db) ? nlohmann::ordered_json(o.sqnr_db) : nullptr;
+          identical[o.name] = o.sqnr_db == std::numeric_limits<double>::infinity();
+        }
         j["sqnr_db"] = outs;
+        j["identical"] = identical;
         j["heldout_images"] = r.fidelity.images;
         if (r.fidelity.top_detection_agreement >= 0) j["top_detection_agreement"] = r.fidelity.top_detection_agreement;
         std::printf("%s\n", j.dump(2).c_str());
