@@ -1,10 +1,14 @@
 // Model card rendering (see model_card.h). Plain string building: the card has one shape, and every
-// command in it is one a reader can paste.
+// command in it is one a reader can paste. describe_run takes its facts from the run and the model.
 #include "detrq/pipeline/model_card.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cctype>
+
+#include "detrq/core/file_io.h"
+#include "detrq/onnx/model.h"
 
 namespace detrq::pipeline {
 
@@ -56,13 +60,14 @@ std::string render_model_card(const ModelCardInfo& info) {
   md += "---\n\n";
 
   const std::string title = info.title.empty() ? info.repo_id : info.title;
+  const std::string queries = info.num_queries > 0 ? std::to_string(info.num_queries) : "Q";
   md += fmt::format("# {}\n\n", title);
   md += fmt::format(
       "RF-DETR prepared for INT8 deployment by detrq {}: the FP32 ONNX export, a TensorRT "
       "calibration cache, an explicitly quantized (Q/DQ) ONNX and the calibration table. Input `{}` is float32 "
-      "[1, 3, {}, {}]; outputs are `dets` [1, 300, 4] (cx, cy, w, h normalized to the input) and `labels` "
-      "[1, 300, {}] (logits; the index is the category id).\n\n",
-      info.detrq_version, info.input_name, info.input_size, info.input_size,
+      "[1, 3, {}, {}]; outputs are `dets` [1, {}, 4] (cx, cy, w, h normalized to the input) and `labels` "
+      "[1, {}, {}] (logits; the index is the category id).\n\n",
+      info.detrq_version, info.input_name, info.input_size, info.input_size, queries, queries,
       info.num_classes > 0 ? std::to_string(info.num_classes) : "C");
   if (!info.calibration_method.empty()) {
     md += fmt::format("Calibrated with the **{}** method on {} images{}.\n\n", info.calibration_method,
@@ -118,6 +123,22 @@ std::string render_model_card(const ModelCardInfo& info) {
       "corners, then undo the letterbox.\n",
       info.input_size);
   return md;
+}
+
+void describe_run(ModelCardInfo& info, const std::filesystem::path& calibration_table,
+                  const std::filesystem::path& onnx_model) {
+  const auto table = nlohmann::json::parse(core::read_file(calibration_table));
+  info.calibration_images = table.value("images", 0);
+  const onnx::Model model = onnx::load_model(onnx_model);
+  for (const auto& in : model.graph.inputs) {
+    info.input_name = in.name;
+    if (in.shape.size() == 4 && in.shape[2] == in.shape[3] && in.shape[2] > 0) info.input_size = static_cast<int>(in.shape[2]);
+  }
+  for (const auto& out : model.graph.outputs) {
+    if (out.shape.size() != 3) continue;
+    if (out.shape[1] > 0) info.num_queries = static_cast<int>(out.shape[1]);
+    if (out.name == "labels" && out.shape[2] > 0) info.num_classes = static_cast<int>(out.shape[2]);
+  }
 }
 
 }  // namespace detrq::pipeline

@@ -355,7 +355,7 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
       info.title = o.hf_repo.empty() ? "RF-DETR, INT8-ready" : o.hf_repo.substr(o.hf_repo.find('/') + 1);
       info.license = o.license;
       info.calibration_method = quant::method_name(method);
-      info.calibration_images = o.calibration_images;
+      describe_run(info, table, r.model);  // images calibrate used, shapes the model declares
       info.calibration_source = r.download ? (o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url)
                                            : r.calibration_images.string();
       info.detrq_version = DETRQ_VERSION;

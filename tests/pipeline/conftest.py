@@ -4,6 +4,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,31 @@ def val_subset(tmp_path, count):
     path = tmp_path / "val_subset.json"
     path.write_text(json.dumps(gt))
     return path
+
+
+def check_card_against_run(card, stderr, work, model=MODEL):
+    """The model card's facts against sources outside the card code: the run's log (images the calibration
+    statistics came from, the AP it measured), the calibration tensors actually written (all but the 2
+    held out by default are used), and the model's declared input and output shapes, read with onnx."""
+    import onnx
+
+    used = re.findall(r"statistics of \d+ tensors from (\d+) images", stderr)
+    assert len(used) == 1, stderr
+    used = int(used[0])
+    tensors = [n for n in os.listdir(work / "calibration_tensors") if n.startswith("calib_") and n.endswith(".bin")]
+    assert used == len(tensors) - 2, (used, len(tensors))
+    assert f" method on {used} images" in card, card
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in [*graph.input, *graph.output]}
+    for name in ("input", "dets", "labels"):
+        assert f"`{name}` " in card, (name, card)
+    assert f"float32 {dims['input']}" in card, (dims, card)
+    assert f"`dets` {dims['dets']}" in card, (dims, card)
+    assert f"`labels` {dims['labels']}" in card, (dims, card)
+
+    ap = re.findall(r"AP FP32 (\d\.\d{4}), INT8 (\d\.\d{4})", stderr)
+    if ap:
+        assert len(ap) == 1, stderr
+        assert f"| AP | {ap[0][0]} | {ap[0][1]} |" in card, card
+    return used

@@ -54,6 +54,17 @@ TEST(ModelCard, AccuracyTableWithChangeInPoints) {
   EXPECT_EQ(md.find("Not measured"), std::string::npos);
 }
 
+TEST(ModelCard, OutputShapesAreTheModels) {
+  ModelCardInfo i = info();
+  i.num_queries = 100;
+  i.num_classes = 7;
+  const std::string md = render_model_card(i);
+  EXPECT_NE(md.find("`dets` [1, 100, 4]"), std::string::npos) << md;
+  EXPECT_NE(md.find("`labels` [1, 100, 7]"), std::string::npos) << md;
+  i.num_queries = 0;  // unknown: a placeholder, never a made-up number
+  EXPECT_NE(render_model_card(i).find("`dets` [1, Q, 4]"), std::string::npos);
+}
+
 TEST(ModelCard, QuotesYamlValuesThatNeedIt) {
   ModelCardInfo i = info();
   i.license = "other: see \"LICENSE\"";

@@ -9,8 +9,8 @@ import time
 
 from PIL import Image
 
-from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, hub_env, make_qdq_model, require_fixtures, run_detrq,
-                      val_subset)
+from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, check_card_against_run, hub_env, make_qdq_model,
+                      require_fixtures, run_detrq, val_subset)
 
 REPO = "acme/rfdetr-shapes-int8"
 STEPS = ["export", "fetch-calibration-images", "calibration-tensors", "calibrate", "evaluate", "model-card", "upload"]
@@ -55,7 +55,9 @@ print(json.dumps({{"files": files, "license": card.data.license, "pipeline_tag":
     assert info["pipeline_tag"] == "object-detection"
     assert "int8" in info["tags"]
     assert "trtexec --onnx=inference_model.qdq.onnx --stronglyTyped" in info["text"]
-    assert "| AP50 |" in info["text"]
+    # The card on the Hub against the run: 6 images downloaded, 6 tensors, 2 held out, so 4 calibrated.
+    assert check_card_against_run(info["text"], r.stderr, work) == 4
+    assert "AP FP32" in r.stderr and "| AP50 |" in info["text"]
 
     # A second run has nothing to do, upload included.
     again = statuses(run_detrq(*prepare_args(work, base_url, ids_file, subset, "--hf-repo", REPO), env=env).stdout)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,7 +37,8 @@ struct ModelCardInfo {
   std::string calibration_method;     // entropy | minmax | percentile | mse
   int calibration_images = 0;
   std::string calibration_source;     // "COCO val2017" or a folder name
-  int num_classes = 0;                // labels width (category ids 0..num_classes-1)
+  int num_classes = 0;                // labels width (category ids 0..num_classes-1); 0: unknown
+  int num_queries = 0;                // dets/labels second dimension; 0: unknown
   std::vector<ModelCardFile> files;
   std::optional<AccuracyFigures> accuracy;  // absent: the card says it was not measured
   std::string detrq_version;
@@ -44,5 +46,11 @@ struct ModelCardInfo {
 
 // The card as Markdown with YAML front matter (license, tags, pipeline_tag, library_name).
 std::string render_model_card(const ModelCardInfo& info);
+
+// The facts a card states about the run and the model, from the run and the model rather than from the
+// options that asked for them: the images calibrate really used (calibration.json's count) and the input
+// name and size, queries and classes the ONNX model declares (left unset where it declares none).
+void describe_run(ModelCardInfo& info, const std::filesystem::path& calibration_table,
+                  const std::filesystem::path& onnx_model);
 
 }  // namespace detrq::pipeline
