@@ -408,7 +408,10 @@ void register_binary_kernels(KernelRegistry& registry) {
   const std::pair<const char*, BinaryFn (*)(DType, DType, const onnx::Node&)> variadic[] = {
       {"Max", &select_numeric<MaxOp>}, {"Min", &select_numeric<MinOp>}, {"Sum", &select_numeric<AddOp>},
       {"Mean", &select_numeric<AddOp>}};
-  for (const auto& [op, select] : variadic) {
+  for (const auto& entry : variadic) {
+    // Plain variables, not a structured binding: clang 14 cannot capture one in a lambda.
+    const char* op = entry.first;
+    const auto select = entry.second;
     const bool mean = std::string(op) == "Mean";
     registry.add("", op, 8, [select, mean](const onnx::Node& node, int) {
       return std::make_unique<VariadicKernel>(node, select, mean);

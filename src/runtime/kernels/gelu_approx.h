@@ -25,25 +25,37 @@ typedef int32_t v16si __attribute__((vector_size(64)));
 // warns about for callers without AVX, never comes into play.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
+// clang (14) refuses, as an error where g++ only warns, a call that passes or returns a vector wider than
+// 128 bits between a function built for AVX (or AVX-512) and one built without, always_inline or not. So
+// where the code shared by the ISAs meets a function with a target (the micro-kernels, the FMA forms
+// below), vectors cross wrapped in Lanes, a struct, which that check leaves alone; inlined, the code is the
+// same.
+template <typename F>
+struct Lanes {
+  F v;
+};
+
 // a * b + c: one fused multiply-add (one rounding) where Fma is set, else a product and a sum (two). The
 // vector forms carry their target, so they can only be inlined into code built for it (the micro-kernels);
 // a float's __builtin_fmaf is the instruction there and glibc's fmaf elsewhere: the same bits either way.
-[[gnu::target("avx2,fma")]] inline v8sf fused_mul_add(v8sf a, v8sf b, v8sf c) {
-  return __builtin_bit_cast(v8sf, _mm256_fmadd_ps(__builtin_bit_cast(__m256, a), __builtin_bit_cast(__m256, b),
-                                                  __builtin_bit_cast(__m256, c)));
+[[gnu::target("avx2,fma")]] inline Lanes<v8sf> fused_mul_add(Lanes<v8sf> a, Lanes<v8sf> b, Lanes<v8sf> c) {
+  return {__builtin_bit_cast(v8sf, _mm256_fmadd_ps(__builtin_bit_cast(__m256, a.v), __builtin_bit_cast(__m256, b.v),
+                                                   __builtin_bit_cast(__m256, c.v)))};
 }
-[[gnu::target("avx512f")]] inline v16sf fused_mul_add(v16sf a, v16sf b, v16sf c) {
-  return __builtin_bit_cast(v16sf, _mm512_fmadd_ps(__builtin_bit_cast(__m512, a), __builtin_bit_cast(__m512, b),
-                                                   __builtin_bit_cast(__m512, c)));
+[[gnu::target("avx512f")]] inline Lanes<v16sf> fused_mul_add(Lanes<v16sf> a, Lanes<v16sf> b, Lanes<v16sf> c) {
+  return {__builtin_bit_cast(v16sf, _mm512_fmadd_ps(__builtin_bit_cast(__m512, a.v), __builtin_bit_cast(__m512, b.v),
+                                                    __builtin_bit_cast(__m512, c.v)))};
 }
 inline float fused_mul_add(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 
 template <bool Fma, typename F>
 [[gnu::always_inline]] inline F mul_add(F a, F b, F c) {
-  if constexpr (Fma) {
+  if constexpr (!Fma) {
+    return a * b + c;
+  } else if constexpr (std::is_same_v<F, float>) {
     return fused_mul_add(a, b, c);
   } else {
-    return a * b + c;
+    return fused_mul_add(Lanes<F>{a}, Lanes<F>{b}, Lanes<F>{c}).v;
   }
 }
 
@@ -84,6 +96,12 @@ template <typename F, typename I, bool Fma = false>
   F tail = 0.5F * q * t * e;
   tail = u_exact > six ? zero : tail;  // so that GELU(-inf) = -inf * 0 = NaN, as x * (1 + erf) / 2 gives
   return x * (x < zero ? tail : 1.0F - tail);
+}
+
+// The vector form for callers built for the vector's ISA (the micro-kernels' epilogues): see Lanes.
+template <typename F, typename I, bool Fma>
+[[gnu::always_inline]] inline Lanes<F> gelu_approx(Lanes<F> x) {
+  return {gelu_approx<F, I, Fma>(x.v)};
 }
 #pragma GCC diagnostic pop
 

@@ -106,8 +106,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_row_avx2(fl
       hi = _mm256_add_ps(hi, _mm256_loadu_ps(ep->col_bias + 8));
     }
     if (ep->gelu) {
-      lo = detail::gelu_approx<detail::v8sf, detail::v8si, true>(lo);
-      hi = detail::gelu_approx<detail::v8sf, detail::v8si, true>(hi);
+      lo = detail::gelu_approx<detail::v8sf, detail::v8si, true>(detail::Lanes<detail::v8sf>{lo}).v;
+      hi = detail::gelu_approx<detail::v8sf, detail::v8si, true>(detail::Lanes<detail::v8sf>{hi}).v;
     }
     if (ep->col_scale) {
       lo = _mm256_mul_ps(lo, _mm256_loadu_ps(ep->col_scale));
@@ -184,7 +184,7 @@ __attribute__((target("avx512f"), always_inline)) inline void store_half_avx512(
   if (ep) {
     if (ep->row_bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->row_bias[i]));
     if (ep->col_bias) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->col_bias + j));
-    if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si, true>(v);
+    if (ep->gelu) v = detail::gelu_approx<detail::v16sf, detail::v16si, true>(detail::Lanes<detail::v16sf>{v}).v;
     if (ep->col_scale) v = _mm512_mul_ps(v, _mm512_loadu_ps(ep->col_scale + j));
     if (ep->residual) v = _mm512_add_ps(v, _mm512_loadu_ps(ep->residual + i * ldc + j));
   }

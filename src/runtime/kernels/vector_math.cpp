@@ -27,29 +27,34 @@ namespace {
 // each with its ISA's cheapest mask.
 template <typename F, typename I>
 [[gnu::always_inline]] inline F exp_nonpositive_in_range(F x) {
-  using detail::fused_mul_add;
   const F zero{};
   const F round = zero + 12582912.0F;
-  const F t = fused_mul_add(x, zero + 1.44269504088896341F, round);
+  const F t = detail::mul_add<true>(x, zero + 1.44269504088896341F, round);
   const F fx = t - round;
-  x = fused_mul_add(-fx, zero + 0.693359375F, x);
-  x = fused_mul_add(-fx, zero - 2.12194440e-4F, x);
+  x = detail::mul_add<true>(-fx, zero + 0.693359375F, x);
+  x = detail::mul_add<true>(-fx, zero - 2.12194440e-4F, x);
   F p = zero + 1.9875691500E-4F;
-  p = fused_mul_add(p, x, zero + 1.3981999507E-3F);
-  p = fused_mul_add(p, x, zero + 8.3334519073E-3F);
-  p = fused_mul_add(p, x, zero + 4.1665795894E-2F);
-  p = fused_mul_add(p, x, zero + 1.6666665459E-1F);
-  p = fused_mul_add(p, x, zero + 5.0000001201E-1F);
-  p = fused_mul_add(p, x * x, x + 1.0F);
+  p = detail::mul_add<true>(p, x, zero + 1.3981999507E-3F);
+  p = detail::mul_add<true>(p, x, zero + 8.3334519073E-3F);
+  p = detail::mul_add<true>(p, x, zero + 4.1665795894E-2F);
+  p = detail::mul_add<true>(p, x, zero + 1.6666665459E-1F);
+  p = detail::mul_add<true>(p, x, zero + 5.0000001201E-1F);
+  p = detail::mul_add<true>(p, x * x, x + 1.0F);
   // t's bits are those of 1.5 * 2^23 plus n; shifted by 23 only n (and the bias added) remain.
   return p * __builtin_bit_cast(F, (__builtin_bit_cast(I, t) + 127) << 23);
+}
+// The form for callers built for the vector's ISA (detail::Lanes says why).
+template <typename F, typename I>
+[[gnu::always_inline]] inline detail::Lanes<F> exp_nonpositive_in_range(detail::Lanes<F> x) {
+  return {exp_nonpositive_in_range<F, I>(x.v)};
 }
 
 constexpr float kExpUnderflow = -87.3365478515625F;
 
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpUnderflow), _CMP_LT_OQ);
-  const auto e = exp_nonpositive_in_range<detail::v8sf, detail::v8si>(__builtin_bit_cast(detail::v8sf, x));
+  const detail::Lanes<detail::v8sf> lanes{__builtin_bit_cast(detail::v8sf, x)};
+  const auto e = exp_nonpositive_in_range<detail::v8sf, detail::v8si>(lanes).v;
   return _mm256_andnot_ps(underflow, __builtin_bit_cast(__m256, e));
 }
 
@@ -108,7 +113,8 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(const float* x, float
 
 __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
   const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpUnderflow), _CMP_LT_OQ);
-  const auto e = exp_nonpositive_in_range<detail::v16sf, detail::v16si>(__builtin_bit_cast(detail::v16sf, x));
+  const detail::Lanes<detail::v16sf> lanes{__builtin_bit_cast(detail::v16sf, x)};
+  const auto e = exp_nonpositive_in_range<detail::v16sf, detail::v16si>(lanes).v;
   return _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), __builtin_bit_cast(__m512, e));
 }
 
