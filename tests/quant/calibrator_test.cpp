@@ -20,8 +20,6 @@ namespace {
 int reference_entropy_bins(std::vector<double> bins) {
   const int n = static_cast<int>(bins.size());
   bins[0] = bins[1];
-  double total = 0;
-  for (double b : bins) total += b;
   std::vector<double> divergences;
   for (int i = 128; i <= n; ++i) {
     std::vector<int> level(static_cast<std::size_t>(i));
