@@ -1,4 +1,5 @@
-// The HTTP/1.1 server: parsing with hard limits and deadlines, one thread per connection.
+// One HTTP/1.1 exchange on a connection: request parsing with hard limits and deadlines, bodies, answers.
+// The connections themselves (event loop, limits, workers) live in http_connections.cpp.
 #include "hub/http_server.h"
 
 #include <arpa/inet.h>
@@ -90,6 +91,27 @@ std::string percent_decode(const std::string& s) {
 
 }  // namespace
 
+std::size_t blank_line_end(const std::string& buf, std::size_t from) {
+  for (std::size_t nl = buf.find('\n', from); nl != std::string::npos; nl = buf.find('\n', nl + 1)) {
+    if (nl + 1 < buf.size() && buf[nl + 1] == '\n') return nl + 2;
+    if (nl + 2 < buf.size() && buf[nl + 1] == '\r' && buf[nl + 2] == '\n') return nl + 3;
+  }
+  return std::string::npos;
+}
+
+std::size_t request_head_end(const std::string& buf, std::size_t from) {
+  while (from < buf.size() && (buf[from] == '\r' || buf[from] == '\n')) ++from;  // stray CRLF between requests
+  return blank_line_end(buf, from);
+}
+
+int64_t HttpExchange::body_deadline_ms(uint64_t received) const {
+  // A body may take io_timeout plus the time its bytes need at the minimum rate: fast uploads of any size
+  // pass, a trickle (or a never-ending chunked body sent slowly) is cut.
+  if (limits_.min_body_bytes_per_s == 0) return INT64_MAX / 2;
+  return body_start_ms_ + limits_.io_timeout_s * 1000LL +
+         static_cast<int64_t>(received / limits_.min_body_bytes_per_s * 1000);
+}
+
 std::size_t HttpExchange::read_some(char* out, std::size_t max, int timeout_ms) {
   pollfd p{fd_, POLLIN, 0};
   for (;;) {
@@ -129,7 +151,7 @@ std::string HttpExchange::read_line(std::size_t max, int64_t deadline_ms) {
     }
     if (buf_.size() - pos_ > max) throw HttpProtocolError{431, "request head too large"};
     const int64_t left = deadline_ms - now_ms();
-    if (left <= 0) throw HttpProtocolError{408, "the request head took too long"};
+    if (left <= 0) throw HttpProtocolError{408, "the request took too long"};
     if (fill(static_cast<int>(std::min<int64_t>(left, limits_.io_timeout_s * 1000LL))) == 0) {
       throw HttpProtocolError{0, "connection closed mid-request"};
     }
@@ -144,6 +166,7 @@ bool HttpExchange::read_head() {
   chunked_ = false;
   responded_ = false;
   continue_sent_ = false;
+  body_start_ms_ = 0;
   // Between requests a keep-alive connection may idle for io_timeout; then the head has its own deadline.
   if (pos_ == buf_.size()) {
     buf_.clear();
@@ -230,15 +253,23 @@ uint64_t HttpExchange::read_body_to(uint64_t max_bytes, const std::function<void
     static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
     write_all(kContinue, sizeof kContinue - 1);
   }
-  const int timeout = limits_.io_timeout_s * 1000;
-  uint64_t total = 0;
+  if (body_start_ms_ == 0) body_start_ms_ = now_ms();
+  uint64_t total = 0;     // body bytes (chunk payloads) accepted
+  uint64_t received = 0;  // body bytes delivered to the sink so far, for the rate deadline
   auto take = [&](uint64_t want) {
     while (want > 0) {
-      if (pos_ == buf_.size() && fill(timeout) == 0) throw HttpProtocolError{0, "connection closed mid-body"};
+      if (pos_ == buf_.size()) {
+        const int64_t left = body_deadline_ms(received) - now_ms();
+        if (left <= 0) throw HttpProtocolError{408, "the request body arrives too slowly"};
+        if (fill(static_cast<int>(std::min<int64_t>(left, limits_.io_timeout_s * 1000LL))) == 0) {
+          throw HttpProtocolError{0, "connection closed mid-body"};
+        }
+      }
       const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(want, buf_.size() - pos_));
       sink(buf_.data() + pos_, n);
       pos_ += n;
       want -= n;
+      received += n;
     }
   };
   if (!chunked_) {
@@ -249,9 +280,8 @@ uint64_t HttpExchange::read_body_to(uint64_t max_bytes, const std::function<void
     take(content_length_);
     total = content_length_;
   } else {
-    const int64_t far = INT64_MAX / 2;
     for (;;) {
-      const std::string size_line = read_line(1024, now_ms() + far);
+      const std::string size_line = read_line(1024, body_deadline_ms(received));
       const std::string hex = size_line.substr(0, size_line.find(';'));
       if (hex.empty() || hex.size() > 15) throw HttpProtocolError{400, "malformed chunk size"};
       uint64_t size = 0;
@@ -261,7 +291,7 @@ uint64_t HttpExchange::read_body_to(uint64_t max_bytes, const std::function<void
         size = size * 16 + static_cast<uint64_t>(v);
       }
       if (size == 0) {
-        while (!read_line(8192, now_ms() + far).empty()) {
+        while (!read_line(8192, body_deadline_ms(received)).empty()) {
         }  // trailers
         break;
       }
@@ -271,7 +301,7 @@ uint64_t HttpExchange::read_body_to(uint64_t max_bytes, const std::function<void
       }
       take(size);
       total += size;
-      if (!read_line(16, now_ms() + far).empty()) throw HttpProtocolError{400, "malformed chunk"};
+      if (!read_line(16, body_deadline_ms(received)).empty()) throw HttpProtocolError{400, "malformed chunk"};
     }
   }
   body_done_ = true;
@@ -346,114 +376,6 @@ void HttpExchange::send_file(int status, const std::vector<std::pair<std::string
     if (n <= 0) throw HttpProtocolError{0, "connection reset while sending a file"};
     left -= static_cast<uint64_t>(n);
   }
-}
-
-HttpServer::~HttpServer() { stop(); }
-
-void HttpServer::listen(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port_s = std::to_string(port);
-  if (::getaddrinfo(host.c_str(), port_s.c_str(), &hints, &res) != 0 || !res) {
-    throw Error(ErrorKind::kNetwork, host, "cannot resolve the listen address", "use an IP address such as 127.0.0.1");
-  }
-  listen_fd_ = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (listen_fd_ < 0 || ::bind(listen_fd_, res->ai_addr, res->ai_addrlen) != 0 || ::listen(listen_fd_, 256) != 0) {
-    const std::string err = std::strerror(errno);
-    ::freeaddrinfo(res);
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = -1;
-    throw Error(ErrorKind::kNetwork, host + ":" + port_s, "cannot listen: " + err, "is the port already in use?");
-  }
-  ::freeaddrinfo(res);
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                                           : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  if (::pipe2(wake_pipe_, O_CLOEXEC) != 0) throw_io("pipe", "cannot create a pipe");
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-void HttpServer::accept_loop() {
-  for (;;) {
-    pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
-    const int r = ::poll(p, 2, -1);
-    if (stopping_) return;
-    if (r < 0) continue;
-    if (!(p[0].revents & POLLIN)) continue;
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    {
-      std::lock_guard lock(mutex_);
-      if (static_cast<int>(connections_.size()) >= limits_.max_connections) {
-        // Full: answer 503 right away rather than let a flood queue up behind slow clients.
-        static const char kBusy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        (void)!::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        ::close(fd);
-        continue;
-      }
-      connections_.insert(fd);
-    }
-    std::thread([this, fd] { serve(fd); }).detach();
-  }
-}
-
-void HttpServer::serve(int fd) {
-  HttpExchange ex(fd, limits_);
-  try {
-    while (!stopping_ && ex.read_head()) {
-      try {
-        handler_(ex);
-      } catch (const HttpProtocolError&) {
-        throw;
-      } catch (const std::exception& e) {
-        core::log_warn("hub-server: {} {}: {}", ex.method(), ex.path(), e.what());
-        if (!ex.responded()) ex.send(500, {{"Content-Type", "application/json"}}, R"({"error":"internal error"})");
-      }
-      if (!ex.responded()) ex.send(500, {}, "");
-      if (!ex.keep_alive()) break;
-    }
-  } catch (const HttpProtocolError& e) {
-    if (e.status > 0 && !ex.responded()) {
-      try {
-        ex.abandon();
-        ex.send(e.status, {{"Content-Type", "application/json"}},
-                "{\"error\":\"" + e.message + "\"}");
-      } catch (...) {
-      }
-    }
-  } catch (...) {
-  }
-  ::shutdown(fd, SHUT_RDWR);
-  ::close(fd);
-  std::lock_guard lock(mutex_);
-  connections_.erase(fd);
-  idle_.notify_all();
-}
-
-void HttpServer::stop() {
-  if (listen_fd_ < 0) return;
-  stopping_ = true;
-  (void)!::write(wake_pipe_[1], "x", 1);
-  if (acceptor_.joinable()) acceptor_.join();
-  {
-    std::unique_lock lock(mutex_);
-    for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);  // wakes workers blocked in poll
-    idle_.wait_for(lock, std::chrono::seconds(30), [&] { return connections_.empty(); });
-  }
-  ::close(listen_fd_);
-  ::close(wake_pipe_[0]);
-  ::close(wake_pipe_[1]);
-  listen_fd_ = -1;
 }
 
 }  // namespace detrq::hub::detail

@@ -1,9 +1,11 @@
-// A small HTTP/1.1 server on POSIX sockets: keep-alive, Content-Length and chunked request bodies,
-// deadlines against slow or stalled clients, a connection limit, and sendfile() for file bodies.
+// A small HTTP/1.1 server on POSIX sockets: an epoll loop holds idle connections and collects request heads
+// (so slow clients cost a socket, not a thread), a pool of workers runs complete requests; keep-alive,
+// Content-Length and chunked bodies, deadlines for heads and bodies, per-address limits, sendfile().
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,11 +18,19 @@
 namespace detrq::hub::detail {
 
 struct HttpServerLimits {
-  int header_timeout_s = 10;  // request line and headers, whole
-  int io_timeout_s = 30;      // any single wait for bytes to read or room to write
+  int header_timeout_s = 10;  // request line and headers, whole, counted from the first byte (or the accept)
+  int io_timeout_s = 30;      // any single wait for bytes to read or room to write; also the keep-alive idle time
   std::size_t max_header_bytes = 64 * 1024;
-  int max_connections = 64;
+  int max_connections = 64;               // requests handled at once (worker threads)
+  int max_open_connections = 4096;        // sockets held at all, idle or sending a head
+  int max_connections_per_address = 64;   // sockets held for one client address
+  uint64_t min_body_bytes_per_s = 4096;   // a body slower than this on average, past io_timeout of grace, is cut
 };
+
+// Offset just past the blank line that ends the request head starting at `from`, or npos while incomplete.
+std::size_t request_head_end(const std::string& buf, std::size_t from);
+// Offset just past the first line end at or after `from` that is followed by an empty line, or npos.
+std::size_t blank_line_end(const std::string& buf, std::size_t from);
 
 // Thrown by the exchange when the client misbehaves; the server answers `status` and closes.
 struct HttpProtocolError {
@@ -30,7 +40,13 @@ struct HttpProtocolError {
 
 class HttpExchange {
  public:
-  HttpExchange(int fd, const HttpServerLimits& limits) : fd_(fd), limits_(limits) {}
+  HttpExchange(int fd, const HttpServerLimits& limits, std::string buffered = {})
+      : fd_(fd), limits_(limits), buf_(std::move(buffered)) {}
+
+  // True when the bytes already read hold the whole next request head (a pipelined request).
+  bool next_head_buffered() const { return request_head_end(buf_, pos_) != std::string::npos; }
+  // The bytes read but not consumed, for the event loop to keep with the idle connection.
+  std::string take_buffered() { return buf_.substr(pos_); }
 
   // Reads the next request's head; false when the peer closed cleanly between requests.
   bool read_head();
@@ -68,6 +84,7 @@ class HttpExchange {
   std::size_t fill(int timeout_ms);  // reads more bytes into buf_; 0 on EOF
   std::size_t read_some(char* out, std::size_t max, int timeout_ms);
   std::string read_line(std::size_t max, int64_t deadline_ms);
+  int64_t body_deadline_ms(uint64_t received) const;
   void write_all(const char* p, std::size_t n);
   std::string status_head(int status, const std::vector<std::pair<std::string, std::string>>& headers,
                           uint64_t length);
@@ -84,6 +101,7 @@ class HttpExchange {
   bool keep_alive_ = true;
   bool responded_ = false;
   bool continue_sent_ = false;
+  int64_t body_start_ms_ = 0;
 };
 
 class HttpServer {
@@ -97,19 +115,45 @@ class HttpServer {
   void stop();
 
  private:
-  void accept_loop();
-  void serve(int fd);
+  struct Connection {
+    int fd = -1;
+    std::string address;  // the peer's IP address, for the per-address limit
+    std::string buf;      // bytes read, not yet handed to a request
+    int64_t deadline_ms = 0;
+    bool in_head = false;  // a request head has begun: the header deadline runs
+    bool closing = false;  // answered with an error: input is drained until EOF or the deadline, then closed
+  };
+
+  void event_loop();
+  void accept_ready();
+  void admit(int fd, const std::string& address);
+  void read_ready(Connection& c);
+  void refuse(Connection& c, int status, const char* message);
+  void watch(Connection c);
+  void expire(int64_t now);
+  void take_returned();
+  void worker_loop();
+  void serve(Connection c);
+  void release(int fd, const std::string& address);
 
   HttpServerLimits limits_;
   Handler handler_;
   int listen_fd_ = -1;
-  int wake_pipe_[2] = {-1, -1};
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: stop requested or connections returned by workers
   uint16_t port_ = 0;
-  std::thread acceptor_;
+  std::thread loop_;
+  std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  std::set<int> connections_;
+  std::map<int, Connection> waiting_;  // owned by the event loop thread
+
+  std::mutex mutex_;  // guards everything below
+  std::condition_variable ready_cv_;
+  std::deque<Connection> ready_;      // complete heads waiting for a worker
+  std::vector<Connection> returned_;  // keep-alive connections given back by workers
+  std::set<int> active_;              // fds a worker is serving
+  std::map<std::string, int> per_address_;
+  int open_ = 0;
 };
 
 }  // namespace detrq::hub::detail

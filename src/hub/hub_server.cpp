@@ -819,6 +819,7 @@ void HubServer::start() {
   limits.header_timeout_s = s.options.header_timeout_s;
   limits.io_timeout_s = s.options.io_timeout_s;
   limits.max_connections = s.options.max_connections;
+  limits.max_connections_per_address = s.options.max_connections_per_address;
   s.http = std::make_unique<detail::HttpServer>(limits, [this](HttpExchange& ex) { impl_->handle(ex); });
   s.http->listen(s.options.host, s.options.port);
 }

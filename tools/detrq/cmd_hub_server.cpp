@@ -23,6 +23,13 @@ void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOp
   cmd->add_option("--multipart-mb", *multipart_mb, "Ask for multipart uploads of LFS objects at least this big (MB)");
   cmd->add_option("--io-timeout", opts->io_timeout_s, "Seconds a silent client is waited for")->capture_default_str();
   cmd->add_option("--header-timeout", opts->header_timeout_s, "Seconds a request head may take")->capture_default_str();
+  cmd->add_option("--max-connections", opts->max_connections, "Requests served at once (worker threads)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-address", opts->max_connections_per_address,
+                  "Connections one client address may hold open")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   cmd->callback([opts, multipart_mb, &action] {
     action = [opts, multipart_mb] {
       if (*multipart_mb > 0) {

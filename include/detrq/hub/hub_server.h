@@ -1,6 +1,6 @@
 // A Hugging Face-compatible Hub on a folder: repositories, commits and LFS objects served over a small
-// HTTP/1.1 server of our own (POSIX sockets, one thread per connection up to a limit), for air-gapped
-// sites and for the tests. huggingface_hub works against it unchanged, over Xet (with hf_xet) or classic LFS.
+// HTTP/1.1 server of our own (an epoll loop for idle sockets and request heads, a pool of worker threads),
+// for air-gapped sites and for the tests. huggingface_hub works against it unchanged, over Xet (with hf_xet) or classic LFS.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,8 @@ struct HubServerOptions {
   uint64_t lfs_threshold = 10ull << 20;       // files this big (or binary) go through LFS
   int io_timeout_s = 30;                // a client silent this long is dropped
   int header_timeout_s = 10;            // the request line and headers must arrive within this
-  int max_connections = 64;
+  int max_connections = 64;             // requests handled at once (worker threads)
+  int max_connections_per_address = 64; // sockets one client address may hold; more get 503 at once
 };
 
 class HubServer {
