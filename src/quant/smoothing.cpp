@@ -7,6 +7,27 @@
 namespace detrq::quant {
 namespace {
 
+// The initializer behind a tensor name, through Identity nodes (exports share equal weights, such as
+// zero biases, that way); "" when the tensor is computed.
+std::string initializer_behind(const onnx::Graph& g, const std::map<std::string, const onnx::Node*>& identity_of,
+                               std::string name) {
+  for (int depth = 0; depth < 16; ++depth) {
+    if (g.initializers.count(name)) return name;
+    auto it = identity_of.find(name);
+    if (it == identity_of.end() || it->second->inputs.empty()) return {};
+    name = it->second->inputs[0];
+  }
+  return {};
+}
+
+std::map<std::string, const onnx::Node*> identities(const onnx::Graph& g) {
+  std::map<std::string, const onnx::Node*> out;
+  for (const auto& n : g.nodes) {
+    if (n.op_type == "Identity" && n.outputs.size() == 1) out[n.outputs[0]] = &n;
+  }
+  return out;
+}
+
 bool is_float_matrix(const onnx::Graph& g, const std::string& name, int64_t rows) {
   auto it = g.initializers.find(name);
   return it != g.initializers.end() && it->second.dtype() == core::DType::kFloat32 && it->second.rank() == 2 &&
@@ -27,11 +48,21 @@ std::map<std::string, int> use_counts(const onnx::Graph& g) {
   return uses;
 }
 
-// The initializer `node.inputs[index]` as storage only this node reads, safe to write: copied under a
-// new name when other nodes read it, and deep-copied always (copies of a Model share tensor storage).
-core::Tensor& private_initializer(onnx::Graph& g, std::map<std::string, int>& uses, onnx::Node& node, std::size_t index) {
+// The initializer behind `node.inputs[index]` as storage only this node reads, safe to write: copied
+// under a new name read directly when other nodes read it or it comes through an Identity, and
+// deep-copied always (copies of a Model share tensor storage).
+core::Tensor& private_initializer(onnx::Graph& g, std::map<std::string, int>& uses,
+                                  const std::map<std::string, const onnx::Node*>& identity_of, onnx::Node& node,
+                                  std::size_t index) {
   std::string& name = node.inputs[index];
-  const core::Tensor src = g.initializers.at(name);
+  const std::string source = initializer_behind(g, identity_of, name);
+  const core::Tensor src = g.initializers.at(source);
+  if (source != name) {
+    // Read through an Identity: this node gets its own initializer and stops reading the Identity.
+    --uses[name];
+    name = source;
+    ++uses[name];
+  }
   if (uses[name] > 1) {
     --uses[name];
     std::string copy = name + "_smoothed";
@@ -53,12 +84,15 @@ std::vector<SmoothingSite> find_smoothing_sites(const onnx::Model& model) {
   }
   std::set<std::string> graph_outputs;
   for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  const auto identity_of = identities(g);
+  auto behind = [&](const std::string& name) { return initializer_behind(g, identity_of, name); };
   std::vector<SmoothingSite> sites;
   for (const auto& n : g.nodes) {
     if (n.op_type != "LayerNormalization" || n.inputs.size() < 3 || n.outputs.empty()) continue;
-    if (n.attr_int("axis", -1) != -1 || !is_float_vector(g, n.inputs[1]) || !is_float_vector(g, n.inputs[2])) continue;
-    const int64_t channels = g.initializers.at(n.inputs[1]).dim(0);
-    if (g.initializers.at(n.inputs[2]).dim(0) != channels) continue;
+    const std::string gamma = behind(n.inputs[1]), beta = behind(n.inputs[2]);
+    if (n.attr_int("axis", -1) != -1 || !is_float_vector(g, gamma) || !is_float_vector(g, beta)) continue;
+    const int64_t channels = g.initializers.at(gamma).dim(0);
+    if (g.initializers.at(beta).dim(0) != channels) continue;
     const std::string& y = n.outputs[0];
     auto it = consumers.find(y);
     if (it == consumers.end() || graph_outputs.count(y)) continue;
@@ -66,7 +100,7 @@ std::vector<SmoothingSite> find_smoothing_sites(const onnx::Model& model) {
     bool ok = true;
     for (const onnx::Node* c : it->second) {
       ok = ok && c->op_type == "MatMul" && c->inputs.size() == 2 && c->inputs[0] == y && c->inputs[1] != y &&
-           is_float_matrix(g, c->inputs[1], channels);
+           is_float_matrix(g, behind(c->inputs[1]), channels);
       if (ok) site.matmuls.push_back(c->name);
     }
     if (ok) sites.push_back(std::move(site));
@@ -95,6 +129,7 @@ std::vector<SmoothedSite> apply_smoothing(onnx::Model& model, const std::vector<
   std::map<std::string, onnx::Node*> by_name;
   for (auto& n : g.nodes) by_name[n.name] = &n;
   auto uses = use_counts(g);
+  const auto identity_of = identities(g);
   std::vector<SmoothedSite> out;
   for (const auto& site : sites) {
     auto mx = channel_max.find(site.activation);
@@ -102,13 +137,13 @@ std::vector<SmoothedSite> apply_smoothing(onnx::Model& model, const std::vector<
     const std::vector<float>& amax_x = mx->second;
     const std::size_t channels = amax_x.size();
     onnx::Node& ln = *by_name.at(site.layernorm);
-    if (static_cast<std::size_t>(g.initializers.at(ln.inputs[1]).dim(0)) != channels) continue;
+    if (static_cast<std::size_t>(g.initializers.at(initializer_behind(g, identity_of, ln.inputs[1])).dim(0)) != channels) continue;
     std::vector<onnx::Node*> matmuls;
     for (const auto& m : site.matmuls) matmuls.push_back(by_name.at(m));
     // The weight's range per input channel (row), over every MatMul the activation feeds.
     std::vector<float> amax_w(channels, 0.0F);
     for (const onnx::Node* m : matmuls) {
-      const core::Tensor& w = g.initializers.at(m->inputs[1]);
+      const core::Tensor& w = g.initializers.at(initializer_behind(g, identity_of, m->inputs[1]));
       const int64_t cols = w.dim(1);
       const float* p = w.data<float>();
       for (std::size_t j = 0; j < channels; ++j) {
@@ -126,11 +161,11 @@ std::vector<SmoothedSite> apply_smoothing(onnx::Model& model, const std::vector<
       done.min_factor = std::min(done.min_factor, static_cast<double>(s[j]));
     }
     for (std::size_t index : {std::size_t{1}, std::size_t{2}}) {
-      float* p = private_initializer(g, uses, ln, index).data<float>();
+      float* p = private_initializer(g, uses, identity_of, ln, index).data<float>();
       for (std::size_t j = 0; j < channels; ++j) p[j] /= s[j];
     }
     for (onnx::Node* m : matmuls) {
-      core::Tensor& w = private_initializer(g, uses, *m, 1);
+      core::Tensor& w = private_initializer(g, uses, identity_of, *m, 1);
       const int64_t cols = w.dim(1);
       float* p = w.data<float>();
       for (std::size_t j = 0; j < channels; ++j) {

@@ -55,7 +55,9 @@ detrq::onnx::Model outlier_model() {
   g.initializers["beta"] = Tensor::from_vector<float>({kChannels}, beta);
   g.initializers["W1"] = Tensor::from_vector<float>({kChannels, 6}, w1);
   g.initializers["W2"] = Tensor::from_vector<float>({kChannels, 3}, w2);
-  g.nodes.push_back(make("LayerNormalization", "/ln", {"x", "gamma", "beta"}, {"y"}));
+  // beta reaches /ln through an Identity, as exports share equal weights (zero biases).
+  g.nodes.push_back(make("Identity", "/share_beta", {"beta"}, {"beta_shared"}));
+  g.nodes.push_back(make("LayerNormalization", "/ln", {"x", "gamma", "beta_shared"}, {"y"}));
   g.nodes.push_back(make("MatMul", "/fc1", {"y", "W1"}, {"a"}));
   g.nodes.push_back(make("MatMul", "/fc2", {"y", "W2"}, {"b"}));
   // A second LayerNorm sharing gamma/beta whose output is added, not multiplied: not a site, and its
@@ -113,8 +115,9 @@ TEST(Smoothing, KeepsTheFunctionBitForBitAndTamesTheOutlierChannel) {
   EXPECT_GT(max_before[kOutlier] / median(max_before), 16.0F);
   EXPECT_LT(max_after[kOutlier] / median(max_after), 4.0F);
   // The shared gamma/beta were copied for /ln; /ln_other still reads the originals, unchanged.
-  EXPECT_NE(smoothed.graph.nodes[0].inputs[1], "gamma");
-  EXPECT_EQ(smoothed.graph.nodes[3].inputs[1], "gamma");
+  EXPECT_NE(smoothed.graph.nodes[1].inputs[1], "gamma");
+  EXPECT_NE(smoothed.graph.nodes[1].inputs[2], "beta_shared");
+  EXPECT_EQ(smoothed.graph.nodes[4].inputs[1], "gamma");
   EXPECT_EQ(smoothed.graph.initializers.at("gamma").data<float>()[kOutlier],
             original.graph.initializers.at("gamma").data<float>()[kOutlier]);
 }

@@ -32,7 +32,7 @@ struct CalibrateOptions {
   std::filesystem::path onnx;
   CalibrationSource source;
   int count = 0;                      // calibration tensors to use; 0: all but the held-out ones
-  int eval_count = 2;                 // held-out tensors for INT8 against FP32 (0: skip the check)
+  int eval_count = 8;                 // held-out tensors for INT8 against FP32 (0: skip the check)
   CalibrationMethod method = CalibrationMethod::kPercentile;
   CalibratorOptions calibrator;
   std::filesystem::path cache_path;   // empty: not written
