@@ -74,6 +74,10 @@ std::string render_model_card(const ModelCardInfo& info) {
                       info.calibration_images,
                       info.calibration_source.empty() ? "" : " from " + info.calibration_source);
   }
+  if (info.int8_mac_share) {
+    md += fmt::format("The Q/DQ ONNX runs {:.1f}% of the multiply-adds of its Conv/MatMul/Gemm layers in INT8.\n\n",
+                      100.0 * *info.int8_mac_share);
+  }
 
   md += "## Files\n\n| file | what | size | sha256 |\n| --- | --- | --- | --- |\n";
   for (const auto& f : info.files) {

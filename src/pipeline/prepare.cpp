@@ -359,6 +359,10 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
       info.calibration_source = r.download ? (o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url)
                                            : r.calibration_images.string();
       info.detrq_version = DETRQ_VERSION;
+      const json calibration = json::parse(core::read_file(table), nullptr, false);
+      if (calibration.is_object() && calibration.contains("int8_mac_share")) {
+        info.int8_mac_share = calibration.at("int8_mac_share").get<double>();
+      }
       const std::vector<std::pair<fs::path, std::pair<std::string, std::string>>> files = {
           {r.model, {"inference_model.onnx", "FP32 ONNX export (opset 17)"}},
           {cache, {"calibration.cache", "TensorRT calibration cache (TensorRT up to 10, with the FP32 ONNX)"}},

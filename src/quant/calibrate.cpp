@@ -13,6 +13,8 @@
 #include "detrq/core/file_io.h"
 #include "detrq/core/log.h"
 #include "detrq/quant/fidelity.h"
+#include "detrq/quant/label_free_ap.h"
+#include "detrq/quant/smoothing.h"
 #include "detrq/quant/statistics_observer.h"
 #include "detrq/runtime/session.h"
 
@@ -30,11 +32,13 @@ FidelityReport compare(runtime::Session& fp32, runtime::Session& int8, const std
   std::map<std::string, SqnrAccumulator> acc;
   double agreement = 0.0;
   int agreement_images = 0;
+  std::vector<ModelOutputs> tests;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     std::map<std::string, core::Tensor> feed{{input_name, inputs[i]}};
     if (fp32_cache->size() <= i) fp32_cache->push_back(fp32.run(feed));
     const auto& ref = (*fp32_cache)[i];
-    auto test = int8.run(feed);
+    tests.push_back(int8.run(feed));
+    const auto& test = tests.back();
     for (const auto& [name, r] : ref) {
       if (r.dtype() != core::DType::kFloat32) continue;
       const core::Tensor& t = test.at(name);
@@ -48,7 +52,76 @@ FidelityReport compare(runtime::Session& fp32, runtime::Session& int8, const std
   report.images = static_cast<int>(inputs.size());
   for (const auto& [name, a] : acc) report.outputs.push_back({name, a.db()});
   if (agreement_images) report.top_detection_agreement = agreement / agreement_images;
+  LabelFreeApOptions ap;
+  const core::Shape& shape = inputs.front().shape();
+  if (shape.size() == 4) ap.input_size = static_cast<int>(shape[3]);
+  report.label_free_ap = label_free_ap(
+      std::vector<ModelOutputs>(fp32_cache->begin(), fp32_cache->begin() + static_cast<std::ptrdiff_t>(inputs.size())),
+      tests, ap);
   return report;
+}
+
+// Forwards every tensor to two observers (one FP32 pass feeds the smoothing and the cache).
+class BothObservers : public runtime::Observer {
+ public:
+  BothObservers(runtime::Observer& a, runtime::Observer& b) : a_(a), b_(b) {}
+  void on_tensor(const std::string& name, const core::Tensor& value) override {
+    a_.on_tensor(name, value);
+    b_.on_tensor(name, value);
+  }
+
+ private:
+  runtime::Observer& a_;
+  runtime::Observer& b_;
+};
+
+// Smoothing of the LayerNorm -> MatMul sites: per-channel maxima from FP32 runs on the calibration
+// inputs, then the migration, in place. Returns the unsmoothed statistics of the activations it
+// changed, which the TensorRT cache (used with the original FP32 model) must keep.
+std::map<std::string, TensorStatistics> smooth_model(onnx::Model& model, const CalibrateOptions& opt,
+                                                     const runtime::SessionOptions& session_options,
+                                                     const onnx::ValueInfo& input, int n_cal,
+                                                     CalibrateResult& result, CalibrationTable& table) {
+  const auto sites = find_smoothing_sites(model);
+  if (sites.empty()) return {};
+  std::set<std::string> names;
+  for (const auto& s : sites) names.insert(s.activation);
+  runtime::SessionOptions options = session_options;
+  options.keep_tensors = names;
+  runtime::Session session(model, options);
+  ChannelMaxObserver channels(names);
+  StatisticsObserver statistics(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
+  statistics.watch_only(names);
+  BothObservers both(channels, statistics);
+  {
+    core::Progress progress("smoothing", n_cal, "images");
+    for (int i = 0; i < n_cal; ++i) {
+      session.run({{input.name, opt.source.load(static_cast<std::size_t>(i), input.shape)}}, &both);
+      progress.advance();
+    }
+    progress.finish();
+  }
+  table.smoothing_alpha = opt.smooth_alpha;
+  for (const auto& s : apply_smoothing(model, sites, channels.maxima(), opt.smooth_alpha)) {
+    table.smoothing.push_back({s.layernorm, s.max_factor, s.min_factor});
+  }
+  result.smoothed_layernorms = static_cast<int>(table.smoothing.size());
+  core::log_info("smoothing: {} LayerNorms, activation channels divided by up to {:.0f}", table.smoothing.size(),
+                 table.smoothing.empty() ? 1.0 : std::max_element(table.smoothing.begin(), table.smoothing.end(),
+                                                                  [](const auto& a, const auto& b) {
+                                                                    return a.max_factor < b.max_factor;
+                                                                  })->max_factor);
+  return statistics.statistics();
+}
+
+// The layers of the Q/DQ model by work, for calibration.json.
+std::vector<LayerPrecision> layer_precisions(const MacCount& macs, const std::vector<NodeDecision>& decisions) {
+  std::vector<LayerPrecision> out;
+  for (std::size_t i = 0; i < macs.nodes.size() && i < decisions.size(); ++i) {
+    const auto& n = macs.nodes[i];
+    out.push_back({n.node, n.op_type, n.macs, n.int8, n.int8 ? std::string() : decisions[i].reason});
+  }
+  return out;
 }
 
 double worst_db(const FidelityReport& r) {
@@ -97,26 +170,21 @@ CalibrationSource tensor_folder_source(const std::filesystem::path& dir) {
   return source;
 }
 
-CalibrateResult calibrate(const CalibrateOptions& opt) {
-  CalibrateResult result;
-  onnx::Model model = onnx::load_model(opt.onnx);
-  const std::string fingerprint = model_fingerprint(model);
-  runtime::SessionOptions session_options;
-  session_options.threads = opt.threads;
-  session_options.target = opt.target;
-  // The statistics observer must see every tensor it watches: fusion may not compute them away.
-  runtime::SessionOptions fp32_options = session_options;
-  if (opt.all_tensors) {
-    fp32_options.fuse_operators = false;
-  } else {
-    fp32_options.keep_tensors = tensors_to_calibrate(model, opt.policy);
+namespace {
+// The model's one float32 input with its static shape (from a plan, which resolves symbolic sizes).
+onnx::ValueInfo single_float_input(const onnx::Model& model, const runtime::SessionOptions& options,
+                                   const std::filesystem::path& path) {
+  runtime::SessionOptions plan = options;
+  plan.fuse_operators = false;
+  const runtime::Session session(model, plan);
+  if (session.inputs().size() != 1 || session.inputs()[0].dtype != core::DType::kFloat32) {
+    throw_unsupported(path.string(), "calibration needs a model with one float32 input");
   }
-  runtime::Session fp32(model, fp32_options);
-  if (fp32.inputs().size() != 1 || fp32.inputs()[0].dtype != core::DType::kFloat32) {
-    throw_unsupported(opt.onnx.string(), "calibration needs a model with one float32 input");
-  }
-  const onnx::ValueInfo input = fp32.inputs()[0];
+  return session.inputs()[0];
+}
 
+// (calibration inputs, held-out inputs) from --count and --eval-count.
+std::pair<int, int> split_inputs(const CalibrateOptions& opt) {
   const CalibrationSource& source = opt.source;
   const int available = static_cast<int>(source.names.size());
   if (available == 0) throw_invalid(source.description, "holds no calibration inputs");
@@ -132,11 +200,40 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   } else {
     n_eval = std::min(n_eval, available - n_cal);
   }
+  return {n_cal, n_eval};
+}
+}  // namespace
+
+CalibrateResult calibrate(const CalibrateOptions& opt) {
+  CalibrateResult result;
+  onnx::Model model = onnx::load_model(opt.onnx);
+  const std::string fingerprint = model_fingerprint(model);
+  runtime::SessionOptions session_options;
+  session_options.threads = opt.threads;
+  session_options.target = opt.target;
+  const onnx::ValueInfo input = single_float_input(model, session_options, opt.onnx);
+  const auto [n_cal, n_eval] = split_inputs(opt);
+
+  // 0. Smoothing (before the statistics: it changes the activations they describe).
+  const auto start = Clock::now();
+  CalibrationTable unsmoothed;
+  if (opt.smooth_alpha > 0) {
+    const auto stats = smooth_model(model, opt, session_options, input, n_cal, result, result.table);
+    unsmoothed = build_calibration_table(stats, opt.method, opt.calibrator);
+  }
+  // The statistics observer must see every tensor it watches: fusion may not compute them away.
+  runtime::SessionOptions fp32_options = session_options;
+  if (opt.all_tensors) {
+    fp32_options.fuse_operators = false;
+  } else {
+    fp32_options.keep_tensors = tensors_to_calibrate(model, opt.policy);
+  }
+  runtime::Session fp32(model, fp32_options);
+  const CalibrationSource& source = opt.source;
 
   // 1. Statistics: FP32 runs with the observer; the input itself is observed too.
   StatisticsObserver observer(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
   if (!opt.all_tensors) observer.watch_only(tensors_to_calibrate(model, opt.policy));
-  const auto start = Clock::now();
   {
     core::Progress progress("calibrating", n_cal, "images");
     for (int i = 0; i < n_cal; ++i) {
@@ -153,11 +250,18 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   core::log_info("statistics of {} tensors from {} images in {:.1f} s", observer.statistics().size(), n_cal,
                  result.statistics_seconds);
 
-  // 2. Thresholds.
-  result.table = build_calibration_table(observer.statistics(), opt.method, opt.calibrator);
+  // 2. Thresholds. The cache describes the original FP32 model: smoothed activations keep their own.
+  CalibrationTable table = build_calibration_table(observer.statistics(), opt.method, opt.calibrator);
+  table.smoothing_alpha = result.table.smoothing_alpha;
+  table.smoothing = std::move(result.table.smoothing);
+  result.table = std::move(table);
   result.table.model_fingerprint = fingerprint;
   result.table.images = n_cal;
-  if (!opt.cache_path.empty()) write_calibration_cache(result.table.to_cache(opt.cache_version), opt.cache_path);
+  if (!opt.cache_path.empty()) {
+    CalibrationTable for_cache = result.table;
+    for (const auto& [name, t] : unsmoothed.tensors) for_cache.tensors[name] = t;
+    write_calibration_cache(for_cache.to_cache(opt.cache_version), opt.cache_path);
+  }
 
   // 3. Q/DQ model, and the check on held-out tensors (needed for the budget, the report, the summary).
   std::vector<core::Tensor> held_out;
@@ -227,6 +331,11 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
       }
     }
   }
+
+  const auto macs = node_macs(model, session_options);
+  result.macs = count_macs(macs, result.qdq.decisions);
+  result.table.layers = layer_precisions(result.macs, result.qdq.decisions);
+  core::log_info("{:.1f}% of {:.2f} G multiply-adds in INT8", 100.0 * result.macs.int8_share(), result.macs.total / 1e9);
 
   if (!opt.qdq_out.empty()) onnx::save_model(qdq_model, opt.qdq_out);
   if (!opt.table_path.empty()) write_calibration_table(result.table, opt.table_path);

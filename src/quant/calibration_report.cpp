@@ -78,6 +78,14 @@ std::string render_calibration_report(const CalibrationReportInput& in) {
                    escape(table.method), table.method == "percentile" ? fmt::format(" ({}%)", table.percentile) : "",
                    table.images, table.tensors.size(), quantized, table.tensors.size() - static_cast<std::size_t>(quantized));
 
+  if (!table.layers.empty()) {
+    h += fmt::format("<p><b>{:.1f}%</b> of the {:.2f} G Conv/MatMul/Gemm multiply-adds run in INT8.{}</p>",
+                     100.0 * table.int8_mac_share(), static_cast<double>(table.macs_total()) / 1e9,
+                     table.smoothing.empty() ? std::string()
+                                             : fmt::format(" {} LayerNorms smoothed (alpha {}).", table.smoothing.size(),
+                                                           table.smoothing_alpha));
+  }
+
   h += "<h2>INT8 against FP32</h2>";
   if (in.fidelity.images == 0) {
     h += "<p>Not measured (no held-out images).</p>";
@@ -89,12 +97,21 @@ std::string render_calibration_report(const CalibrationReportInput& in) {
     if (in.fidelity.top_detection_agreement >= 0) {
       h += fmt::format("<p>Top-detection agreement: {:.1f}%</p>", 100.0 * in.fidelity.top_detection_agreement);
     }
+    if (in.fidelity.label_free_ap >= 0) {
+      h += fmt::format("<p>Label-free AP (INT8 detections against the FP32 detections scoring 0.3 or more): {:.1f}</p>",
+                       in.fidelity.label_free_ap);
+    }
   }
 
-  h += "<h2>Precision decisions</h2><table><tr><th>node</th><th>op</th><th>precision</th><th>why</th></tr>";
+  std::map<std::string, int64_t> macs;
+  for (const auto& l : table.layers) macs[l.node] = l.macs;
+  h += "<h2>Precision decisions</h2><table><tr><th>node</th><th>op</th><th>multiply-adds</th><th>precision</th>"
+       "<th>why</th></tr>";
   for (const auto& d : in.decisions) {
-    h += fmt::format("<tr><td><code>{}</code></td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>", escape(d.node),
-                     escape(d.op_type), d.quantize ? "q" : "f", d.quantize ? "INT8" : "float", escape(d.reason));
+    const auto m = macs.find(d.node);
+    h += fmt::format("<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                     escape(d.node), escape(d.op_type), m == macs.end() ? std::string("-") : std::to_string(m->second),
+                     d.quantize ? "q" : "f", d.quantize ? "INT8" : "float", escape(d.reason));
   }
   h += "</table>";
 

@@ -75,6 +75,45 @@ std::string model_fingerprint(const onnx::Model& model) {
   return fmt::format("{:016x}", h);
 }
 
+int64_t CalibrationTable::macs_total() const {
+  int64_t n = 0;
+  for (const auto& l : layers) n += l.macs;
+  return n;
+}
+
+int64_t CalibrationTable::macs_int8() const {
+  int64_t n = 0;
+  for (const auto& l : layers) n += l.int8 ? l.macs : 0;
+  return n;
+}
+
+double CalibrationTable::int8_mac_share() const {
+  const int64_t total = macs_total();
+  return total > 0 ? static_cast<double>(macs_int8()) / static_cast<double>(total) : 0.0;
+}
+
+namespace {
+nlohmann::ordered_json layers_json(const CalibrationTable& t) {
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& l : t.layers) {
+    nlohmann::ordered_json e{{"node", l.node}, {"op_type", l.op_type}, {"macs", l.macs}, {"int8", l.int8}};
+    if (!l.reason.empty()) e["reason"] = l.reason;
+    list.push_back(std::move(e));
+  }
+  return list;
+}
+
+nlohmann::ordered_json smoothing_json(const CalibrationTable& t) {
+  nlohmann::ordered_json j{{"alpha", t.smoothing_alpha}};
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& s : t.smoothing) {
+    list.push_back({{"layernorm", s.layernorm}, {"max_factor", s.max_factor}, {"min_factor", s.min_factor}});
+  }
+  j["layernorms"] = std::move(list);
+  return j;
+}
+}  // namespace
+
 std::string CalibrationTable::to_json() const {
   nlohmann::ordered_json j;
   j["format"] = "detrq-calibration";
@@ -99,6 +138,13 @@ std::string CalibrationTable::to_json() const {
     list.push_back(std::move(e));
   }
   j["tensors"] = std::move(list);
+  if (!layers.empty()) {
+    j["macs_total"] = macs_total();
+    j["macs_int8"] = macs_int8();
+    j["int8_mac_share"] = int8_mac_share();
+    j["layers"] = layers_json(*this);
+  }
+  if (smoothing_alpha > 0) j["smoothing"] = smoothing_json(*this);
   return j.dump(1) + "\n";
 }
 

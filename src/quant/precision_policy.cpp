@@ -29,13 +29,12 @@ const std::vector<std::pair<std::string, std::string>>& PrecisionPolicy::detr_pa
       {"*sampling_offsets*", "deformable-attention sampling offsets feed GridSample coordinates"},
       {"*attention_weights*", "deformable-attention weights scale the sampled features"},
       {"*bbox_embed*", "box-regression head"},
-      {"*patch_embed*", "patch embedding"},
   };
   return patterns;
 }
 
 NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input,
-                                     bool feeds_ranking) const {
+                                     bool only_ranking) const {
   NodeDecision d{node.name, node.op_type, true, {}};
   for (const auto& p : include) {
     if (glob_match(p, node.name)) {
@@ -51,7 +50,7 @@ NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_act
     }
   }
   if (detr_defaults) {
-    if (node.op_type == "MatMul" && all_inputs_activations) {
+    if (float_attention_and_stem && node.op_type == "MatMul" && all_inputs_activations) {
       d.reason = "attention score product (both inputs computed; softmax precision)";
       return d;
     }
@@ -61,14 +60,15 @@ NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_act
         return d;
       }
     }
-    if (node.op_type == "Conv" && reads_graph_input) {
+    if (float_attention_and_stem && node.op_type == "Conv" && reads_graph_input) {
       d.reason = "patch embedding (reads the image)";
       return d;
     }
     // RF-DETR's two-stage query selection ranks encoder proposals with TopK: a ranking turns noise
-    // far below one INT8 step into different, reordered queries, so everything it reads stays float.
-    if (feeds_ranking) {
-      d.reason = "feeds the TopK that selects the queries (ranking amplifies any noise)";
+    // far below one INT8 step into different, reordered queries. The layers that only score the
+    // ranking are a sliver of the work, so they stay float (the backbone also feeds the proposals).
+    if (only_ranking) {
+      d.reason = "only scores the TopK that selects the queries (ranking amplifies any noise)";
       return d;
     }
   }

@@ -128,27 +128,45 @@ bool is_candidate(const onnx::Node& node) {
          (node.domain.empty() || node.domain == "ai.onnx");
 }
 
-// Nodes whose results reach the scores input of a ranking operator (TopK, ArgMax, ArgMin).
-std::set<const onnx::Node*> upstream_of_ranking(const onnx::Graph& g) {
-  std::map<std::string, const onnx::Node*> producer;
-  for (const auto& n : g.nodes) {
-    for (const auto& o : n.outputs) producer[o] = &n;
-  }
+bool is_ranking(const onnx::Node& n) {
+  return (n.op_type == "TopK" || n.op_type == "ArgMax" || n.op_type == "ArgMin") && !n.inputs.empty();
+}
+
+// The nodes reached walking back from `starts` through producers; a ranking node's scores input is
+// not followed when `skip_scores`.
+std::set<const onnx::Node*> upstream(const std::map<std::string, const onnx::Node*>& producer,
+                                     std::vector<std::string> stack, bool skip_scores) {
   std::set<const onnx::Node*> seen;
-  std::vector<std::string> stack;
-  for (const auto& n : g.nodes) {
-    if ((n.op_type == "TopK" || n.op_type == "ArgMax" || n.op_type == "ArgMin") && !n.inputs.empty()) {
-      stack.push_back(n.inputs[0]);
-    }
-  }
   while (!stack.empty()) {
     std::string t = stack.back();
     stack.pop_back();
     auto it = producer.find(t);
     if (it == producer.end() || !seen.insert(it->second).second) continue;
-    for (const auto& in : it->second->inputs) stack.push_back(in);
+    const onnx::Node& n = *it->second;
+    for (std::size_t i = skip_scores && is_ranking(n) ? 1 : 0; i < n.inputs.size(); ++i) stack.push_back(n.inputs[i]);
   }
   return seen;
+}
+
+// Nodes whose results reach the graph outputs only through the scores of a ranking operator (TopK,
+// ArgMax, ArgMin): in RF-DETR the encoder's proposal class head, which only orders proposals.
+std::set<const onnx::Node*> only_ranking(const onnx::Graph& g) {
+  std::map<std::string, const onnx::Node*> producer;
+  for (const auto& n : g.nodes) {
+    for (const auto& o : n.outputs) producer[o] = &n;
+  }
+  std::vector<std::string> scores, outputs;
+  for (const auto& n : g.nodes) {
+    if (is_ranking(n)) scores.push_back(n.inputs[0]);
+  }
+  for (const auto& o : g.outputs) outputs.push_back(o.name);
+  const auto ranked = upstream(producer, scores, false);
+  const auto used = upstream(producer, outputs, true);
+  std::set<const onnx::Node*> out;
+  for (const onnx::Node* n : ranked) {
+    if (!used.count(n)) out.insert(n);
+  }
+  return out;
 }
 
 // Residual Adds after the layers whose outputs are in `int8_outputs`: (Add node index, index of its skip input).
@@ -204,7 +222,7 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
     graph_inputs.insert(in.name);
     out.insert(in.name);
   }
-  const auto ranking = upstream_of_ranking(g);
+  const auto ranking = only_ranking(g);
   std::set<std::string> int8_outputs;
   for (const auto& node : g.nodes) {
     if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, ranking, policy).quantize) continue;
@@ -287,7 +305,7 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
     return dq_out;
   };
 
-  const auto ranking = upstream_of_ranking(g);
+  const auto ranking = only_ranking(g);
   std::set<std::string> int8_outputs;  // of the nodes quantized below
   for (auto& node : g.nodes) {
     if (!is_candidate(node)) continue;

@@ -37,6 +37,14 @@ TEST(ModelCard, FrontMatterFilesAndCommands) {
   EXPECT_NE(md.find("Not measured"), std::string::npos);
 }
 
+TEST(ModelCard, StatesTheShareOfMultiplyAddsInInt8WhenKnown) {
+  ModelCardInfo i = info();
+  EXPECT_EQ(render_model_card(i).find("multiply-adds"), std::string::npos);
+  i.int8_mac_share = 0.98423;
+  EXPECT_NE(render_model_card(i).find("runs 98.4% of the multiply-adds of its Conv/MatMul/Gemm layers in INT8"),
+            std::string::npos);
+}
+
 TEST(ModelCard, AccuracyTableWithChangeInPoints) {
   ModelCardInfo i = info();
   AccuracyFigures a;

@@ -87,18 +87,33 @@ TEST(QdqInsertion, QuantizesWhatThePolicyAllowsAndSaysWhyNot) {
   auto summary = insert_qdq(model, sample_table(), PrecisionPolicy{});
   std::map<std::string, NodeDecision> d;
   for (const auto& x : summary.decisions) d[x.node] = x;
-  EXPECT_FALSE(d["/embeddings/patch_embeddings/Conv"].quantize);
-  EXPECT_EQ(d["/embeddings/patch_embeddings/Conv"].reason, "patch embedding");
+  // The patch embedding and attention score products are most of a ViT's work: INT8 by default.
+  EXPECT_TRUE(d["/embeddings/patch_embeddings/Conv"].quantize);
   EXPECT_TRUE(d["/encoder/conv"].quantize);
   EXPECT_TRUE(d["/encoder/fc"].quantize);
   EXPECT_TRUE(d["/decoder/fc_shared"].quantize);
   EXPECT_FALSE(d["/decoder/cross_attn/sampling_offsets/MatMul"].quantize);
-  EXPECT_FALSE(d["/decoder/attn/MatMul"].quantize);
-  EXPECT_NE(d["/decoder/attn/MatMul"].reason.find("attention score"), std::string::npos);
+  EXPECT_TRUE(d["/decoder/attn/MatMul"].quantize);
   EXPECT_FALSE(d["/decoder/masked_fc"].quantize);
   EXPECT_NE(d["/decoder/masked_fc"].reason.find("inf or NaN"), std::string::npos);
-  EXPECT_EQ(summary.quantized_nodes, 3);
+  EXPECT_EQ(summary.quantized_nodes, 5);
+  EXPECT_EQ(summary.quantized_weights, 3);      // W0, W1 (axis 0), W2 (axis 1)
+  EXPECT_EQ(summary.quantized_activations, 5);  // input, t0, rows, t2, t3
   EXPECT_EQ(model.opset_imports.at(""), 13);
+}
+
+TEST(QdqInsertion, FloatAttentionAndStemKeepsScoreProductsAndThePatchEmbeddingFloat) {
+  auto model = sample_model();
+  PrecisionPolicy policy;
+  policy.float_attention_and_stem = true;
+  auto summary = insert_qdq(model, sample_table(), policy);
+  std::map<std::string, NodeDecision> d;
+  for (const auto& x : summary.decisions) d[x.node] = x;
+  EXPECT_FALSE(d["/embeddings/patch_embeddings/Conv"].quantize);
+  EXPECT_NE(d["/embeddings/patch_embeddings/Conv"].reason.find("patch embedding"), std::string::npos);
+  EXPECT_FALSE(d["/decoder/attn/MatMul"].quantize);
+  EXPECT_NE(d["/decoder/attn/MatMul"].reason.find("attention score"), std::string::npos);
+  EXPECT_EQ(summary.quantized_nodes, 3);
 
   const auto& g = model.graph;
   // W2 quantized once per channel axis (shared through Identity too); t0 and rows get one Q/DQ each.
@@ -163,33 +178,44 @@ TEST(TensorsToCalibrate, InputsAndOutputsOfTheLayersThePolicyQuantizes) {
   auto model = sample_model();
   auto watched = tensors_to_calibrate(model, PrecisionPolicy{});
   // Graph inputs; t0/t1 around the quantized conv; rows and t2/t3 of the quantized MatMuls; "masked"
-  // feeds a quantizable MatMul (calibration decides it stays float). Not: off, score (float layers).
-  EXPECT_EQ(watched, (std::set<std::string>{"input", "masked", "t0", "t1", "rows", "t2", "t3", "t4"}));
+  // feeds a quantizable MatMul (calibration decides it stays float); score, the output of the INT8
+  // attention product. Not: off (the float sampling offsets).
+  EXPECT_EQ(watched, (std::set<std::string>{"input", "masked", "t0", "t1", "rows", "t2", "t3", "t4", "score"}));
 }
 
-TEST(QdqInsertion, LayersFeedingATopKStayFloatUnlessIncluded) {
+namespace {
+// sample_model() plus a proposal scorer: rows -> MatMul(W2) -> s -> TopK -> idx -> Gather(t3) -> picked.
+detrq::onnx::Model ranking_model() {
   auto model = sample_model();
-  // t2 (from /encoder/fc) is ranked: /encoder/fc and everything before it feed the TopK.
-  model.graph.nodes.push_back(make("TopK", "/select", {"t2", "k"}, {"vals", "idx"}));
-  model.graph.initializers["k"] = Tensor::from_vector<int64_t>({1}, {2});
+  auto& g = model.graph;
+  g.nodes.push_back(make("MatMul", "/encoder/score_head", {"rows", "W2"}, {"s"}));
+  g.nodes.push_back(make("TopK", "/select", {"s", "k"}, {"vals", "idx"}));
+  g.nodes.push_back(make("Gather", "/gather", {"t3", "idx"}, {"picked"}));
+  g.initializers["k"] = Tensor::from_vector<int64_t>({1}, {2});
+  g.outputs.push_back({"picked", DType::kFloat32, {}, false});
+  return model;
+}
+}  // namespace
+
+TEST(QdqInsertion, LayersThatOnlyScoreATopKStayFloatUnlessIncluded) {
+  auto model = ranking_model();
   auto summary = insert_qdq(model, sample_table(), PrecisionPolicy{});
   std::map<std::string, NodeDecision> d;
   for (const auto& x : summary.decisions) d[x.node] = x;
-  EXPECT_FALSE(d["/encoder/fc"].quantize);
-  EXPECT_NE(d["/encoder/fc"].reason.find("TopK"), std::string::npos);
-  EXPECT_FALSE(d["/encoder/conv"].quantize);
-  EXPECT_TRUE(d["/decoder/fc_shared"].quantize);  // not upstream of the ranking
+  EXPECT_FALSE(d["/encoder/score_head"].quantize);
+  EXPECT_NE(d["/encoder/score_head"].reason.find("TopK"), std::string::npos);
+  // Upstream of the ranking too, but also of the outputs: INT8.
+  EXPECT_TRUE(d["/encoder/conv"].quantize);
+  EXPECT_TRUE(d["/decoder/fc_shared"].quantize);
 
-  auto again = sample_model();
-  again.graph.nodes.push_back(make("TopK", "/select", {"t2", "k"}, {"vals", "idx"}));
-  again.graph.initializers["k"] = Tensor::from_vector<int64_t>({1}, {2});
+  auto again = ranking_model();
   PrecisionPolicy policy;
   policy.include = {"/encoder/*"};
   auto s2 = insert_qdq(again, sample_table(), policy);
   std::map<std::string, NodeDecision> d2;
   for (const auto& x : s2.decisions) d2[x.node] = x;
-  ASSERT_EQ(d2.count("/encoder/fc"), 1U);
-  EXPECT_TRUE(d2["/encoder/fc"].quantize) << d2["/encoder/fc"].reason;
+  ASSERT_EQ(d2.count("/encoder/score_head"), 1U);
+  EXPECT_TRUE(d2["/encoder/score_head"].quantize) << d2["/encoder/score_head"].reason;
 }
 
 namespace {

@@ -137,7 +137,7 @@ def test_calibrate_writes_cache_table_qdq_and_int8_matches_onnxruntime(setup):
     assert "W1" not in inits
     assert nodes["/backbone/conv1/Conv"].input[0].endswith("_dequantized")
     assert nodes["/encoder/fc/MatMul"].input[1].endswith("_dequantized")
-    assert nodes["/patch_embed/proj/Conv"].input == ["input", "W0"]
+    assert nodes["/patch_embed/proj/Conv"].input[0] == "input_dequantized"  # INT8 since the MAC count
     assert nodes["/bbox_embed/layers.0/MatMul"].input == ["a1", "W4"]
     assert sum(n.op_type == "QuantizeLinear" for n in qdq.graph.node) >= 2
 
@@ -155,7 +155,7 @@ def test_calibrate_writes_cache_table_qdq_and_int8_matches_onnxruntime(setup):
     assert "<svg" in html and "box-regression head" in html
 
 
-def test_entropy_is_the_default_and_the_cache_version_is_chosen(setup):
+def test_percentile_is_the_default_and_the_cache_version_is_chosen(setup):
     tmp, model_path, _ = setup
     r = calibrate("calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"),
                   "--cache-path", str(tmp / "c.cache"), "--cache-version", "100100")
@@ -164,7 +164,7 @@ def test_entropy_is_the_default_and_the_cache_version_is_chosen(setup):
     assert header == "TRT-100100-EntropyCalibration2"
     assert all(s > 0 for s in scales.values())
     # Without --all-tensors: the inputs and outputs of the layers the policy quantizes, and the graph input.
-    assert set(scales) == {"input", "r0", "c1", "r1", "m1", "a1", "logits"}
+    assert set(scales) == {"input", "c0", "r0", "c1", "r1", "m1", "a1", "logits"}
     assert "SQNR" in r.stdout
 
 
@@ -192,6 +192,42 @@ def test_unknown_method_is_a_usage_error(setup):
                   "--cache-path", str(tmp / "c.cache"))
     assert r.returncode == 2
     assert "entropy, minmax, percentile or mse" in r.stderr
+
+
+def test_multiply_adds_in_int8_are_counted_by_calibrate_the_table_and_inspect(setup):
+    tmp, model_path, _ = setup
+    r = calibrate("--json", "calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"),
+                  "--cache-path", str(tmp / "c.cache"), "--qdq-out", str(tmp / "q.onnx"), "--table", str(tmp / "t.json"))
+    assert r.returncode == 0, r.stderr
+    # By hand: output elements x sum length. c0 2048 x 3, c1 2048 x 72, the three MatMuls 2048/2048/512 x 16;
+    # the box head stays float by default.
+    total = 2048 * 3 + 2048 * 72 + 2048 * 16 + 2048 * 16 + 512 * 16
+    int8 = total - 512 * 16
+    summary = json.loads(r.stdout)
+    assert (summary["macs_total"], summary["macs_int8"]) == (total, int8)
+    assert summary["int8_mac_share"] == pytest.approx(int8 / total)
+    table = json.load(open(tmp / "t.json"))
+    layers = {l["node"]: l for l in table["layers"]}
+    assert layers["/backbone/conv1/Conv"] == {"node": "/backbone/conv1/Conv", "op_type": "Conv", "macs": 2048 * 72,
+                                              "int8": True}
+    assert not layers["/bbox_embed/layers.0/MatMul"]["int8"]
+    assert layers["/bbox_embed/layers.0/MatMul"]["reason"] == "box-regression head"
+    i = subprocess.run([DETRQ, "--json", "inspect", str(tmp / "q.onnx"), "--layers"], capture_output=True, text=True)
+    assert i.returncode == 0, i.stderr
+    inspected = json.loads(i.stdout)
+    assert (inspected["macs"], inspected["macs_int8"]) == (total, int8)
+    assert {l["node"]: l["int8"] for l in inspected["layers"]} == {n: l["int8"] for n, l in layers.items()}
+    plain = subprocess.run([DETRQ, "inspect", str(model_path)], capture_output=True, text=True)
+    assert "0.0% in INT8" in plain.stdout
+
+
+@pytest.mark.parametrize("budget, problem", [("-3", "is negative"), ("abc", "is not a number"), ("nan", "is not a number")])
+def test_a_bad_accuracy_budget_is_a_usage_error(setup, budget, problem):
+    tmp, model_path, _ = setup
+    r = calibrate("calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"),
+                  "--accuracy-budget", budget, "--cache-path", str(tmp / "c.cache"))
+    assert r.returncode == 2
+    assert "--accuracy-budget" in r.stderr and problem in r.stderr
 
 
 def test_detrq_runs_the_qdq_model_like_onnxruntime_within_one_step(setup):

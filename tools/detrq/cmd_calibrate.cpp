@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <stdexcept>
+#include <string>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -34,12 +36,32 @@ quant::CalibrationSource image_folder_source(const std::filesystem::path& dir) {
   return source;
 }
 
+// --accuracy-budget DB: a finite, non-negative number of decibels.
+double parse_budget_db(const std::string& text) {
+  std::size_t used = 0;
+  double v = NAN;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !std::isfinite(v)) {
+    throw detrq::Error(detrq::ErrorKind::kUsage, "--accuracy-budget", "'" + text + "' is not a number",
+                       "give the SQNR every output must reach, in dB, for example 30");
+  }
+  if (v < 0) {
+    throw detrq::Error(detrq::ErrorKind::kUsage, "--accuracy-budget", "'" + text + "' is negative",
+                       "an SQNR budget is a positive number of dB, for example 30");
+  }
+  return v;
+}
+
 }  // namespace
 
 void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
   auto opt = std::make_shared<quant::CalibrateOptions>();
-  auto method = std::make_shared<std::string>("entropy");
-  auto budget = std::make_shared<double>(NAN);
+  auto method = std::make_shared<std::string>("percentile");
+  auto budget = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("calibrate", "Calibrate an FP32 ONNX model for INT8 on the CPU");
   cmd->add_option("--onnx", opt->onnx, "FP32 ONNX model")->required()->check(CLI::ExistingFile);
   auto tensors = std::make_shared<std::filesystem::path>();
@@ -63,6 +85,11 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
   cmd->add_option("--exclude", opt->policy.exclude, "Node-name glob kept in float (repeatable)");
   cmd->add_option("--include", opt->policy.include, "Node-name glob quantized even where the DETR defaults say float");
   cmd->add_flag("!--no-detr-defaults", opt->policy.detr_defaults, "Quantize attention, sampling and box-head layers too");
+  cmd->add_flag("--float-attention-and-stem", opt->policy.float_attention_and_stem,
+                "Keep attention score products and the patch embedding in float (40% and 4% of RF-DETR's multiply-adds)");
+  cmd->add_option("--smooth-alpha", opt->smooth_alpha,
+                  "SmoothQuant strength for LayerNorm -> MatMul outlier migration, in [0, 1] (0: none)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--residual-adds", opt->policy.residual_adds,
                 "Also Q/DQ the skip input of residual Adds after INT8 layers (TensorRT fuses them then)");
   cmd->add_option("--accuracy-budget", *budget, "Keep the most sensitive layers in float until every output reaches DB");
@@ -80,7 +107,7 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
       }
       opt->source = tensors->empty() ? image_folder_source(*images) : quant::tensor_folder_source(*tensors);
       opt->method = quant::parse_method(*method);
-      if (!std::isnan(*budget)) opt->accuracy_budget_db = *budget;
+      if (!budget->empty()) opt->accuracy_budget_db = parse_budget_db(*budget);
       if (opt->cache_version.empty() || opt->cache_version.find_first_not_of("0123456789") != std::string::npos) {
         throw detrq::Error(detrq::ErrorKind::kUsage, "--cache-version", "must be digits, like 8601 or 100100");
       }
@@ -95,6 +122,10 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         j["tensors_with_scale"] = quantized;
         j["quantized_nodes"] = r.qdq.quantized_nodes;
         j["quantized_residual_adds"] = r.qdq.quantized_residuals;
+        j["macs_total"] = r.macs.total;
+        j["macs_int8"] = r.macs.int8;
+        j["int8_mac_share"] = r.macs.int8_share();
+        j["smoothed_layernorms"] = r.smoothed_layernorms;
         j["statistics_seconds"] = r.statistics_seconds;
         // A figure is null when there is none to give; "identical" says apart the one case where that is the
         // best result (no difference at any finite position: SQNR +inf) from the others (an all-zero reference).
@@ -108,11 +139,15 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         j["identical"] = identical;
         j["heldout_images"] = r.fidelity.images;
         if (r.fidelity.top_detection_agreement >= 0) j["top_detection_agreement"] = r.fidelity.top_detection_agreement;
+        if (r.fidelity.label_free_ap >= 0) j["label_free_ap"] = r.fidelity.label_free_ap;
         std::printf("%s\n", j.dump(2).c_str());
       } else {
         std::printf("calibrated %d images with %s: %d of %zu tensors have a scale, %d of %zu nodes in INT8\n",
                     r.calibration_images, r.table.method.c_str(), quantized, r.table.tensors.size(),
                     r.qdq.quantized_nodes, r.qdq.decisions.size());
+        std::printf("multiply-adds in INT8: %.1f%% of %.2f G", 100.0 * r.macs.int8_share(), r.macs.total / 1e9);
+        if (r.smoothed_layernorms > 0) std::printf(" (%d LayerNorms smoothed)", r.smoothed_layernorms);
+        std::printf("\n");
         if (r.fidelity.images == 0) std::printf("INT8 against FP32: not measured (no held-out tensors)\n");
         for (const auto& o : r.fidelity.outputs) {
           std::printf("INT8 against FP32 on %d held-out images: %s SQNR %.2f dB\n", r.fidelity.images, o.name.c_str(),
@@ -120,6 +155,10 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         }
         if (r.fidelity.top_detection_agreement >= 0) {
           std::printf("top-detection agreement: %.1f%%\n", 100.0 * r.fidelity.top_detection_agreement);
+        }
+        if (r.fidelity.label_free_ap >= 0) {
+          std::printf("label-free AP (INT8 against FP32 detections >= 0.3 on %d held-out images): %.1f\n",
+                      r.fidelity.images, r.fidelity.label_free_ap);
         }
       }
       return 0;

@@ -1,6 +1,6 @@
 // `detrq inspect MODEL`: inputs, outputs, operator counts, parameters, estimated FLOPs, planned peak
-// memory and the CPU target (this machine's); for an engine file, its header (what it was packed for and
-// what its packed states need).
+// memory, the CPU target (this machine's) and the multiply-adds in INT8 (per layer with --layers); for an
+// engine file, its header (what it was packed for and what its packed states need).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +10,7 @@
 #include "command.h"
 #include "detrq/engine/cpu/engine_file.h"
 #include "detrq/onnx/model.h"
+#include "detrq/quant/mac_count.h"
 #include "detrq/runtime/cpu_target.h"
 #include "detrq/runtime/model_summary.h"
 #include "shape_option.h"
@@ -86,10 +87,12 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
   struct Args {
     std::string model;
     std::vector<std::string> input_shapes;
+    bool layers = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("model", args->model, "ONNX model or engine file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
+  cmd->add_flag("--layers", args->layers, "List every Conv/MatMul/Gemm with its multiply-adds and whether it runs in INT8");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
       if (engine::cpu::is_engine_file(args->model)) return inspect_engine(args->model, global.json);
@@ -97,6 +100,8 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
       options.input_shapes = parse_input_shapes(args->input_shapes);
       const onnx::Model model = onnx::load_model(args->model);
       const runtime::ModelSummary s = runtime::summarize_model(model, options);
+      // INT8 by work: a layer counts when both its data inputs come from DequantizeLinear.
+      const quant::MacCount macs = s.planned ? quant::count_qdq_macs(model, options) : quant::MacCount{};
       if (global.json) {
         nlohmann::json j = {{"model", args->model},          {"opset", s.opset},
                             {"ir_version", s.ir_version},    {"producer", s.producer},
@@ -109,6 +114,16 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
           j["flops"] = s.flops;
           j["arena_bytes"] = s.arena_bytes;
           j["planned_peak_bytes"] = s.planned_peak_bytes;
+          j["macs"] = macs.total;
+          j["macs_int8"] = macs.int8;
+          j["int8_mac_share"] = macs.int8_share();
+          if (args->layers) {
+            nlohmann::json list = nlohmann::json::array();
+            for (const auto& n : macs.nodes) {
+              list.push_back({{"node", n.node}, {"op_type", n.op_type}, {"macs", n.macs}, {"int8", n.int8}});
+            }
+            j["layers"] = std::move(list);
+          }
         } else {
           j["plan_error"] = s.plan_error;
         }
@@ -132,6 +147,15 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
         out += fmt::format("estimated FLOPs: {} ({})\n", si(static_cast<double>(s.flops)), s.flops);
         out += fmt::format("planned peak memory: {} (arena {} + weights {})\n", mib(s.planned_peak_bytes),
                            mib(s.arena_bytes), mib(s.planned_peak_bytes - s.arena_bytes));
+        out += fmt::format("multiply-adds (Conv/MatMul/Gemm): {}, {:.1f}% in INT8 (both inputs dequantized)\n",
+                           si(static_cast<double>(macs.total)), 100.0 * macs.int8_share());
+        if (args->layers) {
+          for (const auto& n : macs.nodes) {
+            out += fmt::format("  {:<5} {:>9} {:>6.2f}%  {}\n", n.int8 ? "INT8" : "float", si(static_cast<double>(n.macs)),
+                               macs.total ? 100.0 * static_cast<double>(n.macs) / static_cast<double>(macs.total) : 0.0,
+                               n.node);
+          }
+        }
       } else {
         out += fmt::format("estimated FLOPs, planned peak memory: unavailable: {}\n", s.plan_error);
       }

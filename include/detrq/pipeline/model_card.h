@@ -37,6 +37,7 @@ struct ModelCardInfo {
   std::string calibration_method;     // entropy | minmax | percentile | mse
   int calibration_images = 0;
   std::string calibration_source;     // "COCO val2017" or a folder name
+  std::optional<double> int8_mac_share;  // of the Q/DQ model's Conv/MatMul/Gemm multiply-adds (calibration.json)
   int num_classes = 0;                // labels width (category ids 0..num_classes-1); 0: unknown
   int num_queries = 0;                // dets/labels second dimension; 0: unknown
   std::vector<ModelCardFile> files;

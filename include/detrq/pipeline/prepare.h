@@ -22,7 +22,7 @@ struct PrepareOptions {
   std::filesystem::path calibration_ids;  // id list file; empty: detrq's default list
   std::string calibration_base_url;       // empty: COCO val2017
   std::filesystem::path calibration_dir;  // local calibration images instead of a download
-  std::string method = "entropy";
+  std::string method = "percentile";  // detrq calibrate's default
   std::filesystem::path eval_images;      // accuracy measurement set (COCO format)
   std::filesystem::path eval_annotations;
   std::string license = "apache-2.0";

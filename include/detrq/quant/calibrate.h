@@ -14,6 +14,7 @@
 #include "detrq/quant/calibration_table.h"
 #include "detrq/runtime/cpu_target.h"
 #include "detrq/quant/calibrator.h"
+#include "detrq/quant/mac_count.h"
 #include "detrq/quant/precision_policy.h"
 #include "detrq/quant/qdq_insertion.h"
 
@@ -31,8 +32,8 @@ struct CalibrateOptions {
   std::filesystem::path onnx;
   CalibrationSource source;
   int count = 0;                      // calibration tensors to use; 0: all but the held-out ones
-  int eval_count = 2;                 // held-out tensors for INT8 against FP32 (0: skip the check)
-  CalibrationMethod method = CalibrationMethod::kEntropy;
+  int eval_count = 8;                 // held-out tensors for INT8 against FP32 (0: skip the check)
+  CalibrationMethod method = CalibrationMethod::kPercentile;
   CalibratorOptions calibrator;
   std::filesystem::path cache_path;   // empty: not written
   std::string cache_version = CalibrationCache::kDefaultVersion;
@@ -41,6 +42,8 @@ struct CalibrateOptions {
   std::filesystem::path report_path;
   PrecisionPolicy policy;
   std::optional<double> accuracy_budget_db;  // keep the most sensitive layers float until every output reaches it
+  // SmoothQuant migration strength (smoothing.h) for LayerNorms feeding MatMuls; 0: none.
+  double smooth_alpha = 0.5;
   bool all_tensors = false;  // observe every float tensor (a complete TensorRT cache) instead of tensors_to_calibrate()
   int threads = 0;
   runtime::CpuTarget target = runtime::CpuTarget::host();  // what the kernels may use
@@ -51,7 +54,9 @@ struct CalibrateResult {
   QdqSummary qdq;
   FidelityReport fidelity;
   int calibration_images = 0;
-  double statistics_seconds = 0.0;  // the FP32 runs with the observer
+  MacCount macs;                    // of the published Q/DQ model
+  int smoothed_layernorms = 0;
+  double statistics_seconds = 0.0;  // the FP32 runs with the observer (both passes with smoothing)
   std::size_t statistics_bytes = 0;  // memory of the statistics
 };
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "detrq/onnx/model.h"
 #include "detrq/quant/calibration_cache.h"
@@ -27,12 +28,36 @@ struct TensorCalibration {
   std::optional<double> sensitivity_db;  // SQNR of the model outputs with only this tensor quantized
 };
 
+// One Conv/MatMul/Gemm of the published Q/DQ model: its work and whether it runs in INT8.
+struct LayerPrecision {
+  std::string node;
+  std::string op_type;
+  int64_t macs = 0;
+  bool int8 = false;
+  std::string reason;  // why it stays float
+};
+
+// One LayerNorm whose outlier channels were moved into the weights after it (smoothing.h).
+struct SmoothingRecord {
+  std::string layernorm;
+  double max_factor = 1.0;
+  double min_factor = 1.0;
+};
+
 struct CalibrationTable {
   std::string model_fingerprint;  // model_fingerprint() of the FP32 model
   std::string method = "entropy";
   double percentile = 0.0;        // set for the percentile method
   int64_t images = 0;
   std::map<std::string, TensorCalibration> tensors;
+  // What the Q/DQ model quantizes, by work (written to calibration.json; not read back).
+  std::vector<LayerPrecision> layers;
+  double smoothing_alpha = 0.0;  // 0: no smoothing
+  std::vector<SmoothingRecord> smoothing;
+
+  int64_t macs_total() const;
+  int64_t macs_int8() const;
+  double int8_mac_share() const;  // 0 when nothing was counted
 
   std::string to_json() const;
   // The cache TensorRT loads: every quantized tensor's scale.

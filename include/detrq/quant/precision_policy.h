@@ -1,6 +1,7 @@
-// PrecisionPolicy: which Conv/MatMul/Gemm nodes run in INT8. A DETR's accuracy hinges on a few places
-// (attention scores, deformable sampling, box regression, patch embedding), which stay float by
-// default; --exclude and --include glob patterns over node names override.
+// PrecisionPolicy: which Conv/MatMul/Gemm nodes run in INT8. A DETR's accuracy hinges on a few cheap
+// places (deformable sampling, box regression, the proposal ranking), which stay float by default;
+// attention score products and the patch embedding (40% and 4% of RF-DETR's multiply-adds) are INT8
+// unless float_attention_and_stem; --exclude and --include glob patterns over node names override.
 #pragma once
 
 #include <string>
@@ -23,6 +24,9 @@ struct NodeDecision {
 
 struct PrecisionPolicy {
   bool detr_defaults = true;
+  // With detr_defaults: also keep attention score products (MatMuls of two computed tensors) and the
+  // Conv reading the image in float, as detrq did before counting multiply-adds.
+  bool float_attention_and_stem = false;
   std::vector<std::string> exclude;  // node-name patterns kept in float
   std::vector<std::string> include;  // node-name patterns quantized even where a default or exclude says float
   // Also Q/DQ on the skip input of a residual Add that reads an INT8 layer's output (directly or after
@@ -35,9 +39,10 @@ struct PrecisionPolicy {
 
   // Decision for a Conv/MatMul/Gemm node; `all_inputs_activations` is true for a MatMul of two
   // computed tensors (an attention product); `reads_graph_input` when it consumes a graph input;
-  // `feeds_ranking` when its result reaches the scores of a TopK/ArgMax (two-stage query selection).
+  // `only_ranking` when its result reaches the outputs only through the scores of a TopK/ArgMax
+  // (two-stage query selection).
   NodeDecision decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input,
-                      bool feeds_ranking = false) const;
+                      bool only_ranking = false) const;
 };
 
 }  // namespace detrq::quant
