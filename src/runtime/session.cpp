@@ -15,7 +15,10 @@
 #include "detrq/runtime/kernel.h"
 #include "fusion.h"
 #include "memory_plan.h"
+#include "runtime/qdq_attention_fusion.h"
+#include "runtime/qdq_epilogue_fusion.h"
 #include "runtime/qdq_fusion.h"
+#include "runtime/qdq_scale_check.h"
 
 namespace detrq::runtime {
 namespace {
@@ -210,7 +213,15 @@ void Session::Impl::build(onnx::Model source) {
   }
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
+  check_qdq_scales(graph);
   fuse_qdq(source, options.fuse_qdq, options.keep_tensors);  // before folding turns weight DQs into floats
+  if (options.fuse_qdq && options.fuse_operators) {
+    // After fuse_qdq (they rewrite its QMatMulF nodes), before fuse_attention (which would not see the
+    // quantized probabilities).
+    const std::size_t fused = fuse_qmatmul_epilogues(graph, options.keep_tensors) +
+                              fuse_qdq_attention(graph, options.keep_tensors, source.opset(""));
+    if (fused > 0) source.opset_imports[kDetrqDomain] = 1;
+  }
   if (options.fuse_operators) {
     const std::size_t fused = fuse_matmul_epilogues(graph, options.keep_tensors) +
                               fuse_attention(graph, options.keep_tensors, source.opset(""));

@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "detrq/core/error.h"
+#include "runtime/kernels/int8_epilogue_avx512.h"
+#include "runtime/kernels/requantize.h"
 
 namespace detrq::runtime::kernels {
 namespace {
@@ -109,6 +111,20 @@ __attribute__((target("avx2"))) void tile_avx2(const int16_t* a, int64_t lda, co
   }
 }
 
+// dst = src ^ 0x80 per byte (s8 to the u8 that vpdpbusd multiplies), 64 bytes at a time; a profile of
+// the all-INT8 model had the byte loop at 10% of the run.
+__attribute__((target("avx512f,avx512bw"))) void flip_sign_bits(const uint8_t* src, uint8_t* dst, int64_t n) {
+  const __m512i bit = _mm512_set1_epi8(static_cast<char>(0x80));
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    _mm512_storeu_si512(dst + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), bit));
+  }
+  if (i < n) {
+    const __mmask64 m = (~0ULL) >> (64 - (n - i));
+    _mm512_mask_storeu_epi8(dst + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + i), bit));
+  }
+}
+
 using VnniTile = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, const int32_t*, const float*,
                           float*, int64_t, int64_t);
 using Avx2Tile = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64_t, const int32_t*, const float*,
@@ -127,6 +143,33 @@ constexpr auto kVnniTiles = vnni_table(std::make_integer_sequence<int, kVnniRows
 constexpr auto kAvx2Tiles = avx2_table(std::make_integer_sequence<int, kAvx2Rows>());
 
 bool target_has(const CpuTarget& target, Int8Isa isa) { return target.has_all(int8_isa_features(isa)); }
+
+
+// Applies out's epilogue to a finished rows x cols tile of floats (row stride ld) whose first element is
+// (r0, c0) of the m x n result, and stores it into out.y as floats or, with out.quantize, as codes.
+void finish_tile(const Int8GemmOutput& out, float* tile, int64_t ld, int64_t r0, int64_t rows, int64_t c0,
+                 int64_t cols, int64_t n) {
+  if (cols <= 32 && out.target.avx512f()) {
+    finish_tile_avx512(out, tile, ld, r0, rows, c0, cols, n);
+    return;
+  }
+  GemmEpilogue in_tile = out.epilogue;
+  in_tile.residual = nullptr;  // laid out as y, not as the tile: added below
+  if (in_tile.active()) apply_gemm_epilogue(in_tile, tile, ld, rows, cols, r0, c0, out.target);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = tile + i * ld;
+    const int64_t at = (r0 + i) * n + c0;
+    if (const float* res = out.epilogue.residual) {
+      for (int64_t j = 0; j < cols; ++j) row[j] += res[at + j];
+    }
+    if (out.quantize) {
+      quantize_run(row, static_cast<uint8_t*>(out.y) + at, out.out_signed, cols, out.out_scale, out.out_zero_point,
+                   out.target);
+    } else {
+      std::memcpy(static_cast<float*>(out.y) + at, row, static_cast<std::size_t>(cols) * sizeof(float));
+    }
+  }
+}
 
 }  // namespace
 
@@ -171,6 +214,7 @@ std::string PackedInt8Weights::layout(Int8Isa isa) {
 }
 
 std::vector<core::Tensor> PackedInt8Weights::blobs() const {
+  if (codes_view_) return held_;
   std::vector<core::Tensor> out;
   if (isa_ == Int8Isa::kAvx2) {
     out.push_back(core::Tensor::view(core::DType::kInt16, {static_cast<int64_t>(words_.size())},
@@ -182,6 +226,20 @@ std::vector<core::Tensor> PackedInt8Weights::blobs() const {
   out.push_back(core::Tensor::view(core::DType::kInt32, {static_cast<int64_t>(col_sums_.size())},
                                    const_cast<int32_t*>(col_sums_.data())));
   return out;
+}
+
+std::optional<PackedInt8Weights> PackedInt8Weights::view_blobs(const std::vector<core::Tensor>& blobs, int64_t k,
+                                                               int64_t n, Int8Isa isa, const CpuTarget& target) {
+  // from_blobs checks every size and type; the copy it makes is dropped for views of the blobs.
+  std::optional<PackedInt8Weights> p = from_blobs(blobs, k, n, isa, target);
+  if (!p) return p;
+  p->bytes_ = {};
+  p->words_ = {};
+  p->col_sums_ = {};
+  p->held_ = blobs;
+  p->codes_view_ = blobs[0].raw_data();
+  p->sums_view_ = blobs[1].data<int32_t>();
+  return p;
 }
 
 std::optional<PackedInt8Weights> PackedInt8Weights::from_blobs(const std::vector<core::Tensor>& blobs, int64_t k,
@@ -270,6 +328,17 @@ std::size_t PackedInt8Weights::scratch_bytes(int64_t m) const {
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
                core::ThreadPool& pool) {
+  Int8GemmOutput out;
+  out.y = y;
+  int8_gemm(w, a, a_signed, m, a_zero_point, a_scale, w_scale, w_per_channel, out, scratch, pool);
+}
+
+void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
+               float a_scale, const float* w_scale, bool w_per_channel, const Int8GemmOutput& out, void* scratch,
+               core::ThreadPool& pool) {
+  // Tiles go straight to y when they are final floats, else through a buffer of the thread.
+  const bool direct = !out.quantize && !out.epilogue.active();
+  auto* y = static_cast<float*>(out.y);
   const int64_t K = w.k_;
   const int64_t N = w.n_;
   const int64_t Kp = w.k_padded_;
@@ -281,18 +350,20 @@ void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t
     const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, K * N));
     pool.parallel_for(m, grain, [&](int64_t begin, int64_t end) {
       std::vector<int32_t> acc(static_cast<std::size_t>(N));
+      std::vector<float> row_buf(direct ? 0 : static_cast<std::size_t>(N));
       for (int64_t r = begin; r < end; ++r) {
         std::fill(acc.begin(), acc.end(), 0);
         for (int64_t kk = 0; kk < K; ++kk) {
           const int32_t av = (a_signed ? static_cast<int32_t>(static_cast<int8_t>(a8[r * K + kk]))
                                        : static_cast<int32_t>(a8[r * K + kk])) - a_zero_point;
-          const int8_t* wrow = w.bytes_.data() + kk * N;
+          const int8_t* wrow = w.codes8() + kk * N;
           for (int64_t nn = 0; nn < N; ++nn) acc[static_cast<std::size_t>(nn)] += av * wrow[nn];
         }
+        float* dst = direct ? y + r * N : row_buf.data();
         for (int64_t nn = 0; nn < N; ++nn) {
-          y[r * N + nn] = static_cast<float>(acc[static_cast<std::size_t>(nn)]) *
-                          (a_scale * w_scale[w_per_channel ? nn : 0]);
+          dst[nn] = static_cast<float>(acc[static_cast<std::size_t>(nn)]) * (a_scale * w_scale[w_per_channel ? nn : 0]);
         }
+        if (!direct) finish_tile(out, dst, N, r, 1, 0, N, N);
       }
     });
     return;
@@ -308,7 +379,7 @@ void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t
   const int32_t shift = vnni && a_signed ? 128 : 0;
   for (int64_t nn = 0; nn < Np; ++nn) {
     scale[nn] = nn < N ? a_scale * w_scale[w_per_channel ? nn : 0] : 0.0F;
-    corr[nn] = (shift + a_zero_point) * w.col_sums_[static_cast<std::size_t>(nn)];
+    corr[nn] = (shift + a_zero_point) * w.sums()[nn];
   }
   const int64_t pack_grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, Kp));
   if (vnni) {
@@ -318,7 +389,7 @@ void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t
         uint8_t* dst = packed + r * Kp;
         const uint8_t* src = a8 + r * K;
         if (a_signed) {
-          for (int64_t kk = 0; kk < K; ++kk) dst[kk] = static_cast<uint8_t>(src[kk] ^ 0x80U);
+          flip_sign_bits(src, dst, K);
         } else {
           std::memcpy(dst, src, static_cast<std::size_t>(K));
         }
@@ -361,18 +432,21 @@ void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t
       const int64_t cols = std::min(cols_per_tile, N - c0);
       if (cols <= 0) continue;
       const int nv = cols > L ? 2 : 1;
-      float* yt = y + r0 * N + c0;
+      alignas(64) float buf[kVnniRows * kVectorsPerTile * 16];  // a whole tile of either ISA
+      const int64_t ldt = direct ? N : cols_per_tile;
+      float* yt = direct ? y + r0 * N + c0 : buf;
       if (vnni) {
         const uint8_t* at = reinterpret_cast<const uint8_t*>(base) + r0 * Kp;
-        const int8_t* wt = w.bytes_.data() + (c0 / L) * panel_stride;
+        const int8_t* wt = w.codes8() + (c0 / L) * panel_stride;
         kVnniTiles[static_cast<std::size_t>(rows - 1)][static_cast<std::size_t>(nv - 1)](
-            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, N, cols);
+            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, ldt, cols);
       } else {
         const int16_t* at = reinterpret_cast<const int16_t*>(base) + r0 * Kp;
-        const int16_t* wt = w.words_.data() + (c0 / L) * panel_stride;
+        const int16_t* wt = w.codes16() + (c0 / L) * panel_stride;
         kAvx2Tiles[static_cast<std::size_t>(rows - 1)][static_cast<std::size_t>(nv - 1)](
-            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, N, cols);
+            at, Kp, wt, panel_stride, groups, corr + c0, scale + c0, yt, ldt, cols);
       }
+      if (!direct) finish_tile(out, buf, ldt, r0, rows, c0, cols, N);
     }
   });
 }

@@ -10,6 +10,7 @@
 #include "detrq/core/tensor.h"
 #include "detrq/core/thread_pool.h"
 #include "detrq/runtime/cpu_target.h"
+#include "runtime/kernels/gemm.h"
 
 namespace detrq::runtime::kernels {
 
@@ -27,6 +28,8 @@ Int8Isa best_int8_isa(const CpuTarget& target);
 // compensate the activation zero point exactly. Packing is plain data layout: `target` (what the weights
 // are packed for, which may be wider than this CPU) must have the ISA, else kUnsupported; running
 // int8_gemm needs a CPU that has it.
+struct Int8GemmOutput;
+
 class PackedInt8Weights {
  public:
   PackedInt8Weights() = default;
@@ -47,10 +50,14 @@ class PackedInt8Weights {
   std::vector<core::Tensor> blobs() const;
   static std::optional<PackedInt8Weights> from_blobs(const std::vector<core::Tensor>& blobs, int64_t k, int64_t n,
                                                      Int8Isa isa, const CpuTarget& target);
+  // As from_blobs, but viewing the blobs (kept alive here) instead of copying them: an engine file's
+  // mapping then serves the weights with no second copy in memory.
+  static std::optional<PackedInt8Weights> view_blobs(const std::vector<core::Tensor>& blobs, int64_t k, int64_t n,
+                                                     Int8Isa isa, const CpuTarget& target);
 
  private:
   friend void int8_gemm(const PackedInt8Weights&, const void*, bool, int64_t, int32_t, float, const float*, bool,
-                        float*, void*, core::ThreadPool&);
+                        const Int8GemmOutput&, void*, core::ThreadPool&);
   int64_t k_ = 0;
   int64_t n_ = 0;
   int64_t k_padded_ = 0;  // K rounded up to the ISA's group of k values (1, 2 or 4)
@@ -59,12 +66,37 @@ class PackedInt8Weights {
   std::vector<int8_t> bytes_;     // reference: w as given; VNNI: [N/16][K/4][16][4] int8
   std::vector<int16_t> words_;    // AVX2: [N/8][K/2][8][2] int16
   std::vector<int32_t> col_sums_;  // sum_k w[k, n], n_padded_ entries
+  // Viewed instead (view_blobs): the blobs held, and where their codes and sums are.
+  std::vector<core::Tensor> held_;
+  const void* codes_view_ = nullptr;
+  const int32_t* sums_view_ = nullptr;
+  const int8_t* codes8() const { return codes_view_ ? static_cast<const int8_t*>(codes_view_) : bytes_.data(); }
+  const int16_t* codes16() const { return codes_view_ ? static_cast<const int16_t*>(codes_view_) : words_.data(); }
+  const int32_t* sums() const { return sums_view_ ? sums_view_ : col_sums_.data(); }
+};
+
+// Where int8_gemm's m x N results go and what happens to each finished tile first, while it is in
+// cache: the float epilogue (bias, GELU, column scale, then the residual, laid out as the m x N output),
+// then, with `quantize`, QuantizeLinear's arithmetic with one scale and zero point, so that y holds int8
+// (out_signed) or uint8 codes instead of floats: the requantizing epilogue that keeps int8 layer to layer.
+struct Int8GemmOutput {
+  void* y = nullptr;
+  GemmEpilogue epilogue{};
+  bool quantize = false;
+  bool out_signed = true;
+  float out_scale = 1.0F;
+  int32_t out_zero_point = 0;
+  CpuTarget target = CpuTarget::host();  // what the epilogue's code may use (the Session's target)
 };
 
 // a: m rows of k int8 (a_signed) or uint8 values, row-major. w_scale: N values, or one when
 // !w_per_channel. y: m x N floats. scratch: scratch_bytes(m) bytes, 64-byte aligned.
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
+               core::ThreadPool& pool);
+// The same product into `out` (its epilogue and optional requantization applied).
+void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
+               float a_scale, const float* w_scale, bool w_per_channel, const Int8GemmOutput& out, void* scratch,
                core::ThreadPool& pool);
 
 }  // namespace detrq::runtime::kernels

@@ -1,12 +1,14 @@
 // MatMul: numpy-style matrix product (N-d batches with broadcasting, 1-D operands promoted and their
 // axis removed). float32 takes the packed fast path; constant right-hand sides are packed at load.
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
 #include "runtime/kernels/compute_util.h"
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/requantize.h"
 #include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/vector_math.h"
 
@@ -309,7 +311,16 @@ class AttentionKernel final : public Kernel {
   static constexpr int64_t kBlockRows = 64;
 
  public:
-  explicit AttentionKernel(const onnx::Node& node) : node_(node), scale_(node.attr_float("scale", 1.0F)) {}
+  explicit AttentionKernel(const onnx::Node& node)
+      : node_(node),
+        scale_(node.attr_float("scale", 1.0F)),
+        prob_scale_(node.attr_float("prob_scale", 0.0F)),
+        prob_zero_point_(static_cast<int32_t>(node.attr_int("prob_zero_point", 0))),
+        prob_signed_(node.attr_int("prob_signed", 0) != 0) {
+    if (node.has_attr("prob_scale") && !(prob_scale_ > 0.0F && std::isfinite(prob_scale_))) {
+      fail_node(node_, "prob_scale must be a positive finite number");
+    }
+  }
 
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_inputs(ctx, 3);
@@ -393,8 +404,17 @@ class AttentionKernel final : public Kernel {
           sums[r] = exp_minus_max_row(block.data() + r * n, block.data() + r * n, n, ctx.target);
         }
         float* out = y + out_offsets_[static_cast<std::size_t>(e)] + row0 * out_ld_;
+        if (prob_scale_ > 0.0F) {
+          // Quantized probabilities (Q/DQ attention): normalized, then rounded to the code grid as the
+          // QuantizeLinear -> DequantizeLinear pair did; the product then needs no division.
+          for (int64_t r = 0; r < rows; ++r) {
+            fake_quantize_run(block.data() + r * n, prob_signed_, n, 1.0F / sums[r], prob_scale_, prob_zero_point_,
+                              ctx.target);
+          }
+        }
         const SgemmItem o{MatrixView<float>{block.data(), n, 1}, &pk[static_cast<std::size_t>(k_count + vi)], out};
         sgemm_packed(rows, dv, n, 1.0F, false, std::span<const SgemmItem>(&o, 1), out_ld_, nullptr, ctx.target);
+        if (prob_scale_ > 0.0F) continue;
         for (int64_t r = 0; r < rows; ++r) {
           const float inv = 1.0F / sums[r];
           for (int64_t j = 0; j < dv; ++j) out[r * out_ld_ + j] *= inv;
@@ -472,6 +492,10 @@ class AttentionKernel final : public Kernel {
   }
 
   float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
+  // The probabilities' QuantizeLinear (Q/DQ attention, qdq_attention_fusion.h); prob_scale_ 0: none.
+  float prob_scale_ = 0.0F;
+  int32_t prob_zero_point_ = 0;
+  bool prob_signed_ = false;
   int64_t out_ld_ = 0;   // output elements between consecutive rows of an entry
   std::vector<int64_t> out_offsets_;  // where each entry's first row starts in the output
   std::array<Operand, 3> operands_;

@@ -1,8 +1,10 @@
 // QConvF (domain com.detrq, made only by the Session's Q/DQ fusion): 2-D Conv (group 1, explicit pads)
 // of a quantized activation (q_x, x_scale, x_zero_point) by a constant int8 weight [O, C, kh, kw]
 // (w_scale per tensor or per output channel, zero point 0) plus an optional float bias, in int8
-// arithmetic: int8 im2col (padding holds the zero point, which dequantizes to 0), the int8 GEMM, then
-// a transpose to NCHW that adds the bias.
+// arithmetic: the input transposed to channels-last once, then int8 im2col copying each window
+// position's C channels as one run (padding holds the zero point, which dequantizes to 0; a 1x1 conv
+// with stride 1 and no padding reads the channels-last input as it is), the int8 GEMM with the
+// weight's K ordered (kh, kw, C) to match, then a transpose to NCHW that adds the bias.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "detrq/core/error.h"
 #include "runtime/kernels/int8_gemm.h"
+#include "runtime/kernels/int8_scratch.h"
 #include "runtime/kernels/quantization.h"
 
 namespace detrq::runtime::kernels {
@@ -73,19 +76,25 @@ class QConvF final : public Kernel {
   void prepare(const InferContext& ctx) override {
     const Tensor& w = *ctx.input_values[3];
     const int64_t k = channels_ * kernel_[0] * kernel_[1];
-    std::vector<int8_t> transposed(static_cast<std::size_t>(k * out_channels_));  // [K, O] for the GEMM
+    // [K, O] for the GEMM, K in the im2col's (kh, kw, C) order: w[o, c, i, j] goes to row (i * kw + j) * C + c.
+    std::vector<int8_t> transposed(static_cast<std::size_t>(k * out_channels_));
+    const int64_t window = kernel_[0] * kernel_[1];
     for (int64_t o = 0; o < out_channels_; ++o) {
-      for (int64_t i = 0; i < k; ++i) transposed[static_cast<std::size_t>(i * out_channels_ + o)] = w.data<int8_t>()[o * k + i];
+      for (int64_t c = 0; c < channels_; ++c) {
+        for (int64_t t = 0; t < window; ++t) {
+          transposed[static_cast<std::size_t>((t * channels_ + c) * out_channels_ + o)] =
+              w.data<int8_t>()[(o * channels_ + c) * window + t];
+        }
+      }
     }
+    pointwise_ = window == 1 && strides_ == std::vector<int64_t>{1, 1} && pads_ == std::vector<int64_t>{0, 0, 0, 0};
     packed_ = PackedInt8Weights(transposed.data(), k, out_channels_, best_int8_isa(ctx.target), ctx.target);
     const Tensor& ws = *ctx.input_values[4];
     w_scale_.assign(ws.data<float>(), ws.data<float>() + ws.numel());
     bias_.assign(static_cast<std::size_t>(out_channels_), 0.0F);
     if (ctx.input_present(5)) std::copy_n(ctx.input_values[5]->data<float>(), out_channels_, bias_.begin());
     const int64_t positions = out_h_ * out_w_;
-    columns_ = Tensor::empty(DType::kUInt8, {positions, k});
-    gemm_out_ = Tensor::empty(DType::kFloat32, {positions, out_channels_});
-    scratch_ = Tensor::empty(DType::kUInt8, {static_cast<int64_t>(std::max<std::size_t>(packed_.scratch_bytes(positions), 1))});
+    gemm_scratch_bytes_ = packed_.scratch_bytes(positions);
   }
 
   void run(RunContext& ctx) override {
@@ -100,29 +109,40 @@ class QConvF final : public Kernel {
     const float x_scale = ctx.inputs[1]->data<float>()[0];
     const int64_t k = channels_ * kernel_[0] * kernel_[1];
     const int64_t positions = out_h_ * out_w_;
-    auto* cols = columns_.data<uint8_t>();
+    // Per-thread scratch shared with the other int8 nodes (int8_scratch.h); pointwise convs need no columns.
+    auto* cols = pointwise_ ? nullptr
+                            : static_cast<uint8_t*>(int8_scratch(Int8ScratchSlot::kColumns,
+                                                                 static_cast<std::size_t>(positions * k)));
+    auto* hwc = static_cast<uint8_t*>(
+        int8_scratch(Int8ScratchSlot::kChannelsLast, static_cast<std::size_t>(in_h_ * in_w_ * channels_)));
+    auto* gemm_out = static_cast<float*>(int8_scratch(
+        Int8ScratchSlot::kProduct, static_cast<std::size_t>(positions * out_channels_) * sizeof(float)));
+    void* gemm_scratch = int8_scratch(Int8ScratchSlot::kGemm, gemm_scratch_bytes_);
+    const int64_t plane = in_h_ * in_w_;
     for (int64_t n = 0; n < batch_; ++n) {
-      const auto* xs = static_cast<const uint8_t*>(x.raw_data()) + n * channels_ * in_h_ * in_w_;
-      ctx.pool.parallel_for(positions, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), [&](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p) {
-          const int64_t oh = p / out_w_, ow = p % out_w_;
-          uint8_t* row = cols + p * k;
+      const auto* xs = static_cast<const uint8_t*>(x.raw_data()) + n * channels_ * plane;
+      // In blocks of 64 positions: each channel's run of them is read contiguously and the block's
+      // channels-last rows (64 x C bytes) stay in L1 while they fill.
+      constexpr int64_t kBlock = 64;
+      const int64_t blocks = (plane + kBlock - 1) / kBlock;
+      ctx.pool.parallel_for(blocks, std::max<int64_t>(1, 256 / std::max<int64_t>(channels_, 1)), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          const int64_t q0 = b * kBlock, q1 = std::min(plane, q0 + kBlock);
           for (int64_t c = 0; c < channels_; ++c) {
-            for (int64_t i = 0; i < kernel_[0]; ++i) {
-              const int64_t ih = oh * strides_[0] - pads_[0] + i * dilations_[0];
-              for (int64_t j = 0; j < kernel_[1]; ++j) {
-                const int64_t iw = ow * strides_[1] - pads_[1] + j * dilations_[1];
-                const bool inside = ih >= 0 && ih < in_h_ && iw >= 0 && iw < in_w_;
-                *row++ = inside ? xs[(c * in_h_ + ih) * in_w_ + iw] : pad_byte;
-              }
-            }
+            const uint8_t* from = xs + c * plane;
+            for (int64_t q = q0; q < q1; ++q) hwc[q * channels_ + c] = from[q];
           }
         }
       });
-      int8_gemm(packed_, cols, is_signed, positions, zero_point, x_scale, w_scale_.data(), w_scale_.size() > 1,
-                gemm_out_.data<float>(), scratch_.raw_data(), ctx.pool);
+      if (!pointwise_) {
+        ctx.pool.parallel_for(positions, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), [&](int64_t begin, int64_t end) {
+          for (int64_t p = begin; p < end; ++p) unfold_position(hwc, p, pad_byte, cols + p * k);
+        });
+      }
+      int8_gemm(packed_, pointwise_ ? hwc : cols, is_signed, positions, zero_point, x_scale, w_scale_.data(), w_scale_.size() > 1,
+                gemm_out, gemm_scratch, ctx.pool);
       float* out = y.data<float>() + n * out_channels_ * positions;
-      const float* g = gemm_out_.data<float>();
+      const float* g = gemm_out;
       ctx.pool.parallel_for(out_channels_, std::max<int64_t>(1, 16384 / std::max<int64_t>(positions, 1)), [&](int64_t begin, int64_t end) {
         for (int64_t o = begin; o < end; ++o) {
           const float b = bias_[static_cast<std::size_t>(o)];
@@ -133,12 +153,31 @@ class QConvF final : public Kernel {
   }
 
  private:
+  // The im2col row of output position p: per window tap (i, j), the C channels of the input position
+  // it reads (one copy from the channels-last input) or C zero points outside the input.
+  void unfold_position(const uint8_t* hwc, int64_t p, uint8_t pad_byte, uint8_t* row) const {
+    const int64_t oh = p / out_w_, ow = p % out_w_;
+    const auto c = static_cast<std::size_t>(channels_);
+    for (int64_t i = 0; i < kernel_[0]; ++i) {
+      const int64_t ih = oh * strides_[0] - pads_[0] + i * dilations_[0];
+      for (int64_t j = 0; j < kernel_[1]; ++j, row += c) {
+        const int64_t iw = ow * strides_[1] - pads_[1] + j * dilations_[1];
+        if (ih >= 0 && ih < in_h_ && iw >= 0 && iw < in_w_) {
+          std::memcpy(row, hwc + (ih * in_w_ + iw) * channels_, c);
+        } else {
+          std::memset(row, pad_byte, c);
+        }
+      }
+    }
+  }
+
   onnx::Node node_;
+  bool pointwise_ = false;  // 1x1, stride 1, no padding: the channels-last input is the GEMM's A
   std::vector<int64_t> kernel_, strides_, dilations_, pads_;
   int64_t batch_ = 0, channels_ = 0, in_h_ = 0, in_w_ = 0, out_channels_ = 0, out_h_ = 0, out_w_ = 0;
   PackedInt8Weights packed_;
   std::vector<float> w_scale_, bias_;
-  Tensor columns_, gemm_out_, scratch_;
+  std::size_t gemm_scratch_bytes_ = 0;
 };
 
 }  // namespace

@@ -13,6 +13,7 @@ std::unique_ptr<Kernel> make_dequantize_linear(const onnx::Node& node, int opset
 // QMatMulF (com.detrq) on the best int8 GEMM path of the session's target, or on a chosen one (tests).
 std::unique_ptr<Kernel> make_qmatmul_f(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_qconv_f(const onnx::Node& node, int opset);
+std::unique_ptr<Kernel> make_qattention_softmax(const onnx::Node& node, int opset);
 enum class Int8Isa;
 std::unique_ptr<Kernel> make_qmatmul_f_with_isa(const onnx::Node& node, int opset, Int8Isa isa);
 

@@ -8,6 +8,7 @@
 #include "detrq/core/error.h"
 #include "detrq/runtime/quantize.h"
 #include "runtime/kernels/quantization.h"
+#include "runtime/kernels/requantize.h"
 
 namespace detrq::runtime::kernels {
 namespace {
@@ -67,11 +68,9 @@ class QuantizeLinear final : public Kernel {
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner));
     if (nrows == 1) {
       ctx.pool.parallel_for(inner, 16384, [&](int64_t b, int64_t e) {
-        if (out_ == DType::kInt8) {
-          quantize_block(x.data<float>() + b, y.data<int8_t>() + b, e - b, scale[0], zero_point(0));
-        } else {
-          quantize_block(x.data<float>() + b, y.data<uint8_t>() + b, e - b, scale[0], zero_point(0));
-        }
+        // The vectorized run: the same codes as quantize_block.
+        quantize_run(x.data<float>() + b, static_cast<uint8_t*>(y.raw_data()) + b, out_ == DType::kInt8, e - b,
+                     scale[0], static_cast<int32_t>(zero_point(0)), ctx.target);
       });
       return;
     }

@@ -13,6 +13,7 @@ void register_quantization_kernels(KernelRegistry& registry) {
   // Internal: only the Session's Q/DQ fusion makes these nodes (see runtime/qdq_fusion.h).
   registry.add("com.detrq", "QMatMulF", 1, make_qmatmul_f);
   registry.add("com.detrq", "QConvF", 1, make_qconv_f);
+  registry.add("com.detrq", "QAttentionSoftmax", 1, make_qattention_softmax);  // runtime/qdq_attention_fusion.h
 }
 
 }  // namespace detrq::runtime::kernels
