@@ -13,9 +13,8 @@
 #include "detrq/core/thread_pool.h"
 #include "detrq/onnx/graph_passes.h"
 #include "detrq/runtime/kernel.h"
-#include "fusion.h"
 #include "memory_plan.h"
-#include "runtime/qdq_fusion.h"
+#include "runtime/passes/pass.h"
 
 namespace detrq::runtime {
 namespace {
@@ -95,6 +94,7 @@ struct Session::Impl {
   std::map<int, DequantizedWeight> dequantized;
   std::unique_ptr<core::ThreadPool> pool;
   bool profiling = false;
+  std::vector<PassReport> pass_reports;
 
   void build(onnx::Model source);
   int value_id(const std::string& name) const {
@@ -210,12 +210,11 @@ void Session::Impl::build(onnx::Model source) {
   }
   onnx::remove_dead_nodes(graph);  // also checks for cycles and dangling inputs
   refuse_unsupported(source, graph, *registry);
-  fuse_qdq(source, options.fuse_qdq, options.keep_tensors);  // before folding turns weight DQs into floats
-  if (options.fuse_operators) {
-    const std::size_t fused = fuse_matmul_epilogues(graph, options.keep_tensors) +
-                              fuse_attention(graph, options.keep_tensors, source.opset(""));
-    if (fused > 0) source.opset_imports[kDetrqDomain] = 1;
-  }
+  passes::PassOptions pass_options;
+  pass_options.fuse_qdq = options.fuse_qdq;  // before folding turns weight DQs into floats
+  pass_options.fuse_operators = options.fuse_operators;
+  pass_options.keep = options.keep_tensors;
+  pass_reports = passes::run_passes(source, pass_options);
   inputs = resolve_inputs(graph, options);
 
   // Nodes in execution order, kept for the kernels' lifetime.
@@ -411,6 +410,8 @@ void Session::Impl::build(onnx::Model source) {
   std::reverse(live.begin(), live.end());
   const std::size_t dead = steps.size() - live.size();
   steps = std::move(live);
+  pass_reports.push_back(PassReport{"fold-constants", 0, 0, folded, nodes.size(), nodes.size() - folded});
+  pass_reports.push_back(PassReport{"remove-dead-steps", 0, 0, dead, nodes.size() - folded, steps.size()});
 
   // Lifetimes. A graph output stays alive to the end; an alias extends its source's lifetime.
   const int end_step = static_cast<int>(steps.size());
@@ -582,6 +583,7 @@ Session& Session::operator=(Session&&) noexcept = default;
 const std::vector<onnx::ValueInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<onnx::ValueInfo>& Session::outputs() const { return impl_->outputs; }
 const onnx::Model& Session::model() const { return impl_->model; }
+const std::vector<PassReport>& Session::pass_reports() const { return impl_->pass_reports; }
 std::size_t Session::arena_bytes() const { return impl_->arena_bytes; }
 std::size_t Session::weight_bytes() const { return impl_->weight_bytes; }
 std::size_t Session::packed_bytes() const { return impl_->packed_bytes; }

@@ -1,6 +1,7 @@
 // Registers the quantization kernels (each kernel lives in its own file beside this one).
 #include "runtime/kernels/kernels.h"
 #include "runtime/kernels/quantization.h"
+#include "runtime/internal_domain.h"
 
 namespace detrq::runtime::kernels {
 
@@ -10,9 +11,9 @@ void register_quantization_kernels(KernelRegistry& registry) {
     registry.add("", "QuantizeLinear", since, make_quantize_linear);
     registry.add("", "DequantizeLinear", since, make_dequantize_linear);
   }
-  // Internal: only the Session's Q/DQ fusion makes these nodes (see runtime/qdq_fusion.h).
-  registry.add("com.detrq", "QMatMulF", 1, make_qmatmul_f);
-  registry.add("com.detrq", "QConvF", 1, make_qconv_f);
+  // Internal: only the Session's Q/DQ fusion makes these nodes (see runtime/passes/fuse_qdq_matmul.cpp, fuse_qdq_conv.cpp).
+  registry.add(kInternalDomain, "QMatMulF", 1, make_qmatmul_f);
+  registry.add(kInternalDomain, "QConvF", 1, make_qconv_f);
 }
 
 }  // namespace detrq::runtime::kernels
