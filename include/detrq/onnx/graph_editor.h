@@ -23,6 +23,9 @@ class GraphEditor {
   // Indexes `graph`, which must outlive the editor. Edits go to graph.nodes at once, except that
   // removed nodes stay in the vector (as holes the queries skip) until commit() or the destructor.
   explicit GraphEditor(Graph& graph);
+  // The index alone, over a graph the caller does not edit through it (queries only: the object is
+  // const). It reflects the graph as it was when made, except initializers, which it reads live.
+  static const GraphEditor index_of(const Graph& graph) { return GraphEditor(const_cast<Graph&>(graph)); }
   ~GraphEditor();
   GraphEditor(const GraphEditor&) = delete;
   GraphEditor& operator=(const GraphEditor&) = delete;
