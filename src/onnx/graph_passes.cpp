@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "detrq/core/error.h"
+#include "detrq/onnx/graph_editor.h"
 
 namespace detrq::onnx {
 
@@ -119,31 +120,9 @@ std::vector<std::size_t> topological_order(const Graph& graph) {
 }
 
 std::size_t remove_dead_nodes(Graph& graph) {
-  std::unordered_set<std::string> needed;
-  for (const auto& out : graph.outputs) needed.insert(out.name);
-  std::vector<bool> live(graph.nodes.size(), false);
-  // Walk backwards in topological order so one pass marks every contributor.
-  const std::vector<std::size_t> order = topological_order(graph);
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    const Node& node = graph.nodes[*it];
-    const bool used = std::any_of(node.outputs.begin(), node.outputs.end(),
-                                  [&](const std::string& o) { return !o.empty() && needed.count(o); });
-    if (!used) continue;
-    live[*it] = true;
-    for (const auto& in : node.inputs) {
-      if (!in.empty()) needed.insert(in);
-    }
-  }
-  std::vector<Node> kept;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (live[i]) kept.push_back(std::move(graph.nodes[i]));
-  }
-  const std::size_t removed = graph.nodes.size() - kept.size();
-  graph.nodes = std::move(kept);
-  for (auto it = graph.initializers.begin(); it != graph.initializers.end();) {
-    it = needed.count(it->first) ? std::next(it) : graph.initializers.erase(it);
-  }
-  return removed;
+  (void)topological_order(graph);  // refuses cycles, dangling inputs and double producers first
+  GraphEditor editor(graph);
+  return editor.remove_dead_nodes();
 }
 
 }  // namespace detrq::onnx

@@ -7,42 +7,18 @@
 #include <set>
 
 #include "detrq/core/error.h"
+#include "detrq/onnx/graph_editor.h"
 
 namespace detrq::quant {
 namespace {
 
-// Follows Identity chains (exports share weights between layers through Identity) and Constant
-// nodes to the constant value behind a tensor name; nullptr when it is computed.
-class ConstantLookup {
- public:
-  explicit ConstantLookup(const onnx::Graph& graph) : graph_(graph) {
-    for (const auto& node : graph.nodes) {
-      if ((node.op_type == "Identity" || node.op_type == "Constant") && node.outputs.size() == 1) {
-        producer_[node.outputs[0]] = &node;
-      }
-    }
-  }
-  // The initializer name holding the value, or "" (Constant nodes have none: they are used as-is).
-  std::string initializer_of(const std::string& name) const {
-    std::string n = name;
-    for (int depth = 0; depth < 16; ++depth) {
-      if (graph_.initializers.count(n)) return n;
-      auto it = producer_.find(n);
-      if (it == producer_.end() || it->second->op_type != "Identity" || it->second->inputs.empty()) return {};
-      n = it->second->inputs[0];
-    }
-    return {};
-  }
-  bool is_constant(const std::string& name) const {
-    if (!initializer_of(name).empty()) return true;
-    auto it = producer_.find(name);
-    return it != producer_.end() && it->second->op_type == "Constant";
-  }
-
- private:
-  const onnx::Graph& graph_;
-  std::map<std::string, const onnx::Node*> producer_;
-};
+// Whether `name` is a constant: an initializer, directly or through Identity nodes (exports share
+// weights between layers that way), or a Constant node's output (used as-is: it has no initializer).
+bool is_constant(const onnx::GraphEditor& index, const std::string& name) {
+  if (!index.constant_name(name).empty()) return true;
+  const auto p = index.producer(name);
+  return p && index.node(*p).op_type == "Constant";
+}
 
 onnx::Node make_node(std::string op, std::string name, std::vector<std::string> inputs, std::string output) {
   onnx::Node n;
@@ -173,7 +149,7 @@ std::set<const onnx::Node*> only_ranking(const onnx::Graph& g) {
 // The layer's output reaches the Add directly or through one Add with a constant (its bias).
 std::vector<std::pair<std::size_t, std::size_t>> residual_adds(const onnx::Graph& g,
                                                               const std::set<std::string>& int8_outputs,
-                                                              const ConstantLookup& constants) {
+                                                              const onnx::GraphEditor& constants) {
   std::set<std::string> reaching(int8_outputs);
   auto is_add = [](const onnx::Node& n) {
     return n.op_type == "Add" && (n.domain.empty() || n.domain == "ai.onnx") && n.inputs.size() == 2 &&
@@ -182,7 +158,7 @@ std::vector<std::pair<std::size_t, std::size_t>> residual_adds(const onnx::Graph
   for (const auto& n : g.nodes) {
     if (!is_add(n)) continue;
     for (std::size_t i = 0; i < 2; ++i) {
-      if (int8_outputs.count(n.inputs[i]) && constants.is_constant(n.inputs[1 - i])) reaching.insert(n.outputs[0]);
+      if (int8_outputs.count(n.inputs[i]) && is_constant(constants, n.inputs[1 - i])) reaching.insert(n.outputs[0]);
     }
   }
   std::vector<std::pair<std::size_t, std::size_t>> out;
@@ -191,7 +167,7 @@ std::vector<std::pair<std::size_t, std::size_t>> residual_adds(const onnx::Graph
     if (!is_add(n) || n.inputs[0] == n.inputs[1]) continue;
     for (std::size_t i = 0; i < 2; ++i) {
       const std::string& skip = n.inputs[1 - i];
-      if (reaching.count(n.inputs[i]) && !constants.is_constant(skip) && !reaching.count(skip)) {
+      if (reaching.count(n.inputs[i]) && !is_constant(constants, skip) && !reaching.count(skip)) {
         out.emplace_back(k, 1 - i);
         break;
       }
@@ -201,13 +177,13 @@ std::vector<std::pair<std::size_t, std::size_t>> residual_adds(const onnx::Graph
 }
 
 // The policy's decision before calibration: from the node and which of its inputs are constant.
-NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants, const std::set<std::string>& graph_inputs,
+NodeDecision pre_decide(const onnx::Node& node, const onnx::GraphEditor& constants, const std::set<std::string>& graph_inputs,
                         const std::set<const onnx::Node*>& ranking, const PrecisionPolicy& policy) {
   const std::size_t data_inputs = std::min<std::size_t>(node.inputs.size(), 2);
   bool any_constant = false;
   bool reads_graph_input = false;
   for (std::size_t i = 0; i < data_inputs; ++i) {
-    any_constant = any_constant || constants.is_constant(node.inputs[i]);
+    any_constant = any_constant || is_constant(constants, node.inputs[i]);
     reads_graph_input = reads_graph_input || graph_inputs.count(node.inputs[i]);
   }
   return policy.decide(node, !any_constant, reads_graph_input, ranking.count(&node) != 0);
@@ -216,7 +192,7 @@ NodeDecision pre_decide(const onnx::Node& node, const ConstantLookup& constants,
 
 std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const PrecisionPolicy& policy) {
   const onnx::Graph& g = model.graph;
-  ConstantLookup constants(g);
+  const onnx::GraphEditor constants = onnx::GraphEditor::index_of(g);
   std::set<std::string> graph_inputs, out;
   for (const auto& in : g.inputs) {
     graph_inputs.insert(in.name);
@@ -227,7 +203,7 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
   for (const auto& node : g.nodes) {
     if (!is_candidate(node) || !pre_decide(node, constants, graph_inputs, ranking, policy).quantize) continue;
     for (std::size_t i = 0; i < std::min<std::size_t>(node.inputs.size(), 2); ++i) {
-      if (!constants.is_constant(node.inputs[i])) out.insert(node.inputs[i]);
+      if (!is_constant(constants, node.inputs[i])) out.insert(node.inputs[i]);
     }
     for (const auto& o : node.outputs) {
       if (!o.empty()) out.insert(o);
@@ -243,7 +219,7 @@ std::set<std::string> tensors_to_calibrate(const onnx::Model& model, const Preci
 QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const PrecisionPolicy& policy) {
   onnx::Graph& g = model.graph;
   QdqSummary summary;
-  ConstantLookup constants(g);
+  const onnx::GraphEditor constants = onnx::GraphEditor::index_of(g);
   std::set<std::string> graph_inputs;
   for (const auto& in : g.inputs) graph_inputs.insert(in.name);
 
@@ -316,13 +292,13 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
     if (d.quantize) {
       for (std::size_t i = 0; i < data_inputs && d.quantize; ++i) {
         const std::string& in = node.inputs[i];
-        const std::string init = constants.initializer_of(in);
+        const std::string init = constants.constant_name(in);
         if (!init.empty()) {
           if (g.initializers.at(init).dtype() != core::DType::kFloat32) {
             d.quantize = false;
             d.reason = "weight '" + in + "' is not float32";
           }
-        } else if (constants.is_constant(in)) {
+        } else if (is_constant(constants, in)) {
           d.quantize = false;
           d.reason = "input '" + in + "' is a Constant node (fold constants first)";
         } else {
@@ -339,7 +315,7 @@ QdqSummary insert_qdq(onnx::Model& model, const CalibrationTable& table, const P
     }
     if (d.quantize) {
       for (std::size_t i = 0; i < data_inputs; ++i) {
-        const std::string init = constants.initializer_of(node.inputs[i]);
+        const std::string init = constants.constant_name(node.inputs[i]);
         node.inputs[i] = init.empty() ? quantize_activation(node.inputs[i])
                                       : quantize_weight(node, static_cast<int>(i), init);
       }

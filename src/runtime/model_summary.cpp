@@ -3,7 +3,7 @@
 
 #include "detrq/core/error.h"
 #include "detrq/onnx/graph_passes.h"
-#include "runtime/fusion.h"
+#include "runtime/internal_domain.h"
 
 namespace detrq::runtime {
 namespace {
@@ -39,10 +39,10 @@ int64_t estimate_flops(const onnx::Model& planned) {
     const int64_t out_numel = core::shape_numel(*out);
     const Shape* a = node.inputs.empty() ? nullptr : shape_of(planned, node.inputs[0]);
     const Shape* b = node.inputs.size() < 2 ? nullptr : shape_of(planned, node.inputs[1]);
-    // The fused operators of a plan (fusion.h, qdq_fusion.h) count as what they replace: QConvF's and
+    // The fused operators of a plan (src/runtime/passes) count as what they replace: QConvF's and
     // QMatMulF's weight is their fourth input; AttentionSoftmax computes Q x K (m x n x d) and the
     // probabilities times V (m x dv x n) for each of its outputs' matrices.
-    const bool internal = node.domain == kDetrqDomain;
+    const bool internal = node.domain == kInternalDomain;
     const Shape* weight = internal && node.inputs.size() > 3 ? shape_of(planned, node.inputs[3]) : nullptr;
     if (internal && node.op_type == "FusedMatMul" && a && !a->empty()) {
       total += 2 * out_numel * a->back();
@@ -99,6 +99,7 @@ ModelSummary summarize_model(const onnx::Model& model, const SessionOptions& opt
     s.flops = estimate_flops(session.model());
     s.arena_bytes = session.arena_bytes();
     s.planned_peak_bytes = session.planned_peak_bytes();
+    s.passes = session.pass_reports();
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kUnsupported && e.kind() != ErrorKind::kUsage) throw;
     s.plan_error = e.what();

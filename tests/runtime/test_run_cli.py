@@ -188,6 +188,35 @@ def test_inspect_counts_the_flops_of_fused_operators(tmp_path):
     assert j["flops"] == 2 * 8 * 48 * 16 + 2 * (2 * 8 * 8 * 4 + 2 * 8 * 4 * 8)
 
 
+def test_inspect_passes_says_what_each_pass_changed(tmp_path):
+    """--passes lists every planning pass in order with what it changed: here the bias Add is fused
+    into the MatMul, and the attention's Softmax, second MatMul and K's Transpose into one node."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((16, 48)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y1"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["y2"]), helper.make_node("Neg", ["x"], ["unused"])]
+    qkv = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 8, 4]) for n in "qkv"]
+    model = save_model(tmp_path / "fused.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16]),
+                                                         *qkv],
+                       [helper.make_tensor_value_info("y1", TensorProto.FLOAT, None),
+                        helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)], [w, b])
+    r = detrq("--json", "inspect", "--passes", model)
+    assert r.returncode == 0, r.stderr
+    passes = {p["pass"]: p for p in json.loads(r.stdout)["passes"]}
+    assert passes["fuse-matmul-epilogue"]["rewritten"] == 1 and passes["fuse-matmul-epilogue"]["fused"] == 1
+    assert passes["fuse-attention"]["rewritten"] == 1 and passes["fuse-attention"]["fused"] == 3
+    assert passes["fuse-attention"]["nodes_before"] - passes["fuse-attention"]["nodes_after"] == 3
+    assert passes["fold-constants"]["removed"] == 0
+    text = detrq("inspect", "--passes", model).stdout
+    order = [line.split()[0] for line in text.split("passes (")[1].splitlines()[1:]]
+    assert order[:4] == ["check-internal-domain", "check-qdq-scales", "fold-weight-quantization", "remove-dead-nodes"], text
+    assert "fuse-attention" in order and order[-1] == "remove-dead-steps"
+    assert "passes (" not in detrq("inspect", model).stdout
+
+
 # Small graphs that need kernels; each is compared with onnxruntime once detrq can run it.
 def mlp_model(tmp_path):
     rng = np.random.default_rng(3)

@@ -1,6 +1,7 @@
 // `detrq inspect MODEL`: inputs, outputs, operator counts, parameters, estimated FLOPs, planned peak
 // memory, the CPU target (this machine's) and the multiply-adds in INT8 (per layer with --layers); for an
-// engine file, its header (what it was packed for and what its packed states need).
+// engine file, its header (what it was packed for and what its packed states need); `--passes` adds what
+// each planning pass changed.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,24 @@ std::string si(double v) {
 
 std::string type_string(const onnx::ValueInfo& v) {
   return std::string(core::dtype_name(v.dtype)) + " " + (v.has_shape ? core::shape_to_string(v.shape) : "[?]");
+}
+
+nlohmann::json passes_json(const std::vector<runtime::PassReport>& reports) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : reports) {
+    out.push_back({{"pass", r.pass}, {"rewritten", r.rewritten}, {"fused", r.fused}, {"removed", r.removed},
+                   {"nodes_before", r.nodes_before}, {"nodes_after", r.nodes_after}});
+  }
+  return out;
+}
+
+std::string passes_text(const std::vector<runtime::PassReport>& reports) {
+  std::string out = "passes (in order; nodes rewritten into a new node, fused into one, removed):\n";
+  for (const auto& r : reports) {
+    out += fmt::format("  {:<24} {:>5} rewritten {:>5} fused {:>5} removed   nodes {} -> {}\n", r.pass, r.rewritten,
+                       r.fused, r.removed, r.nodes_before, r.nodes_after);
+  }
+  return out;
 }
 
 nlohmann::json values_json(const std::vector<onnx::ValueInfo>& values) {
@@ -88,11 +107,13 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
     std::string model;
     std::vector<std::string> input_shapes;
     bool layers = false;
+    bool passes = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("model", args->model, "ONNX model or engine file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
   cmd->add_flag("--layers", args->layers, "List every Conv/MatMul/Gemm with its multiply-adds and whether it runs in INT8");
+  cmd->add_flag("--passes", args->passes, "Also print what each planning pass changed (rewritten, fused, removed)");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
       if (engine::cpu::is_engine_file(args->model)) return inspect_engine(args->model, global.json);
@@ -124,6 +145,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
             }
             j["layers"] = std::move(list);
           }
+          if (args->passes) j["passes"] = passes_json(s.passes);
         } else {
           j["plan_error"] = s.plan_error;
         }
@@ -156,6 +178,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
                                n.node);
           }
         }
+        if (args->passes) out += passes_text(s.passes);
       } else {
         out += fmt::format("estimated FLOPs, planned peak memory: unavailable: {}\n", s.plan_error);
       }

@@ -19,7 +19,8 @@ void constants_to_initializers(Graph& graph);
 // when two nodes produce the same tensor, or when nodes form a cycle (naming them).
 std::vector<std::size_t> topological_order(const Graph& graph);
 
-// Removes nodes whose outputs do not reach a graph output, then initializers nothing uses.
+// Checks the graph (as topological_order does), then removes nodes whose outputs do not reach a graph
+// output and the initializers nothing uses (through GraphEditor, graph_editor.h).
 // Returns the number of nodes removed. Node order is kept.
 std::size_t remove_dead_nodes(Graph& graph);
 

@@ -30,6 +30,7 @@ struct ModelSummary {
   int64_t flops = 0;
   std::size_t arena_bytes = 0;
   std::size_t planned_peak_bytes = 0;
+  std::vector<PassReport> passes;  // what each planning pass changed, in order
 };
 
 // Summarizes `model`, planning it with `options` (unsupported operators and unknown input shapes are

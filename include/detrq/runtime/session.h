@@ -60,6 +60,17 @@ struct SessionOptions {
   bool keep_int8_weights = false;
 };
 
+// What one step of planning changed in the graph (`detrq inspect --passes`): a graph pass
+// (src/runtime/passes/pass_list.def), or the plan's own constant folding and dead-step removal.
+struct PassReport {
+  std::string pass;
+  std::size_t rewritten = 0;  // nodes replaced by a new node (a fused node in the place of one it absorbs)
+  std::size_t fused = 0;      // nodes absorbed into a rewritten one
+  std::size_t removed = 0;    // nodes removed: dead, or folded into constants
+  std::size_t nodes_before = 0;
+  std::size_t nodes_after = 0;
+};
+
 struct OperatorProfile {
   std::string op_type;
   int64_t calls = 0;
@@ -104,6 +115,8 @@ class Session {
   // After load a constant is released (freed, absent from model(), its type kept in value_info) when
   // every node reading it has a packed copy: the states then stand in for it.
   std::map<std::string, PackedState> packed_states() const;
+  // What each step of planning changed, in order.
+  const std::vector<PassReport>& pass_reports() const;
   // Per-operator timings accumulated since enable_profiling(true).
   void enable_profiling(bool on);
   std::vector<OperatorProfile> profile() const;

@@ -8,7 +8,7 @@
 namespace detrq::runtime::kernels {
 
 std::unique_ptr<Kernel> make_matmul_kernel(const onnx::Node& node, int opset);
-// com.detrq FusedMatMul: MatMul + bias + activation (runtime/fusion.h makes these nodes).
+// com.detrq FusedMatMul: MatMul + bias + activation (runtime/passes/fuse_matmul_epilogue.cpp makes these nodes).
 std::unique_ptr<Kernel> make_fused_matmul_kernel(const onnx::Node& node, int opset);
 // com.detrq AttentionSoftmax: MatMul + Softmax(last axis) + MatMul.
 std::unique_ptr<Kernel> make_attention_kernel(const onnx::Node& node, int opset);

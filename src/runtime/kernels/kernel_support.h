@@ -1,7 +1,9 @@
-// Shared plumbing for the elementwise, shape and reduction kernels: attribute access,
-// dtype dispatch (with half types), axis handling, constant-input reading and multidirectional broadcasting.
+// The one header of plumbing every kernel shares: errors that name the node, attribute access, dtype
+// dispatch (with half types), axis handling, constant-input reading, multidirectional broadcasting,
+// and the window geometry (auto_pad arithmetic) of Conv and the pooling operators.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -111,7 +113,8 @@ void require_dtype(const onnx::Node& node, const char* what, DType dtype, const 
 const std::vector<DType>& numeric_dtypes();
 const std::vector<DType>& float_dtypes();
 
-// Resolves a possibly negative axis against `rank`, refusing out-of-range values.
+// Resolves a possibly negative axis against `rank` into [0, rank), refusing out-of-range values naming
+// the node.
 int64_t normalize_axis(const onnx::Node& node, int64_t axis, int64_t rank);
 
 // Values of a constant int32/int64 tensor (an axes, shape, starts... input) as int64.
@@ -149,6 +152,97 @@ class BroadcastPlan {
   std::vector<int64_t> outer_dims_;                   // merged outer dims, slowest first
   std::vector<std::vector<int64_t>> outer_strides_;  // per input, per outer dim
 };
+
+using core::shape_numel;
+using core::shape_to_string;
+
+[[noreturn]] inline void fail_node(const onnx::Node& node, const std::string& what, const std::string& hint = {}) {
+  throw_invalid(node.describe(), what, hint);
+}
+[[noreturn]] inline void unsupported_node(const onnx::Node& node, const std::string& what,
+                                          const std::string& hint = {}) {
+  throw_unsupported(node.describe(), what, hint);
+}
+
+inline int64_t product(const Shape& shape, std::size_t begin, std::size_t end) {
+  int64_t p = 1;
+  for (std::size_t i = begin; i < end && i < shape.size(); ++i) p *= shape[i];
+  return p;
+}
+
+inline void require_inputs(const InferContext& ctx, std::size_t min_count) {
+  for (std::size_t i = 0; i < min_count; ++i) {
+    if (!ctx.input_present(i)) fail_node(ctx.node, "input " + std::to_string(i) + " is missing");
+  }
+}
+
+inline void require_dtype(const onnx::Node& node, const TensorType& t, std::initializer_list<DType> allowed,
+                          const std::string& what) {
+  for (DType d : allowed) {
+    if (t.dtype == d) return;
+  }
+  std::string names;
+  for (DType d : allowed) names += std::string(names.empty() ? "" : ", ") + core::dtype_name(d);
+  unsupported_node(node, what + " has dtype " + core::dtype_name(t.dtype), "supported: " + names);
+}
+
+// Spatial geometry of a sliding-window operator (Conv, MaxPool) for one spatial axis.
+struct WindowAxis {
+  int64_t in = 0, kernel = 1, stride = 1, dilation = 1, pad_begin = 0, pad_end = 0, out = 0;
+};
+
+// Resolves kernel/stride/dilation/pads/auto_pad into per-axis geometry (ONNX's formulas, with
+// PyTorch's rule that a ceil_mode window may not start inside the end padding).
+inline std::vector<WindowAxis> window_geometry(const onnx::Node& node, const Shape& spatial_in,
+                                               const std::vector<int64_t>& kernel, bool ceil_mode) {
+  const std::size_t n = spatial_in.size();
+  if (kernel.size() != n) {
+    fail_node(node, "kernel_shape has " + std::to_string(kernel.size()) + " values for " + std::to_string(n) +
+                        " spatial dimensions");
+  }
+  std::vector<int64_t> strides = node.attr_ints("strides", std::vector<int64_t>(n, 1));
+  std::vector<int64_t> dilations = node.attr_ints("dilations", std::vector<int64_t>(n, 1));
+  std::vector<int64_t> pads = node.attr_ints("pads", std::vector<int64_t>(2 * n, 0));
+  if (strides.size() != n || dilations.size() != n || pads.size() != 2 * n) {
+    fail_node(node, "strides, dilations or pads do not match the " + std::to_string(n) + " spatial dimensions");
+  }
+  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  std::vector<WindowAxis> axes(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    WindowAxis& a = axes[i];
+    a.in = spatial_in[i];
+    a.kernel = kernel[i];
+    a.stride = strides[i];
+    a.dilation = dilations[i];
+    if (a.kernel < 1 || a.stride < 1 || a.dilation < 1) fail_node(node, "kernel, strides and dilations must be >= 1");
+    const int64_t extent = (a.kernel - 1) * a.dilation + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      a.out = (a.in + a.stride - 1) / a.stride;
+      const int64_t total = std::max<int64_t>(0, (a.out - 1) * a.stride + extent - a.in);
+      a.pad_begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      a.pad_end = total - a.pad_begin;
+    } else if (auto_pad == "VALID") {
+      a.out = a.in >= extent ? (a.in - extent) / a.stride + 1 : 0;
+    } else if (auto_pad == "NOTSET") {
+      a.pad_begin = pads[i];
+      a.pad_end = pads[i + n];
+      if (a.pad_begin < 0 || a.pad_end < 0) fail_node(node, "negative pads are not allowed");
+      const int64_t span = a.in + a.pad_begin + a.pad_end - extent;
+      if (span < 0) {
+        a.out = 0;
+      } else if (ceil_mode) {
+        a.out = (span + a.stride - 1) / a.stride + 1;
+        if ((a.out - 1) * a.stride >= a.in + a.pad_begin) --a.out;
+      } else {
+        a.out = span / a.stride + 1;
+      }
+    } else {
+      fail_node(node, "unknown auto_pad '" + auto_pad + "'", "use NOTSET, SAME_UPPER, SAME_LOWER or VALID");
+    }
+    if (a.out <= 0) fail_node(node, "the window does not fit the input (output size would be empty)");
+  }
+  return axes;
+}
 
 // A grain (elements per chunk) that keeps per-chunk overhead small for memory-bound loops.
 inline constexpr int64_t kElementwiseGrain = 32768;

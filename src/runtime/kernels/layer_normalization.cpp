@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
-#include "runtime/kernels/compute_util.h"
+#include "runtime/kernels/kernel_support.h"
 
 namespace detrq::runtime::kernels {
 namespace {
@@ -53,7 +53,7 @@ class LayerNormalizationKernel final : public Kernel {
     require_dtype(node_, x, {DType::kFloat32, DType::kFloat64}, "input X");
     const int rank = static_cast<int>(x.shape.size());
     if (rank == 0) fail_node(node_, "X must have rank >= 1");
-    const int axis = normalize_axis(node_, axis_attr_, rank);
+    const int axis = static_cast<int>(normalize_axis(node_, axis_attr_, rank));
     rows_ = product(x.shape, 0, static_cast<std::size_t>(axis));
     size_ = product(x.shape, static_cast<std::size_t>(axis), x.shape.size());
     for (std::size_t i = 1; i < 3; ++i) {

@@ -6,7 +6,6 @@
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
-#include "runtime/kernels/compute_util.h"
 #include "runtime/kernels/gemm.h"
 #include "runtime/kernels/requantize.h"
 #include "runtime/kernels/kernel_support.h"
@@ -88,7 +87,7 @@ void matmul_reference(const MatMulGeometry& g, const T* a, const T* b, T* c) {
   }
 }
 
-// MatMul, and com.detrq FusedMatMul (runtime/fusion.h): the same product followed by a bias per
+// MatMul, and com.detrq FusedMatMul (runtime/passes/fuse_matmul_epilogue.cpp): the same product followed by a bias per
 // column (input 2), an optional activation, an optional scale per column (input 3) and an optional
 // residual added last (input 4), applied by the GEMM to each finished tile. A residual of the product's
 // shape is added on registers; one that broadcasts (the output then has the broadcast shape) is added
@@ -303,7 +302,7 @@ class MatMulKernel final : public Kernel {
   std::vector<SgemmItem> items_;
 };
 
-// com.detrq AttentionSoftmax (runtime/fusion.h): Y = softmax(Q x K, last axis) x V, with numpy
+// com.detrq AttentionSoftmax (runtime/passes/fuse_attention.cpp): Y = softmax(Q x K, last axis) x V, with numpy
 // broadcasting of the batch axes as the three nodes it replaces had. Work items are blocks of rows of
 // one batch entry: the block's scores are computed into storage of the thread, exponentiated in place
 // and multiplied by V while they are still in cache; the softmax division is applied to the product.

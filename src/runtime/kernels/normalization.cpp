@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
-#include "runtime/kernels/compute_util.h"
+#include "runtime/kernels/kernel_support.h"
 
 namespace detrq::runtime::kernels {
 namespace {

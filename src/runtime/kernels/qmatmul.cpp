@@ -15,7 +15,6 @@
 #include "runtime/kernels/int8_scratch.h"
 #include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/requantize.h"
-#include "runtime/kernels/compute_util.h"
 #include "runtime/kernels/quantization.h"
 
 namespace detrq::runtime::kernels {

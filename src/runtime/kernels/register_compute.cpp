@@ -1,6 +1,7 @@
 // Registers the compute kernels (each kernel lives in its own file beside this one).
 #include "runtime/kernels/compute_kernels.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/internal_domain.h"
 
 namespace detrq::runtime::kernels {
 
@@ -8,8 +9,8 @@ void register_compute_kernels(KernelRegistry& registry) {
   // One implementation covers each operator's versions from the first listed here; the kernels read
   // the opset where semantics changed (Softmax's axis at 13, Gemm's optional C at 11).
   registry.add("", "MatMul", 1, make_matmul_kernel);
-  registry.add("com.detrq", "FusedMatMul", 1, make_fused_matmul_kernel);
-  registry.add("com.detrq", "AttentionSoftmax", 1, make_attention_kernel);
+  registry.add(kInternalDomain, "FusedMatMul", 1, make_fused_matmul_kernel);
+  registry.add(kInternalDomain, "AttentionSoftmax", 1, make_attention_kernel);
   registry.add("", "Gemm", 7, make_gemm_kernel);
   registry.add("", "Conv", 1, make_conv_kernel);
   registry.add("", "LayerNormalization", 17, make_layer_normalization_kernel);

@@ -1,6 +1,7 @@
 // Registers the quantization kernels (each kernel lives in its own file beside this one).
 #include "runtime/kernels/kernels.h"
 #include "runtime/kernels/quantization.h"
+#include "runtime/internal_domain.h"
 
 namespace detrq::runtime::kernels {
 
@@ -10,10 +11,11 @@ void register_quantization_kernels(KernelRegistry& registry) {
     registry.add("", "QuantizeLinear", since, make_quantize_linear);
     registry.add("", "DequantizeLinear", since, make_dequantize_linear);
   }
-  // Internal: only the Session's Q/DQ fusion makes these nodes (see runtime/qdq_fusion.h).
-  registry.add("com.detrq", "QMatMulF", 1, make_qmatmul_f);
-  registry.add("com.detrq", "QConvF", 1, make_qconv_f);
-  registry.add("com.detrq", "QAttentionSoftmax", 1, make_qattention_softmax);  // runtime/qdq_attention_fusion.h
+  // Internal: only the Session's Q/DQ passes make these nodes (runtime/passes/fuse_qdq_matmul.cpp,
+  // fuse_qdq_conv.cpp, qdq_attention_fusion.cpp).
+  registry.add(kInternalDomain, "QMatMulF", 1, make_qmatmul_f);
+  registry.add(kInternalDomain, "QConvF", 1, make_qconv_f);
+  registry.add(kInternalDomain, "QAttentionSoftmax", 1, make_qattention_softmax);
 }
 
 }  // namespace detrq::runtime::kernels

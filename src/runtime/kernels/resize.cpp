@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
-#include "runtime/kernels/compute_util.h"
+#include "runtime/kernels/kernel_support.h"
 
 namespace detrq::runtime::kernels {
 namespace {
@@ -104,7 +104,7 @@ class ResizeKernel final : public Kernel {
     if (axes.empty()) {
       for (std::size_t i = 0; i < rank; ++i) axes.push_back(static_cast<int64_t>(i));
     }
-    for (int64_t& a : axes) a = normalize_axis(node_, a, static_cast<int>(rank));
+    for (int64_t& a : axes) a = normalize_axis(node_, a, static_cast<int64_t>(rank));
     scales_.assign(rank, 1.0);
     Shape out = x.shape;
     if (scales_t) {

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "runtime/kernels/compute_kernels.h"
-#include "runtime/kernels/compute_util.h"
+#include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/vector_math.h"
 
 namespace detrq::runtime::kernels {
@@ -38,7 +38,7 @@ class SoftmaxKernel final : public Kernel {
       outer_ = inner_ = len_ = 1;
       return {x};
     }
-    const int axis = normalize_axis(node_, axis_attr_, rank);
+    const int axis = static_cast<int>(normalize_axis(node_, axis_attr_, rank));
     if (opset_ >= 13) {
       outer_ = product(x.shape, 0, static_cast<std::size_t>(axis));
       len_ = x.shape[static_cast<std::size_t>(axis)];

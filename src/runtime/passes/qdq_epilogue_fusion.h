@@ -1,4 +1,4 @@
-// Requantizing epilogues: the pass after fuse_qdq that folds what follows a QMatMulF into it, so int8
+// Requantizing epilogues: the pass after fuse-qdq-matmul that folds what follows a QMatMulF into it, so int8
 // stays int8 from layer to layer (internal to runtime).
 #pragma once
 

@@ -1,4 +1,4 @@
-// Q/DQ attention: the pass after fuse_qdq that turns attention whose probabilities are quantized into
+// Q/DQ attention: the pass after fuse-qdq-matmul that turns attention whose probabilities are quantized into
 // one com.detrq AttentionSoftmax that quantizes them on the fly (internal to runtime).
 #pragma once
 

@@ -1,13 +1,14 @@
 // Requantizing epilogues for QMatMulF (see qdq_epilogue_fusion.h).
-#include "runtime/qdq_epilogue_fusion.h"
+#include "runtime/passes/qdq_epilogue_fusion.h"
+#include "runtime/passes/pass.h"
 
 #include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
 
-#include "runtime/qdq_fusion.h"
-#include "runtime/qdq_graph_index.h"
+#include "runtime/internal_domain.h"
+#include "runtime/passes/qdq_graph_index.h"
 
 namespace detrq::runtime {
 namespace {
@@ -129,3 +130,18 @@ std::size_t fuse_qmatmul_epilogues(onnx::Graph& graph, const std::set<std::strin
 }
 
 }  // namespace detrq::runtime
+
+namespace detrq::runtime::passes {
+
+// Pass "fuse-qmatmul-epilogue": written over onnx::Graph with its own index (qdq_graph_index.h), so it edits the graph
+// directly and the editor re-indexes after it.
+PassChanges fuse_qmatmul_epilogue(PassContext& ctx) {
+  PassChanges changes;
+  const std::size_t before = ctx.graph.live_count();
+  ctx.graph.edit_directly([&](onnx::Graph& graph) { changes.rewritten = runtime::fuse_qmatmul_epilogues(graph, ctx.keep); });
+  changes.fused = before - ctx.graph.live_count();
+  if (changes.rewritten > 0) import_internal_domain(ctx.model);
+  return changes;
+}
+
+}  // namespace detrq::runtime::passes

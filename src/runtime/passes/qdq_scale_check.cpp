@@ -1,5 +1,6 @@
 // Q/DQ scale check (see qdq_scale_check.h).
-#include "runtime/qdq_scale_check.h"
+#include "runtime/passes/qdq_scale_check.h"
+#include "runtime/passes/pass.h"
 
 #include <cmath>
 #include <string>
@@ -30,3 +31,13 @@ void check_qdq_scales(const onnx::Graph& graph) {
 }
 
 }  // namespace detrq::runtime
+
+namespace detrq::runtime::passes {
+
+// Pass "check-qdq-scales": reads only.
+PassChanges check_qdq_scales(PassContext& ctx) {
+  runtime::check_qdq_scales(ctx.graph.graph());
+  return {};
+}
+
+}  // namespace detrq::runtime::passes

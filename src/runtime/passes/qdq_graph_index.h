@@ -1,4 +1,4 @@
-// Who reads and writes each tensor of a graph, for the Q/DQ passes that follow fuse_qdq (internal to
+// Who reads and writes each tensor of a graph, for the Q/DQ passes that follow fuse-qdq-matmul (internal to
 // runtime): qdq_epilogue_fusion.cpp and qdq_attention_fusion.cpp.
 #pragma once
 

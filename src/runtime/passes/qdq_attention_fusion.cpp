@@ -1,12 +1,13 @@
 // Q/DQ attention fusion (see qdq_attention_fusion.h).
-#include "runtime/qdq_attention_fusion.h"
+#include "runtime/passes/qdq_attention_fusion.h"
+#include "runtime/passes/pass.h"
 
 #include <cstring>
 #include <optional>
 #include <vector>
 
-#include "runtime/fusion.h"
-#include "runtime/qdq_graph_index.h"
+#include "runtime/internal_domain.h"
+#include "runtime/passes/qdq_graph_index.h"
 
 namespace detrq::runtime {
 namespace {
@@ -120,7 +121,7 @@ std::size_t fuse_qdq_attention(onnx::Graph& graph, const std::set<std::string>& 
     onnx::Node fused;
     fused.name = qk.name;
     fused.op_type = "AttentionSoftmax";
-    fused.domain = kDetrqDomain;
+    fused.domain = kInternalDomain;
     fused.inputs = {qk.inputs[0], qk.inputs[1], graph.nodes[*pv].inputs[1]};
     fused.outputs = graph.nodes[*pv].outputs;
     set_probability_grid(g, graph.nodes[*q], fused);
@@ -147,3 +148,18 @@ std::size_t fuse_qdq_attention(onnx::Graph& graph, const std::set<std::string>& 
 }
 
 }  // namespace detrq::runtime
+
+namespace detrq::runtime::passes {
+
+// Pass "fuse-qdq-attention": written over onnx::Graph with its own index (qdq_graph_index.h), so it edits the graph
+// directly and the editor re-indexes after it.
+PassChanges fuse_qdq_attention(PassContext& ctx) {
+  PassChanges changes;
+  const std::size_t before = ctx.graph.live_count();
+  ctx.graph.edit_directly([&](onnx::Graph& graph) { changes.rewritten = runtime::fuse_qdq_attention(graph, ctx.keep, ctx.model.opset("")); });
+  changes.fused = before - ctx.graph.live_count();
+  if (changes.rewritten > 0) import_internal_domain(ctx.model);
+  return changes;
+}
+
+}  // namespace detrq::runtime::passes

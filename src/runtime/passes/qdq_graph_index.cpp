@@ -1,5 +1,5 @@
 // The tensor index of the Q/DQ passes (see qdq_graph_index.h).
-#include "runtime/qdq_graph_index.h"
+#include "runtime/passes/qdq_graph_index.h"
 
 namespace detrq::runtime {
 
