@@ -11,12 +11,19 @@
 # fresh system reaches the same package registries as the host; nothing else of the host's is.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+# It runs for an hour while the checkout may change: bash reads a script as it goes, so run from a copy.
+if [[ -z ${DETRQ_FRESH_REPO:-} ]]; then
+  copy=$(mktemp /tmp/check-fresh-debian.XXXXXX)
+  cp "$0" "$copy"
+  DETRQ_FRESH_REPO=$(cd "$(dirname "$0")/.." && pwd) exec bash "$copy" "$@"
+fi
+rm -f "$0"
+repo=$DETRQ_FRESH_REPO
 shared=$(dirname "$repo")/shared
 cache=${DETRQ_FRESH_CACHE:-/var/cache/detrq-fresh-debian}
 mirror=${DETRQ_FRESH_MIRROR:-http://deb.debian.org/debian}
 mode=${1:-all}
-case "$mode" in all | --demo | --cache) ;; *) echo "usage: $0 [--demo | --cache]" >&2; exit 2 ;; esac
+case "$mode" in all | --demo | --cache) ;; *) echo "usage: scripts/check-fresh-debian.sh [--demo | --cache]" >&2; exit 2 ;; esac
 if [[ $(id -u) -ne 0 ]]; then
   echo "check-fresh-debian: error: needs root (debootstrap, chroot and mounts): run it with sudo" >&2
   exit 2
@@ -93,11 +100,15 @@ run_inside() {
   say "running $command in a fresh bookworm at ${head:0:12} (log: $log)"
   start=$(date +%s)
   chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 TERM=dumb "${pip_env[@]}" bash -c "cd /src/detrq && $command" >"$log" 2>&1 || rc=$?
+    LANG=C.UTF-8 TERM=dumb "${pip_env[@]}" bash -c "cd /src/detrq && $command; rc=\$?; times; exit \$rc" >"$log" 2>&1 ||
+    rc=$?
   local seconds=$(($(date +%s) - start))
   local verdict=passed
   ((rc == 0)) || { verdict="FAILED (exit $rc)"; tail -30 "$log" >&2; }
-  results+=("$(printf '%-16s %-18s %dm%02ds' "$command" "$verdict" $((seconds / 60)) $((seconds % 60)))")
+  # `times`' last line: the CPU time of everything the command ran (the wall time depends on the machine's load).
+  local cpu
+  cpu=$(tail -1 "$log" | awk '{print "cpu " $1 " user + " $2 " system"}')
+  results+=("$(printf '%-16s %-18s %dm%02ds wall, %s' "$command" "$verdict" $((seconds / 60)) $((seconds % 60)) "$cpu")")
   say "${results[-1]}"
   return "$rc"
 }
@@ -105,7 +116,7 @@ status=0
 run_inside scripts/demo.sh || status=1
 if [[ $mode == all ]]; then run_inside scripts/test.sh || status=1; fi
 
-echo "fresh Debian 12 (bookworm, $(nproc) cores), detrq ${head:0:12}:"
+echo "fresh Debian 12 (bookworm, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)), detrq ${head:0:12}:"
 printf '  %s\n' "${results[@]}"
 grep -h '^demo: ' "$cache/demo.log" | sed 's/^/  /' || true
 exit "$status"
