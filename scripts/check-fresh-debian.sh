@@ -83,6 +83,9 @@ git clone -q --no-local "$repo" "$root/src/detrq"
 git -C "$root/src/detrq" checkout -q --detach "$head"
 [[ -d $shared ]] && cp -a "$shared" "$root/src/shared"
 
+# The tree bound onto itself first: a real machine's / is a mount point, which `unshare --mount` (the install
+# test hides the source tree with it) needs.
+mount --bind "$root" "$root" && mounts+=("$root")
 for m in proc sys dev dev/pts; do
   case $m in
     proc) mount -t proc proc "$root/proc" ;;
