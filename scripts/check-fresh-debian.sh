@@ -5,6 +5,7 @@
 #   scripts/check-fresh-debian.sh            demo, then the test suite
 #   scripts/check-fresh-debian.sh --demo     the demo only
 #   scripts/check-fresh-debian.sh --cache    only make the cached bookworm tree
+#   DETRQ_FRESH_SHARED=DIR                   the ../shared to put beside the clone (default: ../shared)
 # The bare bookworm tree is cached as a tarball ($DETRQ_FRESH_CACHE, default /var/cache/detrq-fresh-debian);
 # everything else is made anew on every run and removed at the end ($DETRQ_FRESH_KEEP=1 keeps it).
 # The host's apt sources and proxy/auth settings, CA certificates and pip configuration are copied in, so the
@@ -19,7 +20,9 @@ if [[ -z ${DETRQ_FRESH_REPO:-} ]]; then
 fi
 rm -f "$0"
 repo=$DETRQ_FRESH_REPO
-shared=$(dirname "$repo")/shared
+# The team's reference folder, beside the clone as CI has it ($DETRQ_FRESH_SHARED: where it is here, for a
+# checkout that is a git worktree somewhere else).
+shared=${DETRQ_FRESH_SHARED:-$(dirname "$repo")/shared}
 cache=${DETRQ_FRESH_CACHE:-/var/cache/detrq-fresh-debian}
 mirror=${DETRQ_FRESH_MIRROR:-http://deb.debian.org/debian}
 mode=${1:-all}
@@ -81,7 +84,11 @@ fi
 head=$(git -C "$repo" rev-parse HEAD)
 git clone -q --no-local "$repo" "$root/src/detrq"
 git -C "$root/src/detrq" checkout -q --detach "$head"
-[[ -d $shared ]] && cp -a "$shared" "$root/src/shared"
+if [[ -d $shared ]]; then
+  cp -a "$shared" "$root/src/shared"
+else
+  say "warning: no $shared (set DETRQ_FRESH_SHARED): the tests that need ../shared will skip"
+fi
 
 # The tree bound onto itself first: a real machine's / is a mount point, which `unshare --mount` (the install
 # test hides the source tree with it) needs.
