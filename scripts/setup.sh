@@ -28,7 +28,8 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  # No `| grep -q`: under pipefail, grep quitting early can kill dpkg-query with SIGPIPE.
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}" >&2

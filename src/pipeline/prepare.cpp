@@ -4,11 +4,13 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 
@@ -108,16 +110,25 @@ struct Resolved {
   bool export_needed = false;
   std::string export_skip_reason;
   fs::path calibration_images;
+  std::string calibration_source;  // as the model card names it: shipped sets by their name, not their path
   bool download = true;
   std::string download_skip_reason;
   fs::path eval_images;
   fs::path eval_annotations;
+  std::string eval_name;
 };
+
+std::string shipped_folder_name() {
+  const fs::path dir = shipped_data_dir();
+  return dir.empty() ? std::string("share/detrq beside the detrq executable (not there)") : dir.string();
+}
 
 Resolved resolve(const PrepareOptions& o) {
   Resolved r;
   r.work = o.work_dir;
-  const bool asked_for_export = !o.model_variant.empty() || !o.checkpoint.empty();
+  // The shipped model is the default only without --hf-repo: what is published is what the seed pipeline
+  // publishes, RF-DETR exported from PyTorch (--model-variant small unless told otherwise).
+  const bool asked_for_export = !o.model_variant.empty() || !o.checkpoint.empty() || !o.hf_repo.empty();
   const bool shipped = o.onnx.empty() && !asked_for_export && !o.skip_export;
   if (!o.onnx.empty()) {
     r.model = o.onnx;
@@ -128,8 +139,8 @@ Resolved resolve(const PrepareOptions& o) {
   } else if (shipped) {
     r.model = find_shipped_file(kShippedModel);
     if (r.model.empty()) {
-      throw Error(ErrorKind::kUsage, kShippedModel, "the shipped model was not found",
-                  "run from the detrq checkout, or pass --onnx PATH or --model-variant small");
+      throw Error(ErrorKind::kIo, kShippedModel, "the shipped model was not found in " + shipped_folder_name(),
+                  "reinstall detrq, or pass --onnx PATH or --model-variant small");
     }
     r.export_skip_reason = std::string("using the model the project ships, ") + kShippedModel;
   } else {
@@ -140,15 +151,21 @@ Resolved resolve(const PrepareOptions& o) {
   const bool download_asked = !o.calibration_base_url.empty() || !o.calibration_ids.empty();
   if (!o.calibration_dir.empty()) {
     r.calibration_images = o.calibration_dir;
+    r.calibration_source = o.calibration_dir.string();
     r.download = false;
     r.download_skip_reason = "--calibration-dir given";
   } else if (shipped && !download_asked) {
     r.calibration_images = find_shipped_file(kShippedCalibration);
-    if (r.calibration_images.empty()) throw Error(ErrorKind::kUsage, kShippedCalibration, "the shipped calibration images were not found");
+    if (r.calibration_images.empty()) {
+      throw Error(ErrorKind::kIo, kShippedCalibration, "the shipped calibration images were not found in " + shipped_folder_name(),
+                  "reinstall detrq, or pass --calibration-dir DIR");
+    }
+    r.calibration_source = kShippedCalibration;
     r.download = false;
     r.download_skip_reason = std::string("using the calibration images the project ships, ") + kShippedCalibration;
   } else {
     r.calibration_images = r.work / "calibration_images";
+    r.calibration_source = r.calibration_images.string();
     if (o.skip_calibration_download) {
       r.download = false;
       r.download_skip_reason = "--skip-calibration-download";
@@ -158,26 +175,90 @@ Resolved resolve(const PrepareOptions& o) {
   if (!o.eval_annotations.empty()) {
     r.eval_annotations = o.eval_annotations;
     r.eval_images = o.eval_images.empty() ? o.eval_annotations.parent_path() : o.eval_images;
+    r.eval_name = r.eval_images.string();
   } else if (shipped) {
     const fs::path val = find_shipped_file(kShippedValidation);
     if (!val.empty() && fs::exists(val / "instances.json")) {
       r.eval_images = val;
       r.eval_annotations = val / "instances.json";
+      r.eval_name = kShippedValidation;
     }
   }
   return r;
 }
 
-}  // namespace
-
-fs::path find_shipped_file(const fs::path& relative) {
-  if (fs::exists(relative)) return relative;
-#ifdef DETRQ_SOURCE_TREE
-  const fs::path in_source = fs::path(DETRQ_SOURCE_TREE) / relative;
-  if (fs::exists(in_source)) return in_source;
-#endif
-  return {};
+// The Python the export runs under: `uv run` when uv is on PATH (as the export itself), else python3.
+std::vector<std::string> python_command() {
+  if (on_path("uv")) return {"uv", "run", "python"};
+  return {"python3"};
 }
+
+// Which of the export's Python packages that Python has, found without importing them (importing torch
+// takes seconds): "torch installed, rfdetr not installed, ...", or why it could not be asked.
+std::string export_packages_status(const std::vector<std::string>& python) {
+  static const std::array<const char*, 3> kPackages = {"torch", "rfdetr", "transformers"};
+  std::vector<std::string> argv = python;
+  argv.insert(argv.end(), {"-c", "import importlib.util as u, sys\n"
+                                 "sys.exit(sum(1 << i for i, m in enumerate(sys.argv[1:]) if u.find_spec(m) is None))"});
+  for (const char* p : kPackages) argv.emplace_back(p);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t quiet;
+  posix_spawn_file_actions_init(&quiet);
+  posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&quiet, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, args[0], &quiet, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&quiet);
+  if (spawned != 0) return python.front() + " not found";
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) >= (1 << kPackages.size())) return "could not ask " + join_command(python);
+  std::string out;
+  for (std::size_t i = 0; i < kPackages.size(); ++i) {
+    const bool missing = (WEXITSTATUS(status) >> i) & 1;
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", kPackages[i], missing ? "NOT installed" : "installed");
+  }
+  return out;
+}
+
+// Step 1: the PyTorch export to ONNX through scripts/export_onnx.py (shipped beside detrq).
+Step export_step(const PrepareOptions& o, const Resolved& r) {
+  const std::string variant = o.model_variant.empty() ? "small" : o.model_variant;
+  Step s;
+  s.name = "export";
+  s.description = "export RF-DETR " + (o.checkpoint.empty() ? variant : o.checkpoint) +
+                  " from PyTorch to ONNX (input 1x3x512x512, outputs dets and labels)";
+  s.outputs = {r.model};
+  const fs::path script = find_shipped_file("scripts/export_onnx.py");
+  std::vector<std::string> argv = on_path("uv") ? std::vector<std::string>{"uv", "run"} : std::vector<std::string>{"python3"};
+  argv.push_back(script.empty() ? "scripts/export_onnx.py" : script.string());
+  argv.insert(argv.end(), {"--output", r.model.string(), "--model-variant", variant});
+  if (!o.checkpoint.empty()) argv.insert(argv.end(), {"--checkpoint", o.checkpoint});
+  s.parameters = {{"model_variant", variant}, {"checkpoint", o.checkpoint}};
+  s.command = join_command(argv);
+  s.skip = !r.export_needed;
+  s.skip_reason = r.export_skip_reason;
+  if (r.export_needed) {
+    const std::vector<std::string> python = python_command();
+    s.description += "; needs PyTorch with rfdetr or transformers (" + join_command(python) + ": " +
+                     export_packages_status(python) + ")";
+    if (script.empty()) s.description += "; the export script is missing from " + shipped_folder_name();
+  }
+  s.run = [argv, script, model = r.model] {
+    if (script.empty()) {
+      throw Error(ErrorKind::kIo, "scripts/export_onnx.py", "the export script was not found in " + shipped_folder_name(),
+                  "reinstall detrq, or pass --onnx PATH");
+    }
+    if (!model.parent_path().empty()) fs::create_directories(model.parent_path());
+    run_program(argv);
+  };
+  return s;
+}
+
+}  // namespace
 
 std::vector<Step> prepare_steps(const PrepareOptions& o) {
   if (o.hf_repo.empty() && !o.skip_upload) {
@@ -198,29 +279,7 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
   const int threads = o.threads;
   std::vector<Step> steps;
 
-  // 1. Export.
-  {
-    Step s;
-    s.name = "export";
-    s.description = "export the PyTorch checkpoint to ONNX (input 1x3x512x512, outputs dets and labels)";
-    s.outputs = {r.model};
-    const fs::path script = find_shipped_file("scripts/export_onnx.py");
-    std::vector<std::string> argv;
-    if (on_path("uv")) argv = {"uv", "run", script.string()};
-    else argv = {"python3", script.string()};
-    argv.insert(argv.end(), {"--output", r.model.string(), "--model-variant", o.model_variant.empty() ? "small" : o.model_variant});
-    if (!o.checkpoint.empty()) argv.insert(argv.end(), {"--checkpoint", o.checkpoint});
-    s.parameters = {{"model_variant", o.model_variant.empty() ? "small" : o.model_variant}, {"checkpoint", o.checkpoint}};
-    s.command = join_command(argv);
-    s.skip = !r.export_needed;
-    s.skip_reason = r.export_skip_reason;
-    s.run = [argv, script, model = r.model] {
-      if (script.empty()) throw Error(ErrorKind::kUsage, "scripts/export_onnx.py", "the export script was not found", "run from the detrq checkout");
-      if (!model.parent_path().empty()) fs::create_directories(model.parent_path());
-      run_program(argv);
-    };
-    steps.push_back(std::move(s));
-  }
+  steps.push_back(export_step(o, r));
 
   // 2. Calibration images.
   {
@@ -322,12 +381,13 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
     s.skip = !measure;
     s.skip_reason = "no evaluation set (--eval-annotations)";
     s.skipped_outputs_required = false;
-    s.run = [model = r.model, qdq, images = r.eval_images, annotations = r.eval_annotations, accuracy, threads] {
+    s.run = [model = r.model, qdq, images = r.eval_images, annotations = r.eval_annotations, name = r.eval_name, accuracy,
+             threads] {
       EvaluationOptions eo;
       eo.threads = threads;
       const Evaluation fp32 = evaluate_model(model, images, annotations, eo);
       const Evaluation int8 = evaluate_model(qdq, images, annotations, eo);
-      json j = {{"dataset", images.string()},
+      json j = {{"dataset", name},
                 {"images", fp32.images},
                 {"runtime", std::string("detrq ") + DETRQ_VERSION + " CPU runtime"},
                 {"fp32", metrics_json(fp32.metrics)},
@@ -357,7 +417,7 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
       info.calibration_method = quant::method_name(method);
       describe_run(info, table, r.model);  // images calibrate used, shapes the model declares
       info.calibration_source = r.download ? (o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url)
-                                           : r.calibration_images.string();
+                                           : r.calibration_source;
       info.detrq_version = DETRQ_VERSION;
       const json calibration = json::parse(core::read_file(table), nullptr, false);
       if (calibration.is_object() && calibration.contains("int8_mac_share")) {

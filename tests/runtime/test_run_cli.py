@@ -306,3 +306,58 @@ def test_cpu_features_narrow_the_target(tmp_path):
     r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o", "--cpu-features",
               "avx1024")
     assert r.returncode == 2 and "unknown CPU feature 'avx1024'" in r.stderr, r.stderr
+
+NODE_TESTS = "/usr/share/libonnx-testdata/data/node"
+
+
+def node_test(name):
+    folder = os.path.join(NODE_TESTS, name)
+    if not os.path.isdir(folder):
+        pytest.skip(f"{folder}: Debian's libonnx-testdata is not installed (scripts/setup.sh installs it)")
+    return folder
+
+
+def reference(folder, index=0):
+    proto = TensorProto()
+    with open(os.path.join(folder, "test_data_set_0", f"output_{index}.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return numpy_helper.to_array(proto)
+
+
+def test_graph_without_inputs_runs_with_no_input_flag(tmp_path):
+    folder = node_test("test_constant")
+    model = onnx.load(os.path.join(folder, "model.onnx"))
+    assert len(model.graph.input) == 0
+    r = detrq("run", os.path.join(folder, "model.onnx"), "--output-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "out" / f"{model.graph.output[0].name}.npy")
+    np.testing.assert_array_equal(got, reference(folder))
+
+
+@pytest.mark.parametrize("name", ["test_constantofshape_float_ones", "test_constantofshape_int_zeros",
+                                  "test_constantofshape_int_shape_zero"])
+def test_shape_setting_input_given_as_a_constant_runs_without_inputs(tmp_path, name):
+    """ConstantOfShape's only input decides the output's shape: baked into the graph as an initializer, the
+    graph has no inputs left, and must run as it is."""
+    folder = node_test(name)
+    model = onnx.load(os.path.join(folder, "model.onnx"))
+    (shape_input,) = model.graph.input
+    proto = TensorProto()
+    with open(os.path.join(folder, "test_data_set_0", "input_0.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    proto.name = shape_input.name
+    model.graph.initializer.append(proto)
+    del model.graph.input[:]
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    r = detrq("run", tmp_path / "model.onnx", "--output-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    want = reference(folder)
+    got = np.load(tmp_path / "out" / f"{model.graph.output[0].name}.npy")
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_graph_with_inputs_still_needs_them(tmp_path, passthrough):
+    r = detrq("run", passthrough, "--output-dir", tmp_path / "out")
+    assert r.returncode == 3, r.stderr
+    assert "detrq: error: input 'in_float32': is missing" in r.stderr

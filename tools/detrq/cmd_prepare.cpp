@@ -19,10 +19,11 @@ void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptio
   auto eval_annotations = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "prepare", "Maintainer pipeline: export, calibrate, measure and publish an INT8-ready RF-DETR "
-                 "(with no options: on the model and images the project ships)");
+                 "(with --hf-repo: RF-DETR small from PyTorch and 100 COCO val2017 images; without: on the "
+                 "model and images the project ships)");
   cmd->add_option("--hf-repo", o->hf_repo, "Hub repository ORG/NAME to upload to");
   cmd->add_option("--revision", o->revision, "Branch to commit to")->capture_default_str();
-  cmd->add_option("--model-variant", o->model_variant, "RF-DETR variant to export")->check(CLI::IsMember({"small", "base"}));
+  cmd->add_option("--model-variant", o->model_variant, "RF-DETR variant to export (default small)")->check(CLI::IsMember({"small", "base"}));
   cmd->add_option("--checkpoint", o->checkpoint, "Export from this checkpoint (path or Hub id)");
   cmd->add_option("--onnx", *onnx, "Use this FP32 ONNX model instead of exporting");
   cmd->add_option("--work-dir", *work, "Folder for every file the pipeline makes")->capture_default_str();
@@ -57,8 +58,9 @@ void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptio
           nlohmann::json inputs = nlohmann::json::array(), outputs = nlohmann::json::array();
           for (const auto& p : s.inputs) inputs.push_back(p.string());
           for (const auto& p : s.outputs) outputs.push_back(p.string());
-          j["steps"].push_back({{"name", s.name}, {"status", pipeline::step_outcome_name(r.outcome)}, {"reason", r.reason},
-                                {"seconds", r.seconds}, {"inputs", inputs}, {"outputs", outputs}, {"command", s.command}});
+          j["steps"].push_back({{"name", s.name}, {"description", s.description}, {"status", pipeline::step_outcome_name(r.outcome)},
+                                {"reason", r.reason}, {"seconds", r.seconds}, {"inputs", inputs}, {"parameters", s.parameters},
+                                {"outputs", outputs}, {"command", s.command}});
         }
         std::printf("%s\n", j.dump(2).c_str());
       } else {

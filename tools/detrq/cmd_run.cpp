@@ -40,8 +40,9 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("model", args->model, "ONNX model file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--input", args->inputs, "NAME=FILE (.npy, .pb TensorProto, or raw float32 .bin in the model's shape)")
-      ->required();
+  // Not required: a graph without inputs (constants only, or every input baked in as an initializer) runs as is.
+  cmd->add_option("--input", args->inputs,
+                  "NAME=FILE (.npy, .pb TensorProto, or raw float32 .bin in the model's shape), one per model input");
   cmd->add_option("--output-dir", args->output_dir, "Folder for the outputs, one <name>.npy each")->required();
   cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");

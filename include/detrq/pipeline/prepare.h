@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "detrq/pipeline/shipped_files.h"
 #include "detrq/pipeline/step_runner.h"
 
 namespace detrq::pipeline {
@@ -41,16 +42,14 @@ struct PrepareOutcome {
   std::string description;  // the dry-run text (steps with their status)
 };
 
-// The steps `options` asks for, with every default resolved. With nothing given (no --onnx, no
-// --model-variant, no --checkpoint) the pipeline runs on what the project ships: models/rfdetr_shapes.onnx,
-// calibration images data/shapes_calib, accuracy on data/shapes_val.
+// The steps `options` asks for, with every default resolved. With nothing given (no --hf-repo, --onnx,
+// --model-variant or --checkpoint) the pipeline runs on what the project ships (shipped_files.h):
+// models/rfdetr_shapes.onnx, calibration images data/shapes_calib, accuracy on data/shapes_val. With --hf-repo
+// the defaults are the seed pipeline's: RF-DETR small exported by scripts/export_onnx.py, 100 COCO val2017
+// calibration images.
 std::vector<Step> prepare_steps(const PrepareOptions& options);
 
 // Runs (or describes) the pipeline; state in <work_dir>/.detrq-state.json.
 PrepareOutcome run_prepare(const PrepareOptions& options);
-
-// A file the project ships (models/..., data/..., scripts/...), looked up in the working directory first,
-// then in the source tree detrq was built from; empty when neither has it.
-std::filesystem::path find_shipped_file(const std::filesystem::path& relative);
 
 }  // namespace detrq::pipeline
