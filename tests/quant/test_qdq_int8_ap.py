@@ -1,7 +1,10 @@
 """Faithful integer execution on the trained model: detrq running an all-INT8 Q/DQ file of
 models/rfdetr_shapes.onnx (every MatMul, Conv and attention product quantized: `calibrate --no-detr-defaults`)
-reaches the same COCO AP on data/shapes_val as onnxruntime running the same file, within 0.1 AP point, while
-the int8 paths (requantizing epilogues, int8 attention) are in use."""
+reaches the same COCO AP on data/shapes_val as onnxruntime running the same file as ONNX defines it (graph
+optimizations off, so Q/DQ pairs dequantize and products run in float), within 0.1 AP point, while the int8
+paths (requantizing epilogues, int8 attention) are in use. Not against onnxruntime's optimized run: its own
+int8 kernels round differently, and on this file it is 0.11 AP point from its own unoptimized run (0.6882 vs
+0.6871), one-step flips that the encoder compounds and the two-stage TopK turns into other proposals."""
 import json
 import os
 import subprocess
@@ -37,7 +40,7 @@ def test_all_int8_file_gets_onnxruntimes_ap_within_a_tenth_of_a_point(tmp_path):
                           check=True, capture_output=True, text=True, timeout=1200)
     ap_detrq = json.loads(mine.stdout)["results"][0]["metrics"]["AP"]
     theirs = subprocess.run([sys.executable, EVAL, "--model", qdq, "--images", VAL, "--annotations", annotations,
-                             "--json"], check=True, capture_output=True, text=True, timeout=1200)
+                             "--as-defined", "--json"], check=True, capture_output=True, text=True, timeout=1200)
     ap_ort = json.loads(theirs.stdout.strip().splitlines()[-1])["AP"]
     assert abs(ap_detrq - ap_ort) <= 0.001, (ap_detrq, ap_ort)
     assert ap_ort > 0.5, ap_ort  # the file is a working detector (FP32: 0.687), so the comparison means something
