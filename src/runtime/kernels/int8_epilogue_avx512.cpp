@@ -19,7 +19,7 @@ using detail::v16sf;
 using detail::v16si;
 
 __attribute__((target("avx512f,fma"))) inline __m512 gelu16(__m512 x) {
-  return __builtin_bit_cast(__m512, detail::gelu_approx<v16sf, v16si, true>(__builtin_bit_cast(v16sf, x)));
+  return __builtin_bit_cast(__m512, detail::gelu_approx<v16sf, v16si, true>(detail::Lanes<v16sf>{__builtin_bit_cast(v16sf, x)}).v);
 }
 
 // The codes of v as floats: saturate(rint(v / scale) + zp); NaN gives the zero point.
