@@ -151,15 +151,9 @@ std::size_t fuse_qdq_attention(onnx::Graph& graph, const std::set<std::string>& 
 
 namespace detrq::runtime::passes {
 
-// Pass "fuse-qdq-attention": written over onnx::Graph with its own index (qdq_graph_index.h), so it edits the graph
-// directly and the editor re-indexes after it.
+// Pass "fuse-qdq-attention": written over onnx::Graph with its own index (qdq_graph_index.h).
 PassChanges fuse_qdq_attention(PassContext& ctx) {
-  PassChanges changes;
-  const std::size_t before = ctx.graph.live_count();
-  ctx.graph.edit_directly([&](onnx::Graph& graph) { changes.rewritten = runtime::fuse_qdq_attention(graph, ctx.keep, ctx.model.opset("")); });
-  changes.fused = before - ctx.graph.live_count();
-  if (changes.rewritten > 0) import_internal_domain(ctx.model);
-  return changes;
+  return run_graph_fusion(ctx, [&](onnx::Graph& graph) { return runtime::fuse_qdq_attention(graph, ctx.keep, ctx.model.opset("")); });
 }
 
 }  // namespace detrq::runtime::passes

@@ -133,15 +133,9 @@ std::size_t fuse_qmatmul_epilogues(onnx::Graph& graph, const std::set<std::strin
 
 namespace detrq::runtime::passes {
 
-// Pass "fuse-qmatmul-epilogue": written over onnx::Graph with its own index (qdq_graph_index.h), so it edits the graph
-// directly and the editor re-indexes after it.
+// Pass "fuse-qmatmul-epilogue": written over onnx::Graph with its own index (qdq_graph_index.h).
 PassChanges fuse_qmatmul_epilogue(PassContext& ctx) {
-  PassChanges changes;
-  const std::size_t before = ctx.graph.live_count();
-  ctx.graph.edit_directly([&](onnx::Graph& graph) { changes.rewritten = runtime::fuse_qmatmul_epilogues(graph, ctx.keep); });
-  changes.fused = before - ctx.graph.live_count();
-  if (changes.rewritten > 0) import_internal_domain(ctx.model);
-  return changes;
+  return run_graph_fusion(ctx, [&](onnx::Graph& graph) { return runtime::fuse_qmatmul_epilogues(graph, ctx.keep); });
 }
 
 }  // namespace detrq::runtime::passes
