@@ -22,6 +22,7 @@
 #include "hub/digest.h"
 #include "hub/http_server.h"
 #include "hub/repo_store.h"
+#include "hub/temp_file.h"
 #include "hub/xet_service.h"
 
 namespace detrq::hub {
@@ -85,35 +86,6 @@ std::string lfs_pointer(const std::string& sha256, uint64_t size) {
 }
 
 std::string url_prefix(const RepoKey& key) { return key.type == "dataset" ? "datasets/" : ""; }
-
-// A file written under a temporary name that is removed unless released.
-struct TempFile {
-  std::filesystem::path path;
-  int fd = -1;
-  explicit TempFile(std::filesystem::path p) : path(std::move(p)) {
-    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) throw_io(path.string(), "cannot create a temporary file");
-  }
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!path.empty()) ::unlink(path.c_str());
-  }
-  void write(const char* p, std::size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw_io(path.string(), "write failed (disk full?)");
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-  }
-  void finish() {
-    ::fsync(fd);
-    ::close(fd);
-    fd = -1;
-  }
-  void release() { path.clear(); }
-};
 
 struct ByteRange {
   uint64_t first = 0, length = 0;

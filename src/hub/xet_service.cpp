@@ -14,6 +14,7 @@
 #include "detrq/core/error.h"
 #include "detrq/core/log.h"
 #include "hub/digest.h"
+#include "hub/temp_file.h"
 
 namespace detrq::hub::detail {
 namespace {
@@ -58,34 +59,6 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_byte_range(const std::string&
     return std::nullopt;
   }
 }
-
-// A file temporarily named inside the repository, removed unless it was renamed away.
-struct UploadFile {
-  std::filesystem::path path;
-  int fd;
-  explicit UploadFile(std::filesystem::path p) : path(std::move(p)) {
-    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) throw_io(path.string(), "cannot create a temporary file");
-  }
-  ~UploadFile() {
-    if (fd >= 0) ::close(fd);
-    ::unlink(path.c_str());
-  }
-  void write(const char* p, std::size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw_io(path.string(), "write failed (disk full?)");
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-  }
-  void finish() {
-    ::fsync(fd);
-    ::close(fd);
-    fd = -1;
-  }
-};
 
 }  // namespace
 
@@ -171,7 +144,7 @@ void XetService::upload_xorb(HttpExchange& ex, const RepoKey& key, const std::st
   if (!name) return send_error(ex, 400, "a xorb name is 64 hex digits");
   XetOutcome o;
   {  // the temporary file is gone before the answer goes out
-    UploadFile tmp(store_.temp_path(key));
+    TempFile tmp(store_.temp_path(key));
     ex.read_body_to(kMaxXorbBytes, [&](const char* p, std::size_t n) { tmp.write(p, n); });
     tmp.finish();
     o = store_for(key).put_xorb(*name, tmp.path);
