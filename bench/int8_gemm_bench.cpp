@@ -58,9 +58,10 @@ int main(int argc, char** argv) {
   for (const Shape& s : kShapes) {
     std::mt19937 gen(1);
     std::uniform_int_distribution<int> code(-128, 127);
+    std::uniform_int_distribution<int> weight(-127, 127);  // symmetric, as calibrate (qdq_insertion) writes them
     std::vector<int8_t> a(static_cast<std::size_t>(s.m * s.k)), w(static_cast<std::size_t>(s.k * s.n));
     for (auto& v : a) v = static_cast<int8_t>(code(gen));
-    for (auto& v : w) v = static_cast<int8_t>(code(gen));
+    for (auto& v : w) v = static_cast<int8_t>(weight(gen));
     std::vector<uint8_t> a_u8(a.size());
     for (std::size_t i = 0; i < a.size(); ++i) a_u8[i] = static_cast<uint8_t>(a[i] + 128);
     std::vector<float> w_scale(static_cast<std::size_t>(s.n), 1e-3F), out_scale(w_scale.size(), 0.02F * 1e-3F / 0.5F);

@@ -35,13 +35,19 @@ std::vector<float> awkward_values(float scale) {
                           -1e30F, inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.0F, -0.0F};
   std::mt19937 gen(7);
   std::uniform_real_distribution<float> d(-300.0F * scale, 300.0F * scale);
-  while (x.size() < 77) x.push_back(d(gen));  // not a multiple of 16: the masked tail too
+  while (x.size() < 77) x.push_back(d(gen));  // not a multiple of 16 or 8: the tails too
   return x;
 }
 
-// The vectorized path (where the host has AVX-512) and the portable one, each against the definition.
+// Every vectorized path the host runs (AVX-512, AVX2 and FMA: the host's target and the host narrowed to
+// AVX2) and the portable one, each against the definition.
 std::vector<runtime::CpuTarget> targets() {
-  return {runtime::CpuTarget::host(), runtime::CpuTarget::parse("sse4.2")};
+  const runtime::CpuTarget host = runtime::CpuTarget::host();
+  std::vector<runtime::CpuTarget> out{host};
+  const runtime::CpuTarget avx2 = host.intersected(runtime::CpuTarget::parse("avx2,fma"));
+  if (avx2 != host && avx2.avx2_fma()) out.push_back(avx2);
+  out.push_back(runtime::CpuTarget::parse("sse4.2"));
+  return out;
 }
 
 TEST(Requantize, QuantizeRunGivesOnnxCodes) {
@@ -119,9 +125,10 @@ struct Problem {
   Problem() {
     std::mt19937 gen(3);
     std::uniform_int_distribution<int> code(-128, 127);
+    std::uniform_int_distribution<int> weight(-127, 127);  // no -128: the AVX2-S8 path is the one that runs
     std::uniform_real_distribution<float> u(-1.0F, 1.0F);
     for (int64_t i = 0; i < m * k; ++i) a.push_back(static_cast<int8_t>(code(gen)));
-    for (int64_t i = 0; i < k * n; ++i) w.push_back(static_cast<int8_t>(code(gen)));
+    for (int64_t i = 0; i < k * n; ++i) w.push_back(static_cast<int8_t>(weight(gen)));
     for (int64_t j = 0; j < n; ++j) {
       w_scale.push_back(0.001F * (1.0F + 0.5F * u(gen)));
       bias.push_back(u(gen));
@@ -144,12 +151,19 @@ TEST(Int8GemmEpilogue, EveryIsaAppliesTheChainAndRequantizes) {
   core::ThreadPool pool(2);
   const float out_scale = 0.011F;
   const int32_t out_zp = -7;
+  // Every ISA's tiles, each finished by every epilogue the host runs (AVX-512, AVX2, portable).
+  std::vector<std::pair<runtime::kernels::Int8Isa, runtime::CpuTarget>> paths;
   for (const auto isa : available_int8_isas(runtime::CpuTarget::host())) {
-    SCOPED_TRACE(int8_isa_name(isa));
+    for (const runtime::CpuTarget& target : targets()) paths.emplace_back(isa, target);
+  }
+  for (const auto& [isa, target] : paths) {
+    SCOPED_TRACE(std::string(int8_isa_name(isa)) + " tiles, epilogue for " + target.to_string());
     const PackedInt8Weights packed(p.w.data(), p.k, p.n, isa, runtime::CpuTarget::host());
+    ASSERT_EQ(packed.isa(), isa);
     std::vector<uint8_t> scratch(packed.scratch_bytes(p.m) + 64);
     void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) / 64 * 64);
     Int8GemmOutput out;
+    out.target = target;
     out.epilogue.bias = p.bias.data();
     out.epilogue.activation = runtime::kernels::GemmActivation::kGeluErf;
     out.epilogue.col_scale = p.col_scale.data();

@@ -4,6 +4,7 @@
 // graph run in float, with the built-in kernels.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -59,14 +60,16 @@ TEST_P(Int8Gemm, MatchesADirectSumOnOddShapes) {
   const testing::IsaPath path = int8_path(GetParam());
   DETRQ_SKIP_UNLESS_HOST_RUNS(path);
   const Int8Isa isa = GetParam();
-  ASSERT_EQ(best_int8_isa(path.target), isa);  // the narrowed target picks exactly this ISA
+  // The narrowed target picks exactly this ISA; AVX2's int16 path shares AVX2-S8's features and is the
+  // exact form for weights holding a -128, which packing for AVX2-S8 picks itself (tested below).
+  ASSERT_EQ(best_int8_isa(path.target), isa == Int8Isa::kAvx2 ? Int8Isa::kAvx2S8 : isa);
   std::mt19937 rng(7);
   core::ThreadPool pool(3);
   const std::vector<GemmCase> cases = {{1, 1, 1},   {3, 5, 7},    {9, 17, 16},  {8, 4, 32},   {17, 33, 33},
                                        {5, 130, 40}, {33, 64, 100}, {2, 513, 15}, {64, 384, 96}, {13, 7, 1}};
   {
     for (const GemmCase& c : cases) {
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < 6; ++variant) {
         const bool a_signed = variant % 2 == 0;
         const bool per_channel = variant / 2 == 0;
         std::uniform_int_distribution<int> byte(0, 255);
@@ -78,11 +81,23 @@ TEST_P(Int8Gemm, MatchesADirectSumOnOddShapes) {
           for (auto& v : a) v = 255;
           for (auto& v : w) v = -128;
         }
+        // The largest products AVX2-S8 takes: |a| = 128 (s8 -128, or u8 0, which it shifts to -128) times
+        // |w| = 127, two of them per int16 pair: 32512, next to saturation.
+        if (variant == 4) {
+          for (auto& v : a) v = 0x80;  // s8 -128
+          for (auto& v : w) v = -127;
+        }
+        if (variant == 5) {
+          for (auto& v : a) v = 0;
+          for (auto& v : w) v = 127;
+        }
         const int32_t zp = a_signed ? -3 : 131;
         std::vector<float> w_scale(per_channel ? static_cast<std::size_t>(c.n) : 1);
         for (std::size_t j = 0; j < w_scale.size(); ++j) w_scale[j] = 0.001F * static_cast<float>(1 + j % 7);
         const float a_scale = 0.02F;
         PackedInt8Weights packed(w.data(), c.k, c.n, isa, path.target);
+        const bool has_minus_128 = std::find(w.begin(), w.end(), int8_t{-128}) != w.end();
+        ASSERT_EQ(packed.isa(), isa == Int8Isa::kAvx2S8 && has_minus_128 ? Int8Isa::kAvx2 : isa);
         std::vector<std::byte> scratch_store(packed.scratch_bytes(c.m) + 64);
         void* scratch = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch_store.data()) + 63) / 64 * 64);
         // One guard column past each row would catch a store beyond N.
@@ -100,8 +115,29 @@ TEST_P(Int8Gemm, MatchesADirectSumOnOddShapes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Int8Gemm, ::testing::Values(Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx512Vnni),
-                         [](const auto& info) { return std::string(int8_isa_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Isa, Int8Gemm,
+                         ::testing::Values(Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvx512Vnni),
+                         [](const auto& info) {
+                           std::string name = int8_isa_name(info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');  // gtest names: [A-Za-z0-9_]
+                           return name;
+                         });
+
+// AVX2-S8 cannot multiply a -128 weight exactly (vpsignb's negation of it overflows): packing such weights
+// for it packs them for AVX2's int16 path, and an engine's AVX2-S8 blobs holding a -128 are refused.
+TEST(Int8GemmTarget, Avx2S8LeavesWeightsHoldingMinus128ToTheInt16Path) {
+  const CpuTarget avx2{CpuFeature::kAvx2, CpuFeature::kFma};
+  const std::vector<int8_t> clean = {1, -127, 127, 5, 0, -3};
+  std::vector<int8_t> extreme = clean;
+  extreme[4] = -128;
+  EXPECT_EQ(PackedInt8Weights(clean.data(), 2, 3, Int8Isa::kAvx2S8, avx2).isa(), Int8Isa::kAvx2S8);
+  EXPECT_EQ(PackedInt8Weights(extreme.data(), 2, 3, Int8Isa::kAvx2S8, avx2).isa(), Int8Isa::kAvx2);
+  const PackedInt8Weights packed(clean.data(), 2, 3, Int8Isa::kAvx2S8, avx2);
+  EXPECT_TRUE(PackedInt8Weights::from_blobs(packed.blobs(), 2, 3, Int8Isa::kAvx2S8, avx2).has_value());
+  std::vector<Tensor> blobs = {packed.blobs()[0].clone(), packed.blobs()[1].clone()};
+  blobs[0].data<int8_t>()[0] = -128;
+  EXPECT_FALSE(PackedInt8Weights::from_blobs(blobs, 2, 3, Int8Isa::kAvx2S8, avx2).has_value());
+}
 
 // Narrowing the target takes an ISA away from packing and restoring, whatever this CPU has: VNNI needs
 // avx512f, avx512bw and avx512vnni; AVX2 avx2; the reference nothing. Packing is data layout, so a target
@@ -111,8 +147,9 @@ TEST(Int8GemmTarget, RefusesAnIsaTheTargetLacks) {
   const CpuTarget avx2_only{CpuFeature::kAvx2, CpuFeature::kFma};
   const CpuTarget no_bw{CpuFeature::kAvx2, CpuFeature::kAvx512f, CpuFeature::kAvx512vnni};
   EXPECT_EQ(available_int8_isas(CpuTarget{}), std::vector<Int8Isa>{Int8Isa::kReference});
-  EXPECT_EQ(available_int8_isas(avx2_only), (std::vector<Int8Isa>{Int8Isa::kReference, Int8Isa::kAvx2}));
-  EXPECT_EQ(best_int8_isa(no_bw), Int8Isa::kAvx2);
+  EXPECT_EQ(available_int8_isas(avx2_only),
+            (std::vector<Int8Isa>{Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8}));
+  EXPECT_EQ(best_int8_isa(no_bw), Int8Isa::kAvx2S8);
   try {
     PackedInt8Weights(w.data(), 2, 2, Int8Isa::kAvx512Vnni, avx2_only);
     FAIL() << "packed for avx512vnni under a target without it";
@@ -281,7 +318,8 @@ TEST(QdqFusionPackedState, RestoresAStatePackedForAnotherIsa) {
   const std::map<std::string, runtime::PackedState> states = packed_for_avx2.packed_states();
   std::size_t avx2_states = 0;
   for (const auto& [key, state] : states) {
-    if (state.layout == PackedInt8Weights::layout(Int8Isa::kAvx2)) {
+    if (state.layout == PackedInt8Weights::layout(Int8Isa::kAvx2) ||
+        state.layout == PackedInt8Weights::layout(Int8Isa::kAvx2S8)) {
       ++avx2_states;
       EXPECT_EQ(state.isa, avx2.target) << key;  // the state records what it needs
     }

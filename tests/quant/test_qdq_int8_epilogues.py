@@ -6,9 +6,10 @@ import subprocess
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from ort_reference import as_defined  # tests/quant/ort_reference.py
 
 DETRQ = os.environ["DETRQ_BIN"]
 RNG = np.random.default_rng(11)
@@ -44,7 +45,7 @@ def run_both(tmp, path, feeds):
     r = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     calls = {f[0]: int(f[1]) for f in (line.split() for line in r.stdout.splitlines()) if len(f) == 4 and f[1].isdigit()}
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    sess = as_defined(path)
     return calls, np.load(tmp / "out" / "y.npy"), sess.run(["y"], feeds)[0]
 
 

@@ -13,9 +13,10 @@ import subprocess
 import numpy as np
 import onnx
 import onnx.utils
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from ort_reference import as_defined  # tests/quant/ort_reference.py
 
 DETRQ = os.environ["DETRQ_BIN"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -89,7 +90,7 @@ def test_decoder_policy_activations_stay_within_a_step_or_two_of_onnxruntime(qdq
     r = detrq("run", str(tmp / "default_debug.onnx"), "--input", f"input={tmp / 'x.npy'}", "--output-dir", str(out_dir),
               "--threads", "2", "--profile")
     assert profile_calls(r.stdout).get("QMatMulF") == len(layers), r.stdout  # every Q/DQ MatMul ran in int8
-    sess = ort.InferenceSession(str(tmp / "default_debug.onnx"), providers=["CPUExecutionProvider"])
+    sess = as_defined(str(tmp / "default_debug.onnx"))
     expected = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x})))
     for name, scale in scales.items():
         got = np.load(out_dir / f"{name}.npy")
@@ -121,7 +122,7 @@ def test_backbone_in_int8_every_fused_layer_matches_onnxruntime_on_the_same_inpu
     probe = onnx.load(path)
     for name in inputs:
         probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = as_defined(probe.SerializeToString())
     values = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x})))
     # The layers alone: QuantizeLinear -> DequantizeLinear -> MatMul/Conv <- DequantizeLinear(W), fed those values.
     outputs = [n.output[0] for n, _ in layers]
@@ -133,7 +134,7 @@ def test_backbone_in_int8_every_fused_layer_matches_onnxruntime_on_the_same_inpu
                  "--input-shape", f"{name}={'x'.join(str(d) for d in values[name].shape)}"]
     r = detrq(*args)
     files = {name: o["file"] for name, o in json.loads(r.stdout)["outputs"].items()}
-    layer_sess = ort.InferenceSession(str(tmp / "layers.onnx"), providers=["CPUExecutionProvider"])
+    layer_sess = as_defined(str(tmp / "layers.onnx"))
     expected = dict(zip(outputs, layer_sess.run(outputs, {n: values[n] for n in inputs})))
     for (node, _), name in zip(layers, outputs):
         got, ref = np.load(files[name]), expected[name]

@@ -1,8 +1,8 @@
-// The int8 GEMM's tile epilogue on AVX-512 registers (see int8_epilogue_avx512.h): each 16-column
+// The int8 GEMM's tile epilogue on AVX-512 registers (see int8_epilogue.h): each 16-column
 // vector of a row goes through bias, GELU (gelu_approx.h, the same bits as the float GEMM's), column
 // scale and residual, then QuantizeLinear's division, rounding half to even and saturation, and is
 // stored as floats or narrowed to bytes, without another pass over memory.
-#include "runtime/kernels/int8_epilogue_avx512.h"
+#include "runtime/kernels/int8_epilogue.h"
 
 #include <immintrin.h>
 

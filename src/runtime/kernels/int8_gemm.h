@@ -15,19 +15,24 @@
 namespace detrq::runtime::kernels {
 
 // Instruction sets the int8 GEMM can use; kReference is plain C++ and always available.
-enum class Int8Isa { kReference, kAvx2, kAvx512Vnni };
+// kAvx2 widens both operands to int16 (vpmaddwd, two k per lane); kAvx2S8 keeps them as signed bytes
+// (vpsignb moves each activation's sign onto its weight, vpmaddubsw multiplies |a| by the signed weight,
+// four k per lane), which is exact only for weights in [-127, 127]: packing weights that hold a -128 for
+// kAvx2S8 packs them for kAvx2 instead (PackedInt8Weights::isa() says which), so both give the same sums.
+enum class Int8Isa { kReference, kAvx2, kAvx512Vnni, kAvx2S8 };
 
 const char* int8_isa_name(Int8Isa isa);
 // The CPU features an ISA's code needs (AVX2: avx2; VNNI: avx512f, avx512bw, avx512vnni; reference: none).
 CpuTarget int8_isa_features(Int8Isa isa);
-// Every ISA `target` has, reference first; the best one last.
+// Every ISA `target` has, reference first; the best one last (kAvx2S8 after kAvx2).
 std::vector<Int8Isa> available_int8_isas(const CpuTarget& target);
 Int8Isa best_int8_isa(const CpuTarget& target);
 
 // Weights [K, N] (row-major int8, zero point 0) in the layout `isa` reads, with the column sums that
 // compensate the activation zero point exactly. Packing is plain data layout: `target` (what the weights
 // are packed for, which may be wider than this CPU) must have the ISA, else kUnsupported; running
-// int8_gemm needs a CPU that has it.
+// int8_gemm needs a CPU that has it. isa() is the ISA packed for: `isa`, or kAvx2 where kAvx2S8 was asked
+// for weights it cannot hold exactly (a -128).
 struct Int8GemmOutput;
 
 class PackedInt8Weights {
@@ -56,6 +61,10 @@ class PackedInt8Weights {
                                                      Int8Isa isa, const CpuTarget& target);
 
  private:
+  // The shape of a [k, n] weight packed for `isa`, when `blobs` hold exactly that (sizes, types, and no -128
+  // in AVX2-S8 codes) and `target` has the ISA; nothing is copied.
+  static std::optional<PackedInt8Weights> checked_shape(const std::vector<core::Tensor>& blobs, int64_t k, int64_t n,
+                                                        Int8Isa isa, const CpuTarget& target);
   friend void int8_gemm(const PackedInt8Weights&, const void*, bool, int64_t, int32_t, float, const float*, bool,
                         const Int8GemmOutput&, void*, core::ThreadPool&);
   int64_t k_ = 0;
@@ -63,7 +72,7 @@ class PackedInt8Weights {
   int64_t k_padded_ = 0;  // K rounded up to the ISA's group of k values (1, 2 or 4)
   int64_t n_padded_ = 0;  // N rounded up to the ISA's vector width
   Int8Isa isa_ = Int8Isa::kReference;
-  std::vector<int8_t> bytes_;     // reference: w as given; VNNI: [N/16][K/4][16][4] int8
+  std::vector<int8_t> bytes_;     // reference: w as given; VNNI: [N/16][K/4][16][4]; AVX2-S8: [N/8][K/4][8][4]
   std::vector<int16_t> words_;    // AVX2: [N/8][K/2][8][2] int16
   std::vector<int32_t> col_sums_;  // sum_k w[k, n], n_padded_ entries
   // Viewed instead (view_blobs): the blobs held, and where their codes and sums are.

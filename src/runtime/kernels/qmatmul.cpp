@@ -72,8 +72,9 @@ class QMatMulF final : public Kernel {
   void prepare(const InferContext& ctx) override {
     const Tensor& w = *ctx.input_values[3];
     if (w.numel() == 0) return;  // K or N is 0: run() writes nothing
-    isa_ = forced_ ? *forced_ : best_int8_isa(ctx.target);
-    packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), isa_, ctx.target);
+    packed_ = PackedInt8Weights(w.data<int8_t>(), w.dim(0), w.dim(1), forced_ ? *forced_ : best_int8_isa(ctx.target),
+                                ctx.target);
+    isa_ = packed_.isa();  // what it packed for (AVX2-S8 asked for weights holding a -128 packs for AVX2)
     finish(ctx);
   }
 

@@ -1,5 +1,5 @@
-// Quantization of runs of floats (see requantize.h): an AVX-512 path and a portable one with the same
-// results (division, round half to even, saturation in float, NaN to the zero point).
+// Quantization of runs of floats (see requantize.h): AVX-512 and AVX2 paths and a portable one with the
+// same results (division, round half to even, saturation in float, NaN to the zero point).
 #include "runtime/kernels/requantize.h"
 
 #include <immintrin.h>
@@ -81,6 +81,65 @@ __attribute__((target("avx512f"))) void fake_quantize_avx512(float* x, bool is_s
   }
 }
 
+// ---- AVX2: whole vectors of 8, the tail by the portable code (the same arithmetic).
+
+__attribute__((target("avx2"))) inline __m256 code_avx2(__m256 v, __m256 scale, __m256 zp, __m256 lo, __m256 hi) {
+  const __m256 d = _mm256_div_ps(v, scale);
+  const __m256 number = _mm256_cmp_ps(d, d, _CMP_ORD_Q);
+  __m256 q = _mm256_add_ps(_mm256_round_ps(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+  return _mm256_blendv_ps(zp, q, number);
+}
+
+// The 8 codes (integral floats within the type's range) as bytes: the low byte of each int32.
+__attribute__((target("avx2"))) inline void store_codes_avx2(__m256 q, uint8_t* out) {
+  const __m256i codes = _mm256_cvtps_epi32(q);
+  const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                             0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i picked = _mm256_shuffle_epi8(codes, low_bytes);
+  const __m128i both = _mm_unpacklo_epi32(_mm256_castsi256_si128(picked), _mm256_extracti128_si256(picked, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), both);
+}
+
+__attribute__((target("avx2"))) int64_t quantize_avx2(const float* x, void* y, bool is_signed, int64_t n, float scale,
+                                                      int32_t zero_point) {
+  const Range r = range(is_signed);
+  const __m256 s = _mm256_set1_ps(scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi);
+  auto* out = static_cast<uint8_t*>(y);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) store_codes_avx2(code_avx2(_mm256_loadu_ps(x + i), s, zp, lo, hi), out + i);
+  return i;
+}
+
+__attribute__((target("avx2"))) int64_t quantize_by_product_avx2(const float* x, void* y, bool is_signed, int64_t n,
+                                                                 float factor, int32_t zero_point) {
+  const Range r = range(is_signed);
+  const __m256 f = _mm256_set1_ps(factor), one = _mm256_set1_ps(1.0F);
+  const __m256 zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi);
+  auto* out = static_cast<uint8_t*>(y);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    store_codes_avx2(code_avx2(_mm256_mul_ps(_mm256_loadu_ps(x + i), f), one, zp, lo, hi), out + i);
+  }
+  return i;
+}
+
+__attribute__((target("avx2"))) int64_t fake_quantize_avx2(float* x, bool is_signed, int64_t n, float pre, float scale,
+                                                           int32_t zero_point) {
+  const Range r = range(is_signed);
+  const __m256 s = _mm256_set1_ps(scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(r.lo), hi = _mm256_set1_ps(r.hi), p = _mm256_set1_ps(pre / scale);
+  const __m256 one = _mm256_set1_ps(1.0F);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 q = code_avx2(_mm256_mul_ps(_mm256_loadu_ps(x + i), p), one, zp, lo, hi);
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_sub_ps(q, zp), s));
+  }
+  return i;
+}
+
 }  // namespace
 
 void quantize_run(const float* x, void* y, bool is_signed, int64_t n, float scale, int32_t zero_point,
@@ -89,9 +148,10 @@ void quantize_run(const float* x, void* y, bool is_signed, int64_t n, float scal
     quantize_avx512(x, y, is_signed, n, scale, zero_point);
     return;
   }
+  const int64_t done = target.has(CpuFeature::kAvx2) ? quantize_avx2(x, y, is_signed, n, scale, zero_point) : 0;
   const Range r = range(is_signed);
   const auto zp = static_cast<float>(zero_point);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = done; i < n; ++i) {
     const float q = code_portable(x[i], scale, zp, r);
     if (is_signed) {
       static_cast<int8_t*>(y)[i] = static_cast<int8_t>(q);
@@ -107,9 +167,10 @@ void quantize_run_by_product(const float* x, void* y, bool is_signed, int64_t n,
     quantize_by_product_avx512(x, y, is_signed, n, factor, zero_point);
     return;
   }
+  const int64_t done = target.has(CpuFeature::kAvx2) ? quantize_by_product_avx2(x, y, is_signed, n, factor, zero_point) : 0;
   const Range r = range(is_signed);
   const auto zp = static_cast<float>(zero_point);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = done; i < n; ++i) {
     const float q = code_portable(x[i] * factor, 1.0F, zp, r);
     if (is_signed) {
       static_cast<int8_t*>(y)[i] = static_cast<int8_t>(q);
@@ -125,10 +186,11 @@ void fake_quantize_run(float* x, bool is_signed, int64_t n, float pre, float sca
     fake_quantize_avx512(x, is_signed, n, pre, scale, zero_point);
     return;
   }
+  const int64_t done = target.has(CpuFeature::kAvx2) ? fake_quantize_avx2(x, is_signed, n, pre, scale, zero_point) : 0;
   const Range r = range(is_signed);
   const auto zp = static_cast<float>(zero_point);
   const float factor = pre / scale;
-  for (int64_t i = 0; i < n; ++i) x[i] = (code_portable(x[i] * factor, 1.0F, zp, r) - zp) * scale;
+  for (int64_t i = done; i < n; ++i) x[i] = (code_portable(x[i] * factor, 1.0F, zp, r) - zp) * scale;
 }
 
 }  // namespace detrq::runtime::kernels

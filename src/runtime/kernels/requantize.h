@@ -11,7 +11,7 @@ namespace detrq::runtime::kernels {
 
 // y[i] = saturate(rint(x[i] / scale) + zero_point) (division as onnxruntime does, half to even; NaN
 // gives the zero point), for int8 (is_signed) or uint8 outputs.
-// Each takes the target whose instruction sets it may use (AVX-512 where target.avx512f()).
+// Each takes the target whose instruction sets it may use (AVX-512 where target.avx512f(), else AVX2).
 void quantize_run(const float* x, void* y, bool is_signed, int64_t n, float scale, int32_t zero_point,
                   const CpuTarget& target);
 
