@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -127,6 +128,16 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   }
   ::close(fd);
   return file;
+}
+
+void MappedFile::release(std::size_t offset, std::size_t size) const noexcept {
+  if (!data_ || offset >= size_) return;
+  size = std::min(size, size_ - offset);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(data_) + offset + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(data_) + offset + size) / page * page;
+  // Advice only: where the kernel refuses, the pages simply stay.
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

@@ -50,6 +50,10 @@ class MappedFile {
   std::size_t size() const noexcept { return size_; }
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
   const std::filesystem::path& path() const noexcept { return path_; }
+  // Drops the resident pages wholly inside [offset, offset + size) (madvise MADV_DONTNEED): what was only
+  // read once, as the checksum reads every weight, does not stay in the process's memory; a later read
+  // brings a page back from the page cache, with the same bytes (the mapping is private and read-only).
+  void release(std::size_t offset, std::size_t size) const noexcept;
 
  private:
   MappedFile() = default;

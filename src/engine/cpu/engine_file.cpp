@@ -58,21 +58,59 @@ static_assert(sizeof(Preamble) == kPreambleBytes);
 std::size_t align_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 // A fast 64-bit checksum (four independent multiply-xor lanes): catches truncation and bit flips in the
-// weights at memory speed, where a cryptographic hash would cost more than the whole load.
-uint64_t checksum(const std::byte* data, std::size_t size) {
-  constexpr uint64_t kPrime = 0x100000001b3ULL;
-  uint64_t lane[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL};
-  std::size_t i = 0;
-  for (; i + 32 <= size; i += 32) {
-    for (int k = 0; k < 4; ++k) {
-      uint64_t w;
-      std::memcpy(&w, data + i + 8 * k, 8);
-      lane[k] = (lane[k] ^ w) * kPrime;
+// weights at memory speed, where a cryptographic hash would cost more than the whole load. Fed in pieces
+// whose sizes are multiples of 32 bytes (all but the last), it gives what one call over the whole gives.
+class Checksum {
+ public:
+  void update(const std::byte* data, std::size_t size) {
+    std::size_t i = 0;
+    for (; i + 32 <= size; i += 32) {
+      for (int k = 0; k < 4; ++k) {
+        uint64_t w;
+        std::memcpy(&w, data + i + 8 * k, 8);
+        lane_[k] = (lane_[k] ^ w) * kPrime;
+      }
     }
+    tail_ = data + i;
+    tail_size_ = size - i;
+    total_ += size;
   }
-  uint64_t h = lane[0] ^ (lane[1] << 1) ^ (lane[2] << 2) ^ (lane[3] << 3);
-  for (; i < size; ++i) h = (h ^ static_cast<uint64_t>(data[i])) * kPrime;
-  return (h ^ size) * kPrime;
+  uint64_t finish() const {
+    uint64_t h = lane_[0] ^ (lane_[1] << 1) ^ (lane_[2] << 2) ^ (lane_[3] << 3);
+    for (std::size_t i = 0; i < tail_size_; ++i) h = (h ^ static_cast<uint64_t>(tail_[i])) * kPrime;
+    return (h ^ total_) * kPrime;
+  }
+
+ private:
+  static constexpr uint64_t kPrime = 0x100000001b3ULL;
+  uint64_t lane_[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL};
+  const std::byte* tail_ = nullptr;
+  std::size_t tail_size_ = 0;
+  std::size_t total_ = 0;
+};
+
+uint64_t checksum(const std::byte* data, std::size_t size) {
+  Checksum c;
+  c.update(data, size);
+  return c.finish();
+}
+
+// The checksum of the mapping's [offset, offset + size), in pieces, each page released once read: a run then
+// keeps resident only the weights it reads (an INT8 engine's int8 weights beside their packed copies are
+// never read again), not the whole file.
+uint64_t checksum_releasing(const core::MappedFile& file, std::size_t offset, std::size_t size) {
+  constexpr std::size_t kPiece = std::size_t{4} << 20;  // a multiple of 32
+  Checksum c;
+  for (std::size_t done = 0; done < size;) {
+    const std::size_t piece = std::min(kPiece, size - done);
+    c.update(file.data() + offset + done, piece);
+    // The last piece's tail is read again by finish(): keep its pages until then.
+    if (done + piece < size) file.release(offset + done, piece);
+    done += piece;
+  }
+  const uint64_t sum = c.finish();
+  if (size > 0) file.release(offset + size - std::min(size, kPiece), std::min(size, kPiece));
+  return sum;
 }
 
 [[noreturn]] void corrupt(const fs::path& path, const std::string& what) {
@@ -308,7 +346,9 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
                       "build the engine with `--cpu-features` naming only what the running CPU has");
   }
   const std::byte* payload = data + p.pre.payload_offset;
-  if (checksum(payload, p.pre.payload_bytes) != p.pre.payload_checksum) corrupt(path, "weights checksum mismatch");
+  if (checksum_releasing(*ef.mapping, p.pre.payload_offset, p.pre.payload_bytes) != p.pre.payload_checksum) {
+    corrupt(path, "weights checksum mismatch");
+  }
 
   try {
     const json& m = p.doc.at("model");
