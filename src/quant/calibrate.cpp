@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -124,6 +126,42 @@ std::vector<LayerPrecision> layer_precisions(const MacCount& macs, const std::ve
   return out;
 }
 
+// The tensors of `watched` that the plan `fp32` folded into constants (no step computes them, so no observer
+// sees them), with their values: a copy of the model names them as outputs, and one run gives them.
+std::map<std::string, core::Tensor> folded_tensors(const onnx::Model& model, const runtime::Session& fp32,
+                                                   const runtime::SessionOptions& options,
+                                                   const std::set<std::string>& watched, const onnx::ValueInfo& input,
+                                                   const core::Tensor& example) {
+  std::set<std::string> computed;
+  for (const auto& in : model.graph.inputs) computed.insert(in.name);
+  for (const auto& n : fp32.model().graph.nodes) computed.insert(n.outputs.begin(), n.outputs.end());
+  std::set<std::string> produced;
+  for (const auto& n : model.graph.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+  onnx::Model copy = model;
+  std::set<std::string> outputs;
+  for (const auto& o : model.graph.outputs) outputs.insert(o.name);
+  std::vector<std::string> names;
+  for (const auto& name : watched) {
+    if (computed.count(name) || !produced.count(name) || outputs.count(name)) continue;
+    onnx::ValueInfo v;
+    v.name = name;
+    v.dtype = core::DType::kFloat32;
+    copy.graph.outputs.push_back(v);
+    names.push_back(name);
+  }
+  std::map<std::string, core::Tensor> out;
+  if (names.empty()) return out;
+  runtime::SessionOptions plan = options;
+  plan.fuse_operators = false;
+  runtime::Session session(copy, plan);
+  auto values = session.run({{input.name, example}});
+  for (const auto& name : names) {
+    auto it = values.find(name);
+    if (it != values.end() && it->second.dtype() == core::DType::kFloat32) out.emplace(name, std::move(it->second));
+  }
+  return out;
+}
+
 double worst_db(const FidelityReport& r) {
   double worst = std::numeric_limits<double>::infinity();
   for (const auto& o : r.outputs) worst = std::min(worst, o.sqnr_db);
@@ -233,13 +271,19 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
 
   // 1. Statistics: FP32 runs with the observer; the input itself is observed too.
   StatisticsObserver observer(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
-  if (!opt.all_tensors) observer.watch_only(tensors_to_calibrate(model, opt.policy));
+  const std::set<std::string> watched = opt.all_tensors ? std::set<std::string>() : tensors_to_calibrate(model, opt.policy);
+  if (!opt.all_tensors) observer.watch_only(watched);
+  // Tensors computed from constants alone are folded at load and never reach the observer (RF-DETR's first
+  // decoder layer reads its learned queries that way): their values are observed with every image.
+  const std::map<std::string, core::Tensor> folded =
+      folded_tensors(model, fp32, session_options, watched, input, source.load(0, input.shape));
   {
     core::Progress progress("calibrating", n_cal, "images");
     for (int i = 0; i < n_cal; ++i) {
       core::Tensor x = source.load(static_cast<std::size_t>(i), input.shape);
       observer.observe(input.name, x.span<float>());
       fp32.run({{input.name, x}}, &observer);
+      for (const auto& [name, t] : folded) observer.observe(name, t.span<float>());
       progress.advance();
     }
     progress.finish();
@@ -259,7 +303,10 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   result.table.images = n_cal;
   if (!opt.cache_path.empty()) {
     CalibrationTable for_cache = result.table;
-    for (const auto& [name, t] : unsmoothed.tensors) for_cache.tensors[name] = t;
+    // Only the tensors of the table: a smoothed activation no INT8 layer reads gets no scale here either.
+    for (const auto& [name, t] : unsmoothed.tensors) {
+      if (auto it = for_cache.tensors.find(name); it != for_cache.tensors.end()) it->second = t;
+    }
     write_calibration_cache(for_cache.to_cache(opt.cache_version), opt.cache_path);
   }
 
@@ -330,6 +377,14 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
         }
       }
     }
+  }
+
+  // What the published Q/DQ model quantizes: the activations its QuantizeLinear nodes read.
+  for (auto& [name, t] : result.table.tensors) t.in_qdq_model = false;
+  for (const auto& n : qdq_model.graph.nodes) {
+    if (n.op_type != "QuantizeLinear" || n.inputs.empty()) continue;
+    auto it = result.table.tensors.find(n.inputs[0]);
+    if (it != result.table.tensors.end()) it->second.in_qdq_model = true;
   }
 
   const auto macs = node_macs(model, session_options);

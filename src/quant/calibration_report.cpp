@@ -66,25 +66,36 @@ std::string histogram_svg(const TensorStatistics& stats, double amax) {
 
 std::string render_calibration_report(const CalibrationReportInput& in) {
   const CalibrationTable& table = *in.table;
-  int quantized = 0;
-  for (const auto& [name, t] : table.tensors) quantized += t.quantized ? 1 : 0;
+  // One set of counts for the summary, the tables and calibration.json: tensors from the table, layers
+  // from its per-layer precisions (the decisions of the published Q/DQ model).
+  int with_scale = 0, in_qdq = 0;
+  for (const auto& [name, t] : table.tensors) {
+    with_scale += t.quantized ? 1 : 0;
+    in_qdq += t.quantized && t.in_qdq_model ? 1 : 0;
+  }
+  const int without_scale = static_cast<int>(table.tensors.size()) - with_scale;
+  int int8_layers = 0;
+  for (const auto& l : table.layers) int8_layers += l.int8 ? 1 : 0;
   std::string h;
   h += "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>detrq calibration report</title><style>"
        "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#eee}.f{color:#a33}.q{color:#262}"
        "code{font-size:12px}</style></head><body>";
   h += fmt::format("<h1>Calibration report: {}</h1>", escape(in.model_name));
-  h += fmt::format("<p>Method <b>{}</b>{}, {} images, {} tensors observed, {} with a scale, {} left in float.</p>",
-                   escape(table.method), table.method == "percentile" ? fmt::format(" ({}%)", table.percentile) : "",
-                   table.images, table.tensors.size(), quantized, table.tensors.size() - static_cast<std::size_t>(quantized));
-
+  h += fmt::format("<p>Method <b>{}</b>{}, {} images.</p>", escape(table.method),
+                   table.method == "percentile" ? fmt::format(" ({}%)", table.percentile) : "", table.images);
   if (!table.layers.empty()) {
-    h += fmt::format("<p><b>{:.1f}%</b> of the {:.2f} G Conv/MatMul/Gemm multiply-adds run in INT8.{}</p>",
+    h += fmt::format("<p id=\"layers\">Layers: <b>{} of {}</b> Conv/MatMul/Gemm run in INT8, {} in float; <b>{:.1f}%</b> of their "
+                     "{:.2f} G multiply-adds run in INT8.{}</p>",
+                     int8_layers, table.layers.size(), table.layers.size() - static_cast<std::size_t>(int8_layers),
                      100.0 * table.int8_mac_share(), static_cast<double>(table.macs_total()) / 1e9,
                      table.smoothing.empty() ? std::string()
                                              : fmt::format(" {} LayerNorms smoothed (alpha {}).", table.smoothing.size(),
                                                            table.smoothing_alpha));
   }
+  h += fmt::format("<p id=\"tensors\">Tensors: {} observed, {} with a scale (all of them in the TensorRT cache), {} quantized "
+                   "in the Q/DQ model, {} left without a scale by calibration.</p>",
+                   table.tensors.size(), with_scale, in_qdq, without_scale);
 
   h += "<h2>INT8 against FP32</h2>";
   if (in.fidelity.images == 0) {
@@ -115,11 +126,16 @@ std::string render_calibration_report(const CalibrationReportInput& in) {
   }
   h += "</table>";
 
-  h += "<h2>Tensors left in float by calibration</h2><table><tr><th>tensor</th><th>why</th></tr>";
-  for (const auto& [name, t] : table.tensors) {
-    if (!t.quantized) h += fmt::format("<tr><td><code>{}</code></td><td>{}</td></tr>", escape(name), escape(t.reason));
+  h += "<h2>Tensors left without a scale by calibration</h2>";
+  if (without_scale == 0) {
+    h += "<p>None.</p>";
+  } else {
+    h += "<table><tr><th>tensor</th><th>why</th></tr>";
+    for (const auto& [name, t] : table.tensors) {
+      if (!t.quantized) h += fmt::format("<tr><td><code>{}</code></td><td>{}</td></tr>", escape(name), escape(t.reason));
+    }
+    h += "</table>";
   }
-  h += "</table>";
 
   if (in.statistics) {
     // The most sensitive tensors first when sensitivity was measured, else those whose threshold

@@ -132,9 +132,14 @@ std::string CalibrationTable::to_json() const {
     e["max"] = t.max;
     e["count"] = t.count;
     e["nonfinite"] = t.nonfinite;
-    e["quantized"] = t.quantized;
-    if (!t.reason.empty()) e["reason"] = t.reason;
-    e["sensitivity_db"] = t.sensitivity_db ? nlohmann::ordered_json(*t.sensitivity_db) : nlohmann::ordered_json(nullptr);
+    e["calibrated"] = t.quantized;
+    e["quantized"] = t.quantized && t.in_qdq_model;
+    if (!t.quantized) {
+      if (!t.reason.empty()) e["reason"] = t.reason;
+    } else if (!t.in_qdq_model) {
+      e["reason"] = "in the TensorRT cache only: no INT8 layer of the Q/DQ model reads it";
+    }
+    if (t.sensitivity_db) e["sensitivity_db"] = *t.sensitivity_db;
     list.push_back(std::move(e));
   }
   j["tensors"] = std::move(list);
@@ -171,8 +176,15 @@ CalibrationTable parse_calibration_table(const std::string& json_text, const std
       t.max = e.value("max", 0.0);
       t.count = e.value("count", uint64_t{0});
       t.nonfinite = e.value("nonfinite", uint64_t{0});
-      t.quantized = e.at("quantized").get<bool>();
-      t.reason = e.value("reason", std::string());
+      // "calibrated": has a scale; "quantized": the Q/DQ model quantizes it (tables before "calibrated"
+      // existed used "quantized" for the first).
+      if (e.contains("calibrated")) {
+        t.quantized = e.at("calibrated").get<bool>();
+        t.in_qdq_model = e.at("quantized").get<bool>();
+      } else {
+        t.quantized = e.at("quantized").get<bool>();
+      }
+      if (!t.quantized) t.reason = e.value("reason", std::string());
       if (e.contains("sensitivity_db") && !e["sensitivity_db"].is_null()) t.sensitivity_db = e["sensitivity_db"].get<double>();
       if (t.quantized && (!(t.scale > 0) || !std::isfinite(t.scale))) {
         throw_invalid(source, "tensor '" + name + "' is quantized with scale " + fmt::format("{}", t.scale), hint);

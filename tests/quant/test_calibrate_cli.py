@@ -111,7 +111,7 @@ def test_calibrate_writes_cache_table_qdq_and_int8_matches_onnxruntime(setup):
     table = json.load(open(tmp / "calibration.json"))
     by_name = {t["name"]: t for t in table["tensors"]}
     for name, scale in scales.items():
-        assert by_name[name]["quantized"] and np.float32(by_name[name]["scale"]) == np.float32(scale)
+        assert by_name[name]["calibrated"] and np.float32(by_name[name]["scale"]) == np.float32(scale)
     # 75% -inf: left in float, and the table says why; it is not in the cache.
     assert not by_name["labels"]["quantized"] and "inf" in by_name["labels"]["reason"]
     assert by_name["labels"]["nonfinite"] == 4 * 8 * 16 * 12

@@ -23,9 +23,11 @@ struct TensorCalibration {
   double max = 0.0;
   uint64_t count = 0;
   uint64_t nonfinite = 0;
-  bool quantized = true;
+  bool quantized = true;  // has a usable scale (in the TensorRT cache); calibration.json's "calibrated"
   std::string reason;  // why not, when !quantized
-  std::optional<double> sensitivity_db;  // SQNR of the model outputs with only this tensor quantized
+  // The published Q/DQ model quantizes it (a QuantizeLinear reads it); calibration.json's "quantized".
+  bool in_qdq_model = false;
+  std::optional<double> sensitivity_db;  // SQNR of the model outputs with only this tensor quantized; unset: not measured
 };
 
 // One Conv/MatMul/Gemm of the published Q/DQ model: its work and whether it runs in INT8.
