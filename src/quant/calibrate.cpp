@@ -162,6 +162,26 @@ std::map<std::string, core::Tensor> folded_tensors(const onnx::Model& model, con
   return out;
 }
 
+// The Conv/MatMul/Gemm layers whose inputs all come from constants: planning folds them into constants (RF-DETR's
+// first decoder layer projects its learned queries that way), so they never run on an image and INT8 would
+// only add error to a value computed once.
+constexpr const char* kFoldedReason = "computed from constants only: folded at load, so INT8 would add error and save nothing";
+std::set<std::string> layers_folded_at_load(const onnx::Model& model, const runtime::SessionOptions& options) {
+  runtime::SessionOptions plan = options;
+  plan.fuse_operators = false;
+  plan.fuse_qdq = false;
+  plan.threads = 1;
+  const runtime::Session session(model, plan);
+  std::set<std::string> computed;
+  for (const auto& n : session.model().graph.nodes) computed.insert(n.outputs.begin(), n.outputs.end());
+  std::set<std::string> out;
+  for (const auto& n : model.graph.nodes) {
+    const bool layer = n.op_type == "Conv" || n.op_type == "MatMul" || n.op_type == "Gemm";
+    if (layer && !n.outputs.empty() && !computed.count(n.outputs[0])) out.insert(n.name);
+  }
+  return out;
+}
+
 double worst_db(const FidelityReport& r) {
   double worst = std::numeric_limits<double>::infinity();
   for (const auto& o : r.outputs) worst = std::min(worst, o.sqnr_db);
@@ -317,6 +337,8 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   }
   std::vector<std::map<std::string, core::Tensor>> fp32_outputs;
   PrecisionPolicy policy = opt.policy;
+  const std::set<std::string> folded_layers = layers_folded_at_load(model, session_options);
+  for (const auto& name : folded_layers) policy.exclude.push_back(name);
   onnx::Model qdq_model = model;
   result.qdq = insert_qdq(qdq_model, result.table, policy);
   if (!held_out.empty()) {
@@ -377,6 +399,10 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
         }
       }
     }
+  }
+
+  for (auto& d : result.qdq.decisions) {
+    if (!d.quantize && folded_layers.count(d.node) && d.reason == "excluded by --exclude " + d.node) d.reason = kFoldedReason;
   }
 
   // What the published Q/DQ model quantizes: the activations its QuantizeLinear nodes read.

@@ -124,3 +124,23 @@ def test_cache_holds_every_tensor_the_qdq_policy_quantizes(run):
     # scale in the cache, which goes with the FP32 model: those may differ).
     same = [n for n in cache if n in table and np.float32(table[n]["scale"]) == np.float32(cache[n])]
     assert len(same) >= len(cache) - len(json.loads((run / "calibration.json").read_text())["smoothing"]["layernorms"])
+
+
+def test_layers_said_to_be_folded_compute_from_constants_only(run):
+    """A layer calibrate keeps in float as "computed from constants only" must be one: every input of it
+    derives from initializers alone (walked here over the FP32 graph), so it never runs on an image."""
+    g = onnx.load(MODEL, load_external_data=False).graph
+    constant = {i.name for i in g.initializer}
+    for n in g.node:  # ONNX graphs are topologically sorted
+        if n.op_type == "Constant" or (n.input and all(t in constant for t in n.input if t)):
+            constant.update(n.output)
+    layers = {n.name: n for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm")}
+    table = json.loads((run / "calibration.json").read_text())
+    folded = [l["node"] for l in table["layers"] if l.get("reason", "").startswith("computed from constants only")]
+    assert folded, "RF-DETR's first decoder layer projects its learned queries: at least that one is folded"
+    for name in folded:
+        assert all(t in constant for t in layers[name].input[:2]), name
+    # And every layer computed from constants alone is said to be (never INT8 for nothing).
+    for name, n in layers.items():
+        if all(t in constant for t in n.input[:2]):
+            assert name in folded, name
