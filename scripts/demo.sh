@@ -18,6 +18,6 @@ $detrq prepare --skip-upload --work-dir "$work"
 $detrq build-engine --qdq "$work/inference_model.qdq.onnx" --output "$work/model.engine"
 # A glob, not `ls | head`: under pipefail, head closing the pipe early can kill ls with SIGPIPE (exit 141).
 images=(data/shapes_val/*.jpg)
-$detrq detect --engine "$work/model.engine" "${images[0]}" --out "$work/detections"
+$detrq detect --engine "$work/model.engine" "${images[0]}" --output-dir "$work/detections"
 echo "model card: $work/README.md, report: $work/report.html, picture: $work/detections/" >&2
 echo "demo: set-up $((setup_done - start)) s, build $((build_done - setup_done)) s, run $((SECONDS - build_done)) s" >&2

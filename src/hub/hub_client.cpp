@@ -57,15 +57,19 @@ std::string server_message(const HttpResponse& r) {
 }
 
 // Turns an HTTP failure into an Error that says what happened and what to do; never mentions the token.
-[[noreturn]] void throw_http(const HttpResponse& r, const std::string& what) {
+// `token_sent`: whether the request carried a token (HF_TOKEN or the token file), so that a 401 says whether
+// the token was refused or there was none.
+[[noreturn]] void throw_http(const HttpResponse& r, const std::string& what, bool token_sent) {
   const std::string code = r.header("x-error-code");
   const std::string detail = server_message(r);
   const std::string said = detail.empty() ? "" : " (server: " + detail + ")";
   std::string problem, hint;
   switch (r.status) {
     case 401:
-      problem = "authentication failed, HTTP 401" + said;
-      hint = "set HF_TOKEN (or log in so that $HF_HOME/token exists); private repositories need a token";
+      problem = (token_sent ? "the token was refused, HTTP 401" : "authentication failed, no token was sent, HTTP 401") + said;
+      hint = token_sent ? "the token from HF_TOKEN (or $HF_HOME/token, HF_TOKEN_PATH) is not valid for HF_ENDPOINT: "
+                          "replace it with a valid one"
+                        : "set HF_TOKEN (or log in so that $HF_HOME/token exists); private repositories need a token";
       break;
     case 403:
       problem = "not allowed, HTTP 403" + said;
@@ -194,7 +198,7 @@ class HubSession {
         current = target;
         continue;
       }
-      if (resp.status != 200) throw_http(resp, url);
+      if (resp.status != 200) throw_http(resp, url, !config_.token.empty());
       return metadata_from(resp, current, false);
     }
     throw Error(ErrorKind::kNetwork, url, "too many redirects", "is HF_ENDPOINT a Hugging Face Hub?");
@@ -284,7 +288,7 @@ class HubSession {
           if (failures_without_progress > 0) backoff(failures_without_progress - 1);
           continue;
         }
-        if (fatal) throw_http(*fatal, label);
+        if (fatal) throw_http(*fatal, label, !config_.token.empty());
         if (restart) {
           if (::ftruncate(fd, 0) != 0) throw_io(incomplete.string(), "cannot truncate");
           ::lseek(fd, 0, SEEK_SET);
@@ -441,7 +445,7 @@ RepoInfo HubClient::repo_info(const std::string& repo_id, const std::string& rev
   r.url = config_.endpoint + "/api/models/" + repo_id + "/revision/" + url_encode_component(revision);
   r.timeout_s = 60;
   const HttpResponse resp = session.send(r, true);
-  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision);
+  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, !config_.token.empty());
   RepoInfo info;
   try {
     const json j = json::parse(resp.body);
@@ -512,7 +516,7 @@ bool HubClient::create_repo(const std::string& repo_id, bool is_private) {
   const HttpResponse resp = session.send_json("POST", config_.endpoint + "/api/repos/create", body, true);
   if (resp.status == 200 || resp.status == 201) return true;
   if (resp.status == 409) return false;
-  throw_http(resp, repo_id);
+  throw_http(resp, repo_id, !config_.token.empty());
 }
 
 CommitResult HubClient::upload_files(const std::string& repo_id, const std::vector<UploadItem>& items,
@@ -557,7 +561,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
     pre["files"].push_back({{"path", p.item->path_in_repo}, {"sample", detail::base64_encode(p.sample)}, {"size", p.size}});
   }
   HttpResponse resp = session.send_json("POST", api + "/preupload/" + rev, pre, true);
-  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision);
+  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, !config_.token.empty());
   try {
     const json j = json::parse(resp.body);
     for (const json& f : j.at("files")) {
@@ -582,7 +586,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
     for (const Prepared* p : lfs) batch["objects"].push_back({{"oid", p->sha256}, {"size", p->size}});
     resp = session.send_json("POST", config_.endpoint + "/" + repo_id + ".git/info/lfs/objects/batch", batch, true,
                              "application/vnd.git-lfs+json");
-    if (resp.status != 200) throw_http(resp, repo_id + " (LFS batch)");
+    if (resp.status != 200) throw_http(resp, repo_id + " (LFS batch)", !config_.token.empty());
     json answer;
     try {
       answer = json::parse(resp.body);
@@ -623,13 +627,13 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
           r.body_offset = i * chunk;
           r.body_size = std::min(chunk, p->size - i * chunk);
           const HttpResponse pr = session.send(r, true);
-          if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " part " + key);
+          if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " part " + key, !config_.token.empty());
           parts.push_back({{"partNumber", i + 1}, {"etag", pr.header("etag")}});
           progress.advance(static_cast<int64_t>(r.body_size));
         }
         resp = session.send_json("POST", href, json{{"oid", p->sha256}, {"parts", parts}}, true,
                                  "application/vnd.git-lfs+json");
-        if (resp.status != 200 && resp.status != 201) throw_http(resp, p->item->path_in_repo + " (multipart completion)");
+        if (resp.status != 200 && resp.status != 201) throw_http(resp, p->item->path_in_repo + " (multipart completion)", !config_.token.empty());
       } else {
         HttpRequest r;
         r.method = "PUT";
@@ -644,7 +648,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
           progress.advance(static_cast<int64_t>(now) - shown);
           shown = static_cast<int64_t>(now);
         });
-        if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " (LFS upload)");
+        if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " (LFS upload)", !config_.token.empty());
       }
       progress.finish();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -654,7 +658,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
         const std::string verify = o["actions"]["verify"].value("href", "");
         resp = session.send_json("POST", verify, json{{"oid", p->sha256}, {"size", p->size}}, true,
                                  "application/vnd.git-lfs+json");
-        if (resp.status != 200) throw_http(resp, p->item->path_in_repo + " (LFS verify)");
+        if (resp.status != 200) throw_http(resp, p->item->path_in_repo + " (LFS verify)", !config_.token.empty());
       }
     }
   }
@@ -687,7 +691,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
   r.headers.emplace_back("Content-Type", "application/x-ndjson");
   // A commit is not idempotent: only answers that say it was not processed (429, 502-504) are retried.
   resp = session.send(std::move(r), false);
-  if (resp.status != 200 && resp.status != 201) throw_http(resp, repo_id + "@" + revision + " (commit)");
+  if (resp.status != 200 && resp.status != 201) throw_http(resp, repo_id + "@" + revision + " (commit)", !config_.token.empty());
   CommitResult result;
   try {
     const json j = json::parse(resp.body);

@@ -1,6 +1,8 @@
 // The user pipeline (see build_engine.h): pull, then build.
 #include "detrq/pipeline/build_engine.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -9,6 +11,8 @@
 #include "detrq/engine/cpu/cpu_features.h"
 #include "detrq/engine/cpu/engine_file.h"
 #include "detrq/hub/hub_client.h"
+#include "detrq/onnx/model.h"
+#include "detrq/quant/calibration_cache.h"
 
 namespace detrq::pipeline {
 
@@ -61,6 +65,8 @@ std::vector<Step> build_engine_steps(const BuildEngineOptions& o, std::string* b
     request.qdq = o.qdq;
     request.onnx = o.onnx;
     request.calibration_cache = o.cache;
+    // The cache is read and checked now: a damaged one is refused before anything is built.
+    if (!o.cache.empty()) (void)quant::read_calibration_cache(o.cache);
   }
 
   Step build;
@@ -82,6 +88,17 @@ std::vector<Step> build_engine_steps(const BuildEngineOptions& o, std::string* b
                               o.output.string(), tensorrt ? "tensorrt" : "cpu",
                               tensorrt ? "" : " --cpu-features " + (feature_list.empty() ? "none" : feature_list));
   build.run = [request, tensorrt, built] {
+    // A --qdq model without Q/DQ nodes would build a float engine while the user asked for INT8.
+    if (!request.qdq.empty()) {
+      const onnx::Model model = onnx::load_model(request.qdq);
+      const bool has_qdq = std::any_of(model.graph.nodes.begin(), model.graph.nodes.end(), [](const onnx::Node& n) {
+        return n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear";
+      });
+      if (!has_qdq) {
+        throw_invalid(request.qdq.string(), "has no QuantizeLinear or DequantizeLinear node: it is not a Q/DQ model",
+                      "give a float model with --onnx, or make the Q/DQ model with detrq calibrate --qdq");
+      }
+    }
     auto builder = engine::make_builder(tensorrt ? engine::Backend::kTensorRt : engine::Backend::kCpu);
     const auto result = builder->build(request);
     core::log_info("{}", result.description);

@@ -9,7 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <cstring>
+#include <tuple>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +22,7 @@
 #include "detrq/core/file_io.h"
 #include "detrq/core/log.h"
 #include "detrq/hub/hub_client.h"
+#include "detrq/onnx/model.h"
 #include "detrq/pipeline/content_hash.h"
 #include "detrq/pipeline/evaluate.h"
 #include "detrq/pipeline/model_card.h"
@@ -53,8 +58,13 @@ bool on_path(const std::string& program) {
   return false;
 }
 
+// A word as a POSIX shell reads it back: plain when it holds only characters no shell treats specially
+// (no globs, no quotes, no spaces), else single-quoted.
 std::string quote(const std::string& s) {
-  if (s.find_first_of(" \t\"'$\\") == std::string::npos && !s.empty()) return s;
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("_./:=,+-@%", c) != nullptr;
+  });
+  if (plain) return s;
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
@@ -118,6 +128,14 @@ struct Resolved {
   std::string eval_name;
 };
 
+// A folder as a dataset name a Hub reader can know: its last component, never a path of this machine.
+std::string dataset_name(const fs::path& dir) {
+  fs::path p = dir.lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  const std::string name = p.filename().string();
+  return name.empty() || name == "." || name == ".." ? std::string("a local image folder") : name;
+}
+
 std::string shipped_folder_name() {
   const fs::path dir = shipped_data_dir();
   return dir.empty() ? std::string("share/detrq beside the detrq executable (not there)") : dir.string();
@@ -133,6 +151,9 @@ Resolved resolve(const PrepareOptions& o) {
   if (!o.onnx.empty()) {
     r.model = o.onnx;
     r.export_skip_reason = "--onnx given";
+    // Checked before any step runs (a download of calibration images must not come first).
+    if (!fs::is_regular_file(o.onnx)) throw_io(o.onnx.string(), "does not exist", "--onnx takes an FP32 ONNX model file");
+    (void)onnx::load_model(o.onnx);
   } else if (o.skip_export) {
     r.model = r.work / "inference_model.onnx";
     r.export_skip_reason = "--skip-export";
@@ -151,7 +172,7 @@ Resolved resolve(const PrepareOptions& o) {
   const bool download_asked = !o.calibration_base_url.empty() || !o.calibration_ids.empty();
   if (!o.calibration_dir.empty()) {
     r.calibration_images = o.calibration_dir;
-    r.calibration_source = o.calibration_dir.string();
+    r.calibration_source = dataset_name(o.calibration_dir);
     r.download = false;
     r.download_skip_reason = "--calibration-dir given";
   } else if (shipped && !download_asked) {
@@ -160,28 +181,43 @@ Resolved resolve(const PrepareOptions& o) {
       throw Error(ErrorKind::kIo, kShippedCalibration, "the shipped calibration images were not found in " + shipped_folder_name(),
                   "reinstall detrq, or pass --calibration-dir DIR");
     }
-    r.calibration_source = kShippedCalibration;
+    r.calibration_source = "shapes_calib (procedural shapes, shipped with detrq)";
     r.download = false;
     r.download_skip_reason = std::string("using the calibration images the project ships, ") + kShippedCalibration;
   } else {
     r.calibration_images = r.work / "calibration_images";
-    r.calibration_source = r.calibration_images.string();
+    r.calibration_source = o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url;
     if (o.skip_calibration_download) {
       r.download = false;
       r.download_skip_reason = "--skip-calibration-download";
     }
   }
 
-  if (!o.eval_annotations.empty()) {
+  // The evaluation set is checked now, before any step runs: a wrong path is never ignored.
+  if (!o.eval_images.empty() && !fs::is_directory(o.eval_images)) {
+    throw_io(o.eval_images.string(), "is not a folder", "--eval-images takes the folder of the evaluation images");
+  }
+  if (!o.eval_annotations.empty() && !fs::is_regular_file(o.eval_annotations)) {
+    throw_io(o.eval_annotations.string(), "does not exist", "--eval-annotations takes a COCO instances.json");
+  }
+  if (o.eval_annotations.empty() && !o.eval_images.empty()) {
+    if (!fs::is_regular_file(o.eval_images / "instances.json")) {
+      throw Error(ErrorKind::kUsage, "--eval-images", o.eval_images.string() + " holds no instances.json",
+                  "give its COCO annotations with --eval-annotations");
+    }
+    r.eval_images = o.eval_images;
+    r.eval_annotations = o.eval_images / "instances.json";
+    r.eval_name = dataset_name(r.eval_images);
+  } else if (!o.eval_annotations.empty()) {
     r.eval_annotations = o.eval_annotations;
     r.eval_images = o.eval_images.empty() ? o.eval_annotations.parent_path() : o.eval_images;
-    r.eval_name = r.eval_images.string();
+    r.eval_name = dataset_name(r.eval_images);
   } else if (shipped) {
     const fs::path val = find_shipped_file(kShippedValidation);
     if (!val.empty() && fs::exists(val / "instances.json")) {
       r.eval_images = val;
       r.eval_annotations = val / "instances.json";
-      r.eval_name = kShippedValidation;
+      r.eval_name = "shapes_val (procedural shapes, shipped with detrq)";
     }
   }
   return r;
@@ -265,15 +301,27 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
     throw Error(ErrorKind::kUsage, "prepare", "--hf-repo ORG/NAME is required to upload",
                 "pass --hf-repo, or --skip-upload to prepare the files only");
   }
-  if (o.calibration_images < 1) throw Error(ErrorKind::kUsage, "--calibration-images", "must be at least 1");
-  const quant::CalibrationMethod method = quant::parse_method(o.method);
+  if (o.calibration_images < -1) {
+    throw Error(ErrorKind::kUsage, "--calibration-images", "must be 0 (all) or a positive count");
+  }
+  const quant::CalibrationMethod method = o.calibration.method;
   const Resolved r = resolve(o);
+  // 0: every image (of the id list, or of the local folder).
+  const int wanted = o.calibration_images >= 0 ? o.calibration_images : (r.download ? 100 : 0);
+  const std::string wanted_text = wanted > 0 ? std::to_string(wanted) : std::string("all");
   const fs::path work = r.work;
   const fs::path tensors = work / "calibration_tensors";
   const fs::path cache = work / "calibration.cache";
   const fs::path qdq = work / "inference_model.qdq.onnx";
   const fs::path table = work / "calibration.json";
   const fs::path report = work / "report.html";
+  // What is published: (local file, name in the repository, what the card says it is).
+  const std::vector<std::tuple<fs::path, std::string, std::string>> published = {
+      {r.model, "inference_model.onnx", "FP32 ONNX export (opset 17)"},
+      {work / "calibration.cache", "calibration.cache", "TensorRT calibration cache (TensorRT up to 10, with the FP32 ONNX)"},
+      {work / "inference_model.qdq.onnx", "inference_model.qdq.onnx", "explicitly quantized ONNX (TensorRT 10 and 11, onnxruntime)"},
+      {work / "calibration.json", "calibration.json", "calibration table: per-tensor ranges and scales, per-layer precision"},
+      {report, "report.html", "calibration report: precision decisions, ranges, histograms, INT8 against FP32"}};
   const fs::path accuracy = work / "accuracy.json";
   const fs::path card = work / "README.md";
   const int threads = o.threads;
@@ -285,21 +333,22 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
   {
     Step s;
     s.name = "fetch-calibration-images";
-    s.description = fmt::format("download {} calibration images ({})", o.calibration_images,
+    s.description = fmt::format("download {} calibration images ({})", wanted_text,
                                 o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url);
     if (!o.calibration_ids.empty()) s.inputs = {o.calibration_ids};
-    s.parameters = {{"count", std::to_string(o.calibration_images)}, {"base_url", o.calibration_base_url}};
+    s.parameters = {{"count", std::to_string(wanted)},
+                    {"base_url", o.calibration_base_url.empty() ? std::string(vision::kCocoVal2017BaseUrl) : o.calibration_base_url}};
     s.outputs = {r.calibration_images};
-    s.command = fmt::format("detrq fetch-calibration --count {} --output-dir {}{}{}", o.calibration_images,
+    s.command = fmt::format("detrq fetch-calibration --count {} --output-dir {}{}{}", wanted,
                             quote(r.calibration_images.string()),
                             o.calibration_ids.empty() ? "" : " --ids " + quote(o.calibration_ids.string()),
                             o.calibration_base_url.empty() ? "" : " --base-url " + quote(o.calibration_base_url));
     s.skip = !r.download;
     s.skip_reason = r.download_skip_reason;
-    s.run = [o, dir = r.calibration_images] {
+    s.run = [o, wanted, dir = r.calibration_images] {
       vision::FetchOptions f;
       if (!o.calibration_ids.empty()) f.ids = vision::read_id_list(o.calibration_ids);
-      f.count = o.calibration_images;
+      f.count = wanted;
       f.output_dir = dir;
       if (!o.calibration_base_url.empty()) f.base_url = o.calibration_base_url;
       const auto summary = vision::fetch_calibration_images(f);
@@ -319,11 +368,11 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
     s.name = "calibration-tensors";
     s.description = "decode and letterbox the calibration images into 1x3x512x512 float32 tensors";
     s.inputs = {r.calibration_images};
-    s.parameters = {{"count", std::to_string(o.calibration_images)}, {"size", "512"}};
+    s.parameters = {{"count", std::to_string(wanted)}, {"size", "512"}};
     s.outputs = {tensors};
     s.command = fmt::format("detrq tensors --input-dir {} --output-dir {} --count {}", quote(r.calibration_images.string()),
-                            quote(tensors.string()), o.calibration_images);
-    s.run = [images = r.calibration_images, tensors, count = o.calibration_images, threads] {
+                            quote(tensors.string()), wanted);
+    s.run = [images = r.calibration_images, tensors, count = wanted, threads] {
       vision::CalibrationTensorsOptions t;
       t.input_dir = images;
       t.output_dir = tensors;
@@ -333,8 +382,13 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
       if (summary.total() == 0) {
         throw Error(ErrorKind::kFailure, images.string(), "no calibration tensor could be made", "are there JPEG or PNG images?");
       }
-      if (!summary.complete()) {
-        core::log_warn("{}: {} calibration tensors instead of {}", images.string(), summary.total(), count);
+      // A shortfall fails (exit 1): fewer usable images than asked, or, asked for all, any that is unusable.
+      if ((count > 0 && summary.total() < count) || (count == 0 && summary.failed > 0)) {
+        const std::string first = summary.failures.empty() ? "" : " (first: " + summary.failures.front() + ")";
+        throw Error(ErrorKind::kFailure, images.string(),
+                    count > 0 ? fmt::format("only {} usable calibration images of the {} asked for{}", summary.total(), count, first)
+                              : fmt::format("{} of its images could not be used{}", summary.failed, first),
+                    "replace or remove the unusable images, or ask for fewer with --calibration-images");
       }
     };
     steps.push_back(std::move(s));
@@ -348,15 +402,18 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
                     "the calibration table and the report";
     s.inputs = {r.model, tensors};
     s.parameters = {{"method", quant::method_name(method)}};
+    std::string flags;
+    for (const auto& a : o.calibration_args) flags += " " + quote(a);
+    // The flags as given, in the parameters too: a change reruns the step.
+    if (!flags.empty()) s.parameters["calibrate_flags"] = flags.substr(1);
     s.outputs = {cache, qdq, table, report};
-    s.command = fmt::format("detrq calibrate --onnx {} --tensors {} --method {} --cache-path {} --qdq-out {} --table {} --report {}",
-                            quote(r.model.string()), quote(tensors.string()), quant::method_name(method),
-                            quote(cache.string()), quote(qdq.string()), quote(table.string()), quote(report.string()));
-    s.run = [model = r.model, tensors, method, cache, qdq, table, report, threads] {
-      quant::CalibrateOptions c;
+    s.command = fmt::format("detrq calibrate --onnx {} --tensors {} --cache {} --qdq {} --table {} --report {}{}",
+                            quote(r.model.string()), quote(tensors.string()), quote(cache.string()), quote(qdq.string()),
+                            quote(table.string()), quote(report.string()), flags);
+    s.run = [template_options = o.calibration, model = r.model, tensors, cache, qdq, table, report, threads] {
+      quant::CalibrateOptions c = template_options;
       c.onnx = model;
       c.source = quant::tensor_folder_source(tensors);
-      c.method = method;
       c.cache_path = cache;
       c.qdq_out = qdq;
       c.table_path = table;
@@ -393,8 +450,8 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
                 {"fp32", metrics_json(fp32.metrics)},
                 {"int8", metrics_json(int8.metrics)}};
       core::write_file_atomic(accuracy, j.dump(2));
-      core::log_info("AP FP32 {:.4f}, INT8 {:.4f} ({:+.2f} points)", fp32.metrics.ap, int8.metrics.ap,
-                     100 * (int8.metrics.ap - fp32.metrics.ap));
+      core::log_info("AP FP32 {:.4f}, INT8 {:.4f} (INT8 - FP32 {:+.4f})", fp32.metrics.ap, int8.metrics.ap,
+                     int8.metrics.ap - fp32.metrics.ap);
     };
     steps.push_back(std::move(s));
   }
@@ -404,32 +461,26 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
     Step s;
     s.name = "model-card";
     s.description = "write the README.md model card (metadata, files, how to build and run, measured accuracy)";
-    s.inputs = {r.model, cache, qdq, table};
+    s.inputs = {r.model, cache, qdq, table, report};
     if (measure) s.inputs.push_back(accuracy);
     s.parameters = {{"repo", o.hf_repo}, {"license", o.license}, {"method", quant::method_name(method)},
-                    {"images", std::to_string(o.calibration_images)}};
+                    {"calibration_source", r.calibration_source}};
     s.outputs = {card};
-    s.run = [o, r, cache, qdq, table, accuracy, card, measure, method] {
+    s.run = [o, r, published, table, accuracy, card, measure, method] {
       ModelCardInfo info;
       info.repo_id = o.hf_repo.empty() ? "ORG/NAME" : o.hf_repo;
       info.title = o.hf_repo.empty() ? "RF-DETR, INT8-ready" : o.hf_repo.substr(o.hf_repo.find('/') + 1);
       info.license = o.license;
       info.calibration_method = quant::method_name(method);
       describe_run(info, table, r.model);  // images calibrate used, shapes the model declares
-      info.calibration_source = r.download ? (o.calibration_base_url.empty() ? "COCO val2017" : o.calibration_base_url)
-                                           : r.calibration_source;
+      info.calibration_source = r.calibration_source;
       info.detrq_version = DETRQ_VERSION;
       const json calibration = json::parse(core::read_file(table), nullptr, false);
       if (calibration.is_object() && calibration.contains("int8_mac_share")) {
         info.int8_mac_share = calibration.at("int8_mac_share").get<double>();
       }
-      const std::vector<std::pair<fs::path, std::pair<std::string, std::string>>> files = {
-          {r.model, {"inference_model.onnx", "FP32 ONNX export (opset 17)"}},
-          {cache, {"calibration.cache", "TensorRT calibration cache (TensorRT up to 10, with the FP32 ONNX)"}},
-          {qdq, {"inference_model.qdq.onnx", "explicitly quantized ONNX (TensorRT 10 and 11, onnxruntime)"}},
-          {table, {"calibration.json", "calibration table: per-tensor ranges and scales"}}};
-      for (const auto& [path, meta] : files) {
-        info.files.push_back({meta.first, meta.second, static_cast<uint64_t>(fs::file_size(path)), sha256_file(path)});
+      for (const auto& [path, name, what] : published) {
+        info.files.push_back({name, what, static_cast<uint64_t>(fs::file_size(path)), sha256_file(path)});
       }
       if (measure) {
         const json a = json::parse(core::read_file(accuracy));
@@ -450,29 +501,33 @@ std::vector<Step> prepare_steps(const PrepareOptions& o) {
     Step s;
     s.name = "upload";
     s.description = "commit the files and the model card to the Hub repository " + (o.hf_repo.empty() ? "(none)" : o.hf_repo);
-    s.inputs = {r.model, cache, qdq, table, card};
+    std::vector<hub::UploadItem> items;
+    for (const auto& [path, name, what] : published) items.push_back({path, name});
+    items.push_back({card, "README.md"});
+    for (const auto& item : items) s.inputs.push_back(item.local);
     s.parameters = {{"repo", o.hf_repo}, {"revision", o.revision}};
-    s.command = fmt::format("detrq publish --hf-repo {} --revision {}", o.hf_repo.empty() ? "ORG/NAME" : o.hf_repo, o.revision);
-    for (const auto& [local, name] : std::vector<std::pair<fs::path, std::string>>{
-             {r.model, "inference_model.onnx"}, {cache, "calibration.cache"}, {qdq, "inference_model.qdq.onnx"},
-             {table, "calibration.json"}, {card, "README.md"}}) {
-      s.command += " --file " + quote(local.string() + ":" + name);
-    }
+    if (o.is_private) s.parameters["private"] = "true";
+    if (o.message != PrepareOptions{}.message) s.parameters["message"] = o.message;
+    s.command = fmt::format("detrq publish --hf-repo {} --revision {}{} --message {}", o.hf_repo.empty() ? "ORG/NAME" : o.hf_repo,
+                            quote(o.revision), o.is_private ? " --private" : "", quote(o.message));
+    for (const auto& item : items) s.command += " --file " + quote(item.local.string() + ":" + item.path_in_repo);
     s.skip = o.skip_upload;
     s.skip_reason = "--skip-upload";
     s.skipped_outputs_required = false;
-    s.run = [o, r, cache, qdq, table, card] {
+    s.run = [o, items] {
       hub::HubClient client;
-      client.create_repo(o.hf_repo);
-      std::vector<hub::UploadItem> items = {{r.model, "inference_model.onnx"},
-                                            {cache, "calibration.cache"},
-                                            {qdq, "inference_model.qdq.onnx"},
-                                            {table, "calibration.json"},
-                                            {card, "README.md"}};
-      const auto commit = client.upload_files(o.hf_repo, items, "detrq prepare: INT8-ready RF-DETR", o.revision);
+      client.create_repo(o.hf_repo, o.is_private);
+      const auto commit = client.upload_files(o.hf_repo, items, o.message, o.revision);
       core::log_info("uploaded to {} (commit {})", o.hf_repo, commit.commit);
     };
     steps.push_back(std::move(s));
+  }
+  // A skipped step has no equivalent command: what it would run is not what this run does (the export of
+  // a model given with --onnx would overwrite it, a download of images given locally is no download).
+  // A parameter without a value says nothing ("base_url = "): only those with one are shown and recorded.
+  for (Step& step : steps) {
+    if (step.skip) step.command.clear();
+    std::erase_if(step.parameters, [](const auto& p) { return p.second.empty(); });
   }
   return steps;
 }

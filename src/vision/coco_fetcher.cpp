@@ -106,8 +106,13 @@ std::vector<int64_t> read_id_list(const fs::path& path) {
   return ids;
 }
 
-FetchSummary fetch_calibration_images(const FetchOptions& options) {
-  if (options.count < 0) throw_invalid("--count", "must be 0 or positive");
+FetchSummary fetch_calibration_images(const FetchOptions& given) {
+  if (given.count < 0) throw_invalid("--count", "must be 0 (all) or positive");
+  FetchOptions options = given;
+  if (options.count == 0) {  // 0: every id of the list, as --count 0 means all in `tensors` and `calibrate`
+    const std::vector<int64_t>& list = options.ids.empty() ? default_calibration_ids() : options.ids;
+    options.count = static_cast<int>(std::set<int64_t>(list.begin(), list.end()).size());
+  }
   if (options.concurrency < 1) throw_invalid("--concurrency", "must be at least 1");
   if (options.max_attempts < 1) throw_invalid("--retries", "at least one attempt is needed");
   const std::vector<int64_t>& ids = options.ids.empty() ? default_calibration_ids() : options.ids;

@@ -45,7 +45,7 @@ TEST(ModelCard, StatesTheShareOfMultiplyAddsInInt8WhenKnown) {
             std::string::npos);
 }
 
-TEST(ModelCard, AccuracyTableWithChangeInPoints) {
+TEST(ModelCard, AccuracyTableChangeIsInt8MinusFp32InTheMetricsUnit) {
   ModelCardInfo i = info();
   AccuracyFigures a;
   a.dataset = "data/shapes_val (200 images)";
@@ -56,8 +56,11 @@ TEST(ModelCard, AccuracyTableWithChangeInPoints) {
   a.int8.ap50 = 0.951;
   i.accuracy = a;
   const std::string md = render_model_card(i);
-  EXPECT_NE(md.find("| AP | 0.8000 | 0.7925 | -0.75 |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| AP50 | 0.9500 | 0.9510 | +0.10 |"), std::string::npos) << md;
+  // One convention with `detrq eval --compare`: INT8 minus FP32, in the columns' own unit, said in the header.
+  EXPECT_NE(md.find("| metric | FP32 | INT8 (Q/DQ) | change (INT8 - FP32) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| AP | 0.8000 | 0.7925 | -0.0075 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| AP50 | 0.9500 | 0.9510 | +0.0010 |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("points"), std::string::npos) << md;
   EXPECT_NE(md.find("| AP_small | n/a | n/a | n/a |"), std::string::npos) << md;
   EXPECT_EQ(md.find("Not measured"), std::string::npos);
 }
@@ -71,6 +74,24 @@ TEST(ModelCard, OutputShapesAreTheModels) {
   EXPECT_NE(md.find("`labels` [1, 100, 7]"), std::string::npos) << md;
   i.num_queries = 0;  // unknown: a placeholder, never a made-up number
   EXPECT_NE(render_model_card(i).find("`dets` [1, Q, 4]"), std::string::npos);
+}
+
+TEST(ModelCard, NamesClassesFloatLayersCacheCoverageAndTheReport) {
+  ModelCardInfo i = info();
+  i.class_names = {{1, "circle"}, {2, "square"}};
+  i.layers_total = 5;
+  i.float_layers = {{"/m/bbox_embed/MatMul", "box-regression head"}, {"/a|b", "why"}};
+  i.cache_tensors = 9;
+  i.files.push_back({"report.html", "calibration report", 4096, std::string(64, 'd')});
+  const std::string md = render_model_card(i);
+  EXPECT_NE(md.find("1: circle, 2: square"), std::string::npos) << md;
+  EXPECT_NE(md.find("3 of the 5 Conv/MatMul/Gemm layers run in INT8; 2 stay in float"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `/m/bbox_embed/MatMul` | box-regression head |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `/a\\|b` | why |"), std::string::npos) << md;  // a '|' does not end the cell
+  EXPECT_NE(md.find("[report.html](report.html)"), std::string::npos) << md;
+  EXPECT_NE(md.find("The cache holds the scales of 9 tensors: the graph input and the inputs and outputs of the 3 layers"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("on 64 images of data/shapes_calib"), std::string::npos) << md;
 }
 
 TEST(ModelCard, QuotesYamlValuesThatNeedIt) {

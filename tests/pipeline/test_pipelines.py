@@ -12,6 +12,28 @@ from PIL import Image
 from conftest import (DETRQ, MODEL, PYTHON, SOURCE, VAL, check_card_against_run, hub_env, make_qdq_model,
                       require_fixtures, run_detrq, val_subset)
 
+
+def check_card_names_what_a_hub_reader_needs(card, work, tmp_path):
+    """The classes (the model's metadata, read with onnx), the layers the Q/DQ ONNX leaves in float (read with
+    onnx: a Conv/MatMul/Gemm not reading DequantizeLinear outputs), the report link, what the cache covers (its
+    lines), and no path of the maintainer's machine."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(MODEL, load_external_data=False).metadata_props}
+    names = json.loads(meta["class_names"])
+    assert ", ".join(f"{k}: {v}" for k, v in sorted(names.items(), key=lambda kv: int(kv[0]))) in card, card
+    g = onnx.load(str(work / "inference_model.qdq.onnx")).graph
+    producer = {o: n.op_type for n in g.node for o in n.output}
+    layers = [n for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    floats = [n.name for n in layers if not all(producer.get(t) == "DequantizeLinear" for t in n.input[:2])]
+    assert f"{len(layers) - len(floats)} of the {len(layers)} Conv/MatMul/Gemm layers run in INT8" in card, card
+    for name in floats:
+        assert f"| `{name}` |" in card, name
+    assert "[report.html](report.html)" in card
+    scales = len((work / "calibration.cache").read_text().splitlines()) - 1
+    assert f"The cache holds the scales of {scales} tensors" in card, card
+    assert str(tmp_path) not in card and "calibration_images" not in card, card
+
 REPO = "acme/rfdetr-shapes-int8"
 STEPS = ["export", "fetch-calibration-images", "calibration-tensors", "calibrate", "evaluate", "model-card", "upload"]
 
@@ -50,13 +72,14 @@ print(json.dumps({{"files": files, "license": card.data.license, "pipeline_tag":
     assert hf.returncode == 0, hf.stderr
     info = json.loads(hf.stdout)
     assert set(info["files"]) - {".gitattributes"} == {"README.md", "calibration.cache", "calibration.json",
-                                                       "inference_model.onnx", "inference_model.qdq.onnx"}
+                                                       "inference_model.onnx", "inference_model.qdq.onnx", "report.html"}
     assert info["license"] == "apache-2.0"
     assert info["pipeline_tag"] == "object-detection"
     assert "int8" in info["tags"]
     assert "trtexec --onnx=inference_model.qdq.onnx --stronglyTyped" in info["text"]
     # The card on the Hub against the run: 6 images downloaded, 6 tensors, half (3) held out, so 3 calibrated.
     assert check_card_against_run(info["text"], r.stderr, work) == 3
+    check_card_names_what_a_hub_reader_needs(info["text"], work, tmp_path)
     assert "AP FP32" in r.stderr and "| AP50 |" in info["text"]
 
     # A second run has nothing to do, upload included.
@@ -118,7 +141,7 @@ def test_skip_flags(tmp_path, image_server):
     work.mkdir(exist_ok=True)
     os.link(MODEL, work / "inference_model.onnx")
     (work / "calibration_images").mkdir()
-    for name in sorted(os.listdir(os.path.join(SOURCE, "data", "shapes_calib")))[:4]:
+    for name in sorted(n for n in os.listdir(os.path.join(SOURCE, "data", "shapes_calib")) if n.endswith(".jpg"))[:4]:
         os.link(os.path.join(SOURCE, "data", "shapes_calib", name), work / "calibration_images" / name)
     r = run_detrq("--json", "prepare", "--skip-upload", "--skip-export", "--skip-calibration-download", "--work-dir", work,
                   "--calibration-base-url", base_url, "--calibration-images", "4")

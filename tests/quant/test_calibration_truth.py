@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("calibrate")
     # The calibrate defaults (percentile, smoothing, the DETR policy); 6 images calibrate, 2 are held out.
     r = subprocess.run([DETRQ, "calibrate", "--onnx", MODEL, "--images", CALIB, "--count", "6", "--eval-count", "2",
-                        "--cache-path", out / "calibration.cache", "--qdq-out", out / "model.qdq.onnx",
+                        "--cache", out / "calibration.cache", "--qdq", out / "model.qdq.onnx",
                         "--table", out / "calibration.json", "--report", out / "report.html", "--threads", "2"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

@@ -28,7 +28,7 @@ void add_build_engine_command(CLI::App& app, CommandAction& action, const Global
   cmd->add_option("--work-dir", (*paths)[4], "Downloads and state (default: <output>.d)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the steps; change nothing");
   cmd->add_flag("--force", o->force, "Rebuild even when up to date");
-  cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
+  cmd->add_option("--threads", o->threads, "Threads (0: one per core)")->check(count_validator());
   cmd->callback([&action, &global, o, paths, backend] {
     action = [&global, o, paths, backend] {
       o->onnx = (*paths)[0];

@@ -58,33 +58,19 @@ double parse_budget_db(const std::string& text) {
 
 }  // namespace
 
-void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
-  auto opt = std::make_shared<quant::CalibrateOptions>();
-  auto method = std::make_shared<std::string>("percentile");
-  auto budget = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("calibrate", "Calibrate an FP32 ONNX model for INT8 on the CPU");
-  cmd->add_option("--onnx", opt->onnx, "FP32 ONNX model")->required()->check(CLI::ExistingFile);
-  auto tensors = std::make_shared<std::filesystem::path>();
-  auto images = std::make_shared<std::filesystem::path>();
-  auto* t_opt = cmd->add_option("--tensors", *tensors, "Folder of calib_*.bin tensors (from detrq tensors)");
-  auto* i_opt = cmd->add_option("--images", *images, "Folder of .jpg/.png images, letterboxed on the fly");
-  t_opt->excludes(i_opt);
-  i_opt->excludes(t_opt);
-  cmd->add_option("--count", opt->count, "Calibration tensors to use (default: all but the held-out ones)")
-      ->check(CLI::NonNegativeNumber);
+CalibrationFlags add_calibration_flags(CLI::App* cmd) {
+  CalibrationFlags flags;
+  quant::CalibrateOptions* opt = flags.options.get();
+  const auto before = cmd->get_options().size();
   cmd->add_option("--eval-count", opt->eval_count, "Held-out tensors for the INT8-vs-FP32 check")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--method", *method, "entropy | minmax | percentile | mse")->capture_default_str();
+      ->capture_default_str()->check(count_validator());
+  cmd->add_option("--method", *flags.method, "entropy | minmax | percentile | mse")->capture_default_str();
   cmd->add_option("--percentile", opt->calibrator.percentile, "Percentile for --method percentile")->capture_default_str();
-  cmd->add_option("--cache-path", opt->cache_path, "TensorRT calibration cache to write")->required();
   cmd->add_option("--cache-version", opt->cache_version, "TensorRT version number in the cache header")
       ->capture_default_str();
-  cmd->add_option("--qdq-out", opt->qdq_out, "Q/DQ ONNX model to write");
-  cmd->add_option("--table", opt->table_path, "calibration.json to write");
-  cmd->add_option("--report", opt->report_path, "report.html to write");
   cmd->add_option("--exclude", opt->policy.exclude, "Node-name glob kept in float (repeatable)");
   cmd->add_option("--include", opt->policy.include, "Node-name glob quantized even where the DETR defaults say float");
-  cmd->add_flag("!--no-detr-defaults", opt->policy.detr_defaults, "Quantize attention, sampling and box-head layers too");
+  cmd->add_flag("--no-detr-defaults", *flags.no_detr_defaults, "Quantize attention, sampling and box-head layers too");
   cmd->add_flag("--float-attention-and-stem", opt->policy.float_attention_and_stem,
                 "Keep attention score products and the patch embedding in float (40% and 4% of RF-DETR's multiply-adds)");
   cmd->add_option("--smooth-alpha", opt->smooth_alpha,
@@ -92,25 +78,77 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--residual-adds", opt->policy.residual_adds,
                 "Also Q/DQ the skip input of residual Adds after INT8 layers (TensorRT fuses them then)");
-  cmd->add_option("--accuracy-budget", *budget, "Keep the most sensitive layers in float until every output reaches DB");
+  cmd->add_option("--accuracy-budget", *flags.budget, "Keep the most sensitive layers in float until every output reaches DB");
   cmd->add_flag("--all-tensors", opt->all_tensors,
                 "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
                 "outputs of the layers the policy quantizes");
-  cmd->add_option("--threads", opt->threads, "Threads (default: one per core)");
+  const auto all = cmd->get_options();
+  for (std::size_t i = before; i < all.size(); ++i) {
+    flags.added.push_back(const_cast<CLI::Option*>(all[i]));
+    flags.added.back()->group("Calibration");
+  }
+  return flags;
+}
+
+void CalibrationFlags::finish() const {
+  if (*no_detr_defaults) options->policy.detr_defaults = false;
+  options->method = quant::parse_method(*method);
+  if (!budget->empty()) options->accuracy_budget_db = parse_budget_db(*budget);
+  if (options->cache_version.empty() || options->cache_version.find_first_not_of("0123456789") != std::string::npos) {
+    throw detrq::Error(detrq::ErrorKind::kUsage, "--cache-version", "must be digits, like 8601 or 100100");
+  }
+}
+
+std::vector<std::string> CalibrationFlags::args() const {
+  std::vector<std::string> out;
+  for (const CLI::Option* o : added) {
+    if (o->count() == 0) continue;
+    const std::string name = "--" + o->get_lnames().front();
+    if (o->get_type_size_max() == 0) {  // a flag: once is enough, and it takes no value
+      out.push_back(name);
+      continue;
+    }
+    for (const std::string& value : o->results()) {
+      out.push_back(name);
+      out.push_back(value);
+    }
+  }
+  return out;
+}
+
+void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
+  CLI::App* cmd = app.add_subcommand("calibrate", "Calibrate an FP32 ONNX model for INT8 on the CPU");
+  const CalibrationFlags flags = add_calibration_flags(cmd);
+  const std::shared_ptr<quant::CalibrateOptions> opt = flags.options;
+  cmd->add_option("--onnx", opt->onnx, "FP32 ONNX model")->required();  // a missing file: detrq: error, exit 6
+  auto tensors = std::make_shared<std::filesystem::path>();
+  auto images = std::make_shared<std::filesystem::path>();
+  auto* t_opt = cmd->add_option("--tensors", *tensors, "Folder of calib_*.bin tensors (from detrq tensors)");
+  auto* i_opt = cmd->add_option("--images", *images, "Folder of .jpg/.png images, letterboxed on the fly");
+  t_opt->excludes(i_opt);
+  i_opt->excludes(t_opt);
+  cmd->add_option("--count", opt->count, "Calibration tensors to use (0, the default: all but the held-out ones)")
+      ->check(count_validator());
+  // Files by the names `build-engine` reads them with (--cache, --qdq); --cache-path and --qdq-out still work.
+  cmd->add_option("--cache", opt->cache_path, "TensorRT calibration cache to write (required)");
+  cmd->add_option("--qdq", opt->qdq_out, "Q/DQ ONNX model to write");
+  add_hidden_alias(cmd, "--cache-path", opt->cache_path);
+  add_hidden_alias(cmd, "--qdq-out", opt->qdq_out);
+  cmd->add_option("--table", opt->table_path, "calibration.json to write");
+  cmd->add_option("--report", opt->report_path, "report.html to write");
+  cmd->add_option("--threads", opt->threads, "Threads (0, the default: one per core)")->check(count_validator());
   auto cpu_features = std::make_shared<std::string>();
   cmd->add_option("--cpu-features", *cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
-  cmd->callback([&action, &global, opt, method, budget, tensors, images, cpu_features] {
-    action = [&global, opt, method, budget, tensors, images, cpu_features] {
+  cmd->callback([&action, &global, flags, opt, tensors, images, cpu_features] {
+    action = [&global, flags, opt, tensors, images, cpu_features] {
       opt->target = runtime::narrowed_host_target(*cpu_features);
+      if (opt->cache_path.empty()) throw detrq::Error(detrq::ErrorKind::kUsage, "calibrate", "--cache FILE is required");
+      if (!std::filesystem::is_regular_file(opt->onnx)) throw_io(opt->onnx.string(), "does not exist", "--onnx takes an FP32 ONNX model file");
       if (tensors->empty() && images->empty()) {
         throw detrq::Error(detrq::ErrorKind::kUsage, "calibrate", "give --tensors DIR or --images DIR");
       }
       opt->source = tensors->empty() ? image_folder_source(*images) : quant::tensor_folder_source(*tensors);
-      opt->method = quant::parse_method(*method);
-      if (!budget->empty()) opt->accuracy_budget_db = parse_budget_db(*budget);
-      if (opt->cache_version.empty() || opt->cache_version.find_first_not_of("0123456789") != std::string::npos) {
-        throw detrq::Error(detrq::ErrorKind::kUsage, "--cache-version", "must be digits, like 8601 or 100100");
-      }
+      flags.finish();
       quant::CalibrateResult r = quant::calibrate(*opt);
       int quantized = 0;
       for (const auto& [name, t] : r.table.tensors) quantized += t.quantized ? 1 : 0;

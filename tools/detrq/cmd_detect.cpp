@@ -1,4 +1,4 @@
-// `detrq detect`: RF-DETR detections for images as JSON on stdout, and with --out a PNG per image.
+// `detrq detect`: RF-DETR detections for images as JSON on stdout, and with --output-dir a PNG per image.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -30,14 +30,15 @@ struct DetectArgs {
 
 void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& /*global*/) {
   auto args = std::make_shared<DetectArgs>();
-  CLI::App* cmd = app.add_subcommand("detect", "Detect objects in images (JSON on stdout; PNGs with --out)");
+  CLI::App* cmd = app.add_subcommand("detect", "Detect objects in images (JSON on stdout; PNGs with --output-dir)");
   auto* engine = cmd->add_option("--engine", args->engine, "Engine file from `detrq build-engine`");
   auto* onnx = cmd->add_option("--onnx", args->onnx, "ONNX model (FP32 or Q/DQ)");
   engine->excludes(onnx);
   cmd->add_option("images", args->images, "Images (JPEG or PNG)")->required();
   cmd->add_option("--threshold", args->threshold, "Minimum score")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--out", args->out, "Folder for <image>.png with the boxes drawn");
-  cmd->add_option("--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--output-dir", args->out, "Folder for <image>.png with the boxes drawn");
+  add_hidden_alias(cmd, "--out", args->out);
+  cmd->add_option("--threads", args->threads, "Threads (0: one per core)")->check(count_validator());
   cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->callback([&action, args] {
     action = [args] {

@@ -37,9 +37,12 @@ nlohmann::json metrics_json(const vision::CocoMetrics& m) {
 
 void print_table(const std::vector<std::pair<std::string, vision::CocoMetrics>>& rows) {
   for (std::size_t r = 0; r < rows.size(); ++r) std::printf("[%zu] %s\n", r + 1, rows[r].first.c_str());
+  // One convention with the model card: the change is the second model minus the first (INT8 - FP32 for
+  // `--onnx FP32 --compare INT8`), in the metrics' own unit (0 to 1, as pycocotools prints them).
+  if (rows.size() == 2) std::printf("[2]-[1]: the change, [2] minus [1], in the metrics' unit (0 to 1)\n");
   std::printf("%-10s", "metric");
   for (std::size_t r = 0; r < rows.size(); ++r) std::printf(" %9s", ("[" + std::to_string(r + 1) + "]").c_str());
-  if (rows.size() == 2) std::printf(" %9s", "change");
+  if (rows.size() == 2) std::printf(" %9s", "[2]-[1]");
   std::printf("\n");
   for (std::size_t i = 0; i < 12; ++i) {
     std::printf("%-10s", vision::CocoMetrics::names()[i]);
@@ -61,10 +64,11 @@ void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions&
   onnx->excludes(dets);
   cmd->add_option("--images", args->images, "Folder of the annotated images");
   cmd->add_option("--annotations", args->annotations, "COCO instances.json")->required();
-  cmd->add_option("--compare", args->compare, "A second model (engine or ONNX) evaluated on the same images");
+  cmd->add_option("--compare", args->compare,
+                  "A second model (engine or ONNX) evaluated on the same images; the change column is it minus the first");
   cmd->add_option("--save-detections", args->save_detections, "Write the (first) model's detections as COCO results JSON");
-  cmd->add_option("--max-images", args->max_images, "Evaluate on the first N images only (0: all)");
-  cmd->add_option("--threads", args->threads, "Threads (0: one per core)");
+  cmd->add_option("--max-images", args->max_images, "Evaluate on the first N images only (0: all)")->check(count_validator());
+  cmd->add_option("--threads", args->threads, "Threads (0: one per core)")->check(count_validator());
   cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->callback([&action, &global, args] {
     action = [&global, args] {
@@ -103,6 +107,7 @@ void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions&
             delta[vision::CocoMetrics::names()[i]] = rows[1].second.as_array()[i] - rows[0].second.as_array()[i];
           }
           j["change"] = delta;
+          j["change_is"] = "results[1] minus results[0], in the metrics' unit (0 to 1)";
         }
         std::printf("%s\n", j.dump(2).c_str());
       } else {

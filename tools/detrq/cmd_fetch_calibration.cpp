@@ -13,8 +13,8 @@ void add_fetch_calibration_command(CLI::App& app, CommandAction& action, const G
   auto options = std::make_shared<vision::FetchOptions>();
   auto ids_file = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("fetch-calibration", "Download COCO val2017 calibration images");
-  cmd->add_option("--count", options->count, "Images wanted in the output folder")->default_val(100)
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--count", options->count, "Images wanted in the output folder (0: one per id of the list)")->default_val(100)
+      ->check(count_validator());
   cmd->add_option("--ids", *ids_file, "File of COCO image ids (default: the list shipped with detrq)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--output-dir", options->output_dir, "Where the images go")->default_val("calibration_images");
@@ -41,7 +41,7 @@ void add_fetch_calibration_command(CLI::App& app, CommandAction& action, const G
       }
       if (!s.complete()) {
         std::fprintf(stderr, "detrq: error: %s: only %d of %d images (%s)\n", options->output_dir.c_str(),
-                     s.present(), options->count,
+                     s.present(), s.requested,
                      s.network_trouble ? "network trouble: run again later, present images are kept"
                                        : "the id list ran out: pass a longer --ids list");
         return static_cast<int>(s.network_trouble ? ErrorKind::kNetwork : ErrorKind::kFailure);

@@ -44,7 +44,20 @@ void add_hub_server_command(CLI::App& app, CommandAction& action, const GlobalOp
       pthread_sigmask(SIG_BLOCK, &set, nullptr);
       hub::HubServer server(*opts);
       server.start();
-      std::cout << "serving " << opts->root.string() << " on " << server.endpoint() << std::endl;
+      // What it listens on, as given: 0.0.0.0 is every interface, not loopback.
+      const std::string& host = opts->host;
+      const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+      const std::string listening = "http://" + shown + ":" + std::to_string(server.port());
+      const bool loopback = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+      if (!loopback) {
+        std::cerr << "detrq: warning: hub-server listens on " << listening
+                  << (host == "0.0.0.0" || host == "::" ? " (every network interface)" : "")
+                  << ": other machines can reach it"
+                  << (opts->tokens_file.empty() ? " and read its public repositories"
+                                                : " and read its public repositories; --tokens decides who may write")
+                  << " (give --host 127.0.0.1 to serve this machine only)" << std::endl;
+      }
+      std::cout << "serving " << opts->root.string() << " on " << listening << std::endl;
       int sig = 0;
       sigwait(&set, &sig);
       core::log_info("hub-server: stopping");

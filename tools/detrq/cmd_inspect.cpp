@@ -110,7 +110,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
     bool passes = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("model", args->model, "ONNX model or engine file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", args->model, "ONNX model or engine file")->required();  // a missing file: detrq: error, exit 6
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
   cmd->add_flag("--layers", args->layers, "List every Conv/MatMul/Gemm with its multiply-adds and whether it runs in INT8");
   cmd->add_flag("--passes", args->passes, "Also print what each planning pass changed (rewritten, fused, removed)");

@@ -27,22 +27,30 @@ void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptio
   cmd->add_option("--checkpoint", o->checkpoint, "Export from this checkpoint (path or Hub id)");
   cmd->add_option("--onnx", *onnx, "Use this FP32 ONNX model instead of exporting");
   cmd->add_option("--work-dir", *work, "Folder for every file the pipeline makes")->capture_default_str();
-  cmd->add_option("--calibration-images", o->calibration_images, "How many calibration images")->capture_default_str();
+  cmd->add_option("--calibration-images", o->calibration_images,
+                  "How many calibration images (default: 100 to download, all of --calibration-dir; 0: all); fewer usable fails")
+      ->check(count_validator());
   cmd->add_option("--calibration-ids", *ids, "COCO image ids to fetch (one or more per line)");
   cmd->add_option("--calibration-base-url", o->calibration_base_url, "Where the images are (default COCO val2017)");
   cmd->add_option("--calibration-dir", *calib_dir, "Local calibration images instead of a download");
-  cmd->add_option("--method", o->method, "entropy | minmax | percentile | mse")->capture_default_str();
   cmd->add_option("--eval-images", *eval_images, "Images for the INT8-vs-FP32 accuracy (COCO format)");
   cmd->add_option("--eval-annotations", *eval_annotations, "instances.json of --eval-images");
   cmd->add_option("--license", o->license, "License in the model card")->capture_default_str();
+  cmd->add_flag("--private", o->is_private, "Create the Hub repository as private (as publish --private)");
+  cmd->add_option("--message", o->message, "Commit message of the upload")->capture_default_str();
   cmd->add_flag("--skip-export", o->skip_export, "Use <work-dir>/inference_model.onnx as it is");
   cmd->add_flag("--skip-calibration-download", o->skip_calibration_download, "Use <work-dir>/calibration_images as it is");
   cmd->add_flag("--skip-upload", o->skip_upload, "Prepare the files, do not publish");
   cmd->add_flag("--dry-run", o->dry_run, "Print every step with its inputs, outputs and command; change nothing");
   cmd->add_flag("--force", o->force, "Run every step even when up to date");
-  cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
-  cmd->callback([&action, &global, o, onnx, work, ids, calib_dir, eval_images, eval_annotations] {
-    action = [&global, o, onnx, work, ids, calib_dir, eval_images, eval_annotations] {
+  cmd->add_option("--threads", o->threads, "Threads (0: one per core)")->check(count_validator());
+  // Every calibration option of `detrq calibrate`, with the same names and defaults.
+  const CalibrationFlags calibration = add_calibration_flags(cmd);
+  cmd->callback([&action, &global, o, onnx, work, ids, calib_dir, eval_images, eval_annotations, calibration] {
+    action = [&global, o, onnx, work, ids, calib_dir, eval_images, eval_annotations, calibration] {
+      calibration.finish();
+      o->calibration = *calibration.options;
+      o->calibration_args = calibration.args();
       o->onnx = *onnx;
       o->work_dir = *work;
       o->calibration_ids = *ids;

@@ -26,7 +26,6 @@ void add_publish_command(CLI::App& app, CommandAction& action, const GlobalOptio
   cmd->add_option("--message", opts->message, "Commit message")->capture_default_str();
   cmd->add_option("--revision", opts->revision, "Branch to commit to")->capture_default_str();
   cmd->add_option("--parent-commit", opts->parent, "Refuse to commit unless the branch head is this commit");
-  cmd->footer("Environment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token).");
   cmd->callback([opts, &action, &global] {
     action = [opts, &global] {
       std::vector<hub::UploadItem> items;

@@ -39,15 +39,15 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
     bool profile = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("model", args->model, "ONNX model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", args->model, "ONNX model file")->required();  // a missing file: detrq: error, exit 6
   // Not required: a graph without inputs (constants only, or every input baked in as an initializer) runs as is.
   cmd->add_option("--input", args->inputs,
                   "NAME=FILE (.npy, .pb TensorProto, or raw float32 .bin in the model's shape), one per model input");
   cmd->add_option("--output-dir", args->output_dir, "Folder for the outputs, one <name>.npy each")->required();
-  cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", args->threads, "Worker threads (0, the default: one per core)")->check(count_validator());
   cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
   cmd->add_option("--repeat", args->repeat, "Time N runs after one warm-up and print the median latency")
-      ->check(CLI::NonNegativeNumber);
+      ->check(count_validator());
   cmd->add_flag("--profile", args->profile, "Print the time spent per operator type and the 15 slowest nodes");
   cmd->add_option("--input-shape", args->input_shapes, "NAME=1x3x512x512 for inputs with symbolic dimensions");
   cmd->callback([&action, &global, args] {

@@ -16,8 +16,8 @@ void add_tensors_command(CLI::App& app, CommandAction& action, const GlobalOptio
   cmd->add_option("--output-dir", options->output_dir, "Where calib_NNNN.bin and manifest.json go")->required();
   cmd->add_option("--count", options->count, "Tensors to write, in file-name order (0: all)")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", options->threads, "Worker threads (0: one per core)")->default_val(0);
+      ->check(count_validator());
+  cmd->add_option("--threads", options->threads, "Worker threads (0: one per core)")->default_val(0)->check(count_validator());
   cmd->callback([&action, &global, options] {
     action = [&global, options] {
       const auto s = vision::write_calibration_tensors(*options);
@@ -29,6 +29,11 @@ void add_tensors_command(CLI::App& app, CommandAction& action, const GlobalOptio
       } else {
         std::printf("%d tensors in %s (%d written, %d reused), %d images failed\n", s.total(),
                     options->output_dir.c_str(), s.written, s.reused, s.failed);
+      }
+      if (s.total() == 0) {  // the images' folder is what is wrong, not the output folder
+        std::fprintf(stderr, "detrq: error: %s: no usable image (detrq reads .jpg, .jpeg and .png files)\n",
+                     options->input_dir.c_str());
+        return static_cast<int>(ErrorKind::kFailure);
       }
       if (!s.complete()) {
         std::fprintf(stderr, "detrq: error: %s: %d tensors written, %s\n", options->output_dir.c_str(), s.total(),

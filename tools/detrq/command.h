@@ -5,6 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "detrq/quant/calibrate.h"
 
 namespace detrq::cli {
 
@@ -15,6 +20,48 @@ using CommandAction = std::function<int()>;
 struct GlobalOptions {
   bool json = false;  // machine-readable results on stdout
 };
+
+// Thread counts and image/tensor counts: a whole number, 0 or more (what 0 means, the option's help says).
+// One check with one message for every command: "--threads: '-1' is not a whole number 0 or more".
+inline CLI::Validator count_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::size_t used = 0;
+        long long v = -1;
+        try {
+          v = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size() || v < 0 || v > 1000000000) {
+          return "'" + text + "' is not a whole number 0 or more";
+        }
+        return {};
+      },
+      "0 or more", "count");
+}
+
+// An old spelling of an option, kept so that existing scripts still work: accepted, bound to the same
+// variable as the current name, and hidden from --help (CLI11 hides the group "").
+template <typename T>
+CLI::Option* add_hidden_alias(CLI::App* cmd, const std::string& old_name, T& variable) {
+  return cmd->add_option(old_name, variable, "")->group("");
+}
+
+// The calibration options `calibrate` and `prepare` share, defined once in cmd_calibrate.cpp (a new
+// calibration flag added there reaches `prepare` too). add_calibration_flags puts them on a command in the
+// group "Calibration"; after parsing, finish() turns their text into `options` and args() gives back the
+// ones given, as command-line words (prepare's equivalent command and step parameters).
+struct CalibrationFlags {
+  std::shared_ptr<quant::CalibrateOptions> options = std::make_shared<quant::CalibrateOptions>();
+  std::shared_ptr<std::string> method = std::make_shared<std::string>("percentile");
+  std::shared_ptr<std::string> budget = std::make_shared<std::string>();
+  std::shared_ptr<bool> no_detr_defaults = std::make_shared<bool>(false);
+  std::vector<CLI::Option*> added;
+  void finish() const;
+  std::vector<std::string> args() const;
+};
+CalibrationFlags add_calibration_flags(CLI::App* cmd);
 
 // One line per subcommand, defined in cmd_<name>.cpp.
 void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptions& global);

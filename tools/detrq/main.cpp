@@ -19,10 +19,11 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages on stderr");
   app.add_flag("-q,--quiet", quiet, "Log only errors on stderr");
   app.add_flag("--json", global.json, "Print results as JSON on stdout");
-  app.footer(
+  const std::string exit_codes =
       "Exit codes: 0 success, 1 the command did not achieve what was asked, 2 bad command line,\n"
       "3 invalid input (corrupt or malformed file), 4 unsupported (operator, CPU feature),\n"
-      "5 network or Hub error, 6 file system error, 70 internal error.");
+      "5 network or Hub error, 6 file system error, 70 internal error.";
+  app.footer(exit_codes);
 
   detrq::cli::CommandAction action;
   // Subcommands, one line each (see command.h).
@@ -38,6 +39,15 @@ int main(int argc, char** argv) {
   detrq::cli::add_eval_command(app, action, global);
   detrq::cli::add_inspect_command(app, action, global);
   detrq::cli::add_run_command(app, action, global);
+
+  // The same footer on every subcommand: the exit codes, and the environment of those that reach the Hub.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    const std::string name = sub->get_name();
+    const bool hub = name == "pull" || name == "publish" || name == "prepare" || name == "build-engine";
+    sub->footer(exit_codes + (hub ? "\nEnvironment: HF_ENDPOINT, HF_TOKEN (else $HF_HOME/token or HF_TOKEN_PATH), HF_HOME, "
+                                    "HF_HUB_CACHE, HF_HUB_OFFLINE, as huggingface_hub reads them."
+                                  : std::string()));
+  }
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "detrq/pipeline/shipped_files.h"
+#include "detrq/quant/calibrate.h"
 #include "detrq/pipeline/step_runner.h"
 
 namespace detrq::pipeline {
@@ -19,14 +20,22 @@ struct PrepareOptions {
   std::string checkpoint;               // export from this checkpoint (path or Hub id)
   std::filesystem::path onnx;           // an existing FP32 model: no export
   std::filesystem::path work_dir = "detrq-prepare";
-  int calibration_images = 100;
+  // How many calibration images; 0: all (of the id list, or of a local folder); -1 (not given): 100 to
+  // download, all of a local folder. Fewer usable images than that is a failure (exit 1).
+  int calibration_images = -1;
   std::filesystem::path calibration_ids;  // id list file; empty: detrq's default list
   std::string calibration_base_url;       // empty: COCO val2017
   std::filesystem::path calibration_dir;  // local calibration images instead of a download
-  std::string method = "percentile";  // detrq calibrate's default
+  // The calibration as `detrq calibrate` takes it (method, policy, smoothing, held-out count, ...); prepare
+  // sets the model, the tensors, the output paths and the threads. `calibration_args` are the calibrate
+  // flags given, as words: they make the step's equivalent command and its parameters.
+  quant::CalibrateOptions calibration;
+  std::vector<std::string> calibration_args;
   std::filesystem::path eval_images;      // accuracy measurement set (COCO format)
   std::filesystem::path eval_annotations;
   std::string license = "apache-2.0";
+  bool is_private = false;                  // create the Hub repository as private
+  std::string message = "detrq prepare: INT8-ready RF-DETR";  // commit message
   bool skip_export = false;
   bool skip_calibration_download = false;
   bool skip_upload = false;

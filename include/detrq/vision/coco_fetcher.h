@@ -23,7 +23,7 @@ std::string coco_file_name(int64_t id);
 
 struct FetchOptions {
   std::vector<int64_t> ids;              // empty: default_calibration_ids()
-  int count = 100;                       // images wanted in output_dir
+  int count = 100;                       // images wanted in output_dir; 0: every id of the list
   std::filesystem::path output_dir = "calibration_images";
   std::string base_url = kCocoVal2017BaseUrl;  // a trailing '/' is added when missing
   int concurrency = 10;
@@ -44,7 +44,7 @@ struct FetchSummary {
   bool complete() const noexcept { return present() >= requested; }
 };
 
-// Fetches until options.count images are present or the ids run out. Never leaves a partial or invalid
+// Fetches until options.count images (0: one per id of the list) are present or the ids run out. Never leaves a partial or invalid
 // file in output_dir. Throws kIo when output_dir cannot be created; otherwise reports through the summary.
 FetchSummary fetch_calibration_images(const FetchOptions& options);
 
