@@ -126,61 +126,23 @@ std::vector<LayerPrecision> layer_precisions(const MacCount& macs, const std::ve
   return out;
 }
 
-// The tensors of `watched` that the plan `fp32` folded into constants (no step computes them, so no observer
-// sees them), with their values: a copy of the model names them as outputs, and one run gives them.
-std::map<std::string, core::Tensor> folded_tensors(const onnx::Model& model, const runtime::Session& fp32,
-                                                   const runtime::SessionOptions& options,
-                                                   const std::set<std::string>& watched, const onnx::ValueInfo& input,
-                                                   const core::Tensor& example) {
-  std::set<std::string> computed;
-  for (const auto& in : model.graph.inputs) computed.insert(in.name);
-  for (const auto& n : fp32.model().graph.nodes) computed.insert(n.outputs.begin(), n.outputs.end());
-  std::set<std::string> produced;
-  for (const auto& n : model.graph.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
-  onnx::Model copy = model;
-  std::set<std::string> outputs;
-  for (const auto& o : model.graph.outputs) outputs.insert(o.name);
-  std::vector<std::string> names;
-  for (const auto& name : watched) {
-    if (computed.count(name) || !produced.count(name) || outputs.count(name)) continue;
-    onnx::ValueInfo v;
-    v.name = name;
-    v.dtype = core::DType::kFloat32;
-    copy.graph.outputs.push_back(v);
-    names.push_back(name);
-  }
-  std::map<std::string, core::Tensor> out;
-  if (names.empty()) return out;
-  runtime::SessionOptions plan = options;
-  plan.fuse_operators = false;
-  runtime::Session session(copy, plan);
-  auto values = session.run({{input.name, example}});
-  for (const auto& name : names) {
-    auto it = values.find(name);
-    if (it != values.end() && it->second.dtype() == core::DType::kFloat32) out.emplace(name, std::move(it->second));
-  }
-  return out;
-}
-
-// The Conv/MatMul/Gemm layers whose inputs all come from constants: planning folds them into constants (RF-DETR's
-// first decoder layer projects its learned queries that way), so they never run on an image and INT8 would
-// only add error to a value computed once.
-constexpr const char* kFoldedReason = "computed from constants only: folded at load, so INT8 would add error and save nothing";
-std::set<std::string> layers_folded_at_load(const onnx::Model& model, const runtime::SessionOptions& options) {
+// What planning folds into constants: a tensor computed from constants alone is computed once at load, so it
+// never runs on an image and no observer sees it. RF-DETR's first decoder layer projects its learned queries
+// that way. Returns the tensors a step of the (unfused) plan computes at run time.
+std::set<std::string> computed_at_run_time(const onnx::Model& model, const runtime::SessionOptions& options) {
   runtime::SessionOptions plan = options;
   plan.fuse_operators = false;
   plan.fuse_qdq = false;
   plan.threads = 1;
   const runtime::Session session(model, plan);
   std::set<std::string> computed;
+  for (const auto& in : session.model().graph.inputs) computed.insert(in.name);
   for (const auto& n : session.model().graph.nodes) computed.insert(n.outputs.begin(), n.outputs.end());
-  std::set<std::string> out;
-  for (const auto& n : model.graph.nodes) {
-    const bool layer = n.op_type == "Conv" || n.op_type == "MatMul" || n.op_type == "Gemm";
-    if (layer && !n.outputs.empty() && !computed.count(n.outputs[0])) out.insert(n.name);
-  }
-  return out;
+  return computed;
 }
+
+// A layer computed from constants alone: INT8 would only add error to a value computed once.
+constexpr const char* kFoldedReason = "computed from constants only: folded at load, so INT8 would add error and save nothing";
 
 double worst_db(const FidelityReport& r) {
   double worst = std::numeric_limits<double>::infinity();
@@ -291,22 +253,21 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
 
   // 1. Statistics: FP32 runs with the observer; the input itself is observed too.
   StatisticsObserver observer(opt.threads > 0 ? opt.threads : core::ThreadPool::hardware_threads());
-  const std::set<std::string> watched = opt.all_tensors ? std::set<std::string>() : tensors_to_calibrate(model, opt.policy);
-  if (!opt.all_tensors) observer.watch_only(watched);
-  // Tensors computed from constants alone are folded at load and never reach the observer (RF-DETR's first
-  // decoder layer reads its learned queries that way): their values are observed with every image.
-  const std::map<std::string, core::Tensor> folded =
-      folded_tensors(model, fp32, session_options, watched, input, source.load(0, input.shape));
+  if (!opt.all_tensors) observer.watch_only(tensors_to_calibrate(model, opt.policy));
   {
     core::Progress progress("calibrating", n_cal, "images");
     for (int i = 0; i < n_cal; ++i) {
       core::Tensor x = source.load(static_cast<std::size_t>(i), input.shape);
       observer.observe(input.name, x.span<float>());
       fp32.run({{input.name, x}}, &observer);
-      for (const auto& [name, t] : folded) observer.observe(name, t.span<float>());
       progress.advance();
     }
     progress.finish();
+  }
+  // Inputs without a single finite value (all NaN or inf) calibrate nothing: every figure after would be empty.
+  if (auto it = observer.statistics().find(input.name); it != observer.statistics().end() && it->second.finite_count() == 0) {
+    throw_invalid(source.description, fmt::format("the {} calibration inputs hold no finite value (all NaN or inf)", n_cal),
+                  "make the calibration tensors again with detrq tensors");
   }
   result.statistics_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.statistics_bytes = observer.memory_bytes();
@@ -337,7 +298,12 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
   }
   std::vector<std::map<std::string, core::Tensor>> fp32_outputs;
   PrecisionPolicy policy = opt.policy;
-  const std::set<std::string> folded_layers = layers_folded_at_load(model, session_options);
+  const std::set<std::string> computed = computed_at_run_time(model, session_options);
+  std::set<std::string> folded_layers;
+  for (const auto& n : model.graph.nodes) {
+    const bool layer = n.op_type == "Conv" || n.op_type == "MatMul" || n.op_type == "Gemm";
+    if (layer && !n.outputs.empty() && !computed.count(n.outputs[0])) folded_layers.insert(n.name);
+  }
   for (const auto& name : folded_layers) policy.exclude.push_back(name);
   onnx::Model qdq_model = model;
   result.qdq = insert_qdq(qdq_model, result.table, policy);
@@ -401,8 +367,22 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
     }
   }
 
+  // Why a layer is float, where the policy alone does not say it: folded at load as a whole, or reading a
+  // tensor folded at load (calibration never sees it, so it has no scale).
   for (auto& d : result.qdq.decisions) {
-    if (!d.quantize && folded_layers.count(d.node) && d.reason == "excluded by --exclude " + d.node) d.reason = kFoldedReason;
+    if (d.quantize) continue;
+    if (folded_layers.count(d.node) && d.reason == "excluded by --exclude " + d.node) {
+      d.reason = kFoldedReason;
+      continue;
+    }
+    const std::string prefix = "input '", suffix = "' has no calibration";
+    if (d.reason.rfind(prefix, 0) == 0 && d.reason.size() > prefix.size() + suffix.size() &&
+        d.reason.compare(d.reason.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const std::string tensor = d.reason.substr(prefix.size(), d.reason.size() - prefix.size() - suffix.size());
+      if (!computed.count(tensor)) {
+        d.reason = "input '" + tensor + "' is computed from constants at load (folded), so calibration never sees it";
+      }
+    }
   }
 
   // What the published Q/DQ model quantizes: the activations its QuantizeLinear nodes read.

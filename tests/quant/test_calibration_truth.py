@@ -144,3 +144,17 @@ def test_layers_said_to_be_folded_compute_from_constants_only(run):
     for name, n in layers.items():
         if all(t in constant for t in n.input[:2]):
             assert name in folded, name
+
+
+def test_calibration_inputs_without_a_finite_value_are_refused(tmp_path):
+    if not os.path.exists(MODEL):
+        pytest.skip("the shipped model has not landed")
+    folder = tmp_path / "nan_tensors"
+    folder.mkdir()
+    for i in range(2):
+        np.full((1, 3, 512, 512), np.nan, np.float32).tofile(folder / f"calib_{i:04d}.bin")
+    r = subprocess.run([DETRQ, "calibrate", "--onnx", MODEL, "--tensors", folder, "--cache", tmp_path / "c.cache",
+                        "--threads", "2"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 3, r.stderr
+    assert f"detrq: error: {folder}: the 1 calibration inputs hold no finite value" in r.stderr, r.stderr
+    assert "agreement" not in r.stdout and not (tmp_path / "c.cache").exists()
