@@ -212,6 +212,7 @@ Resolved resolve(const PrepareOptions& o) {
     r.eval_annotations = o.eval_annotations;
     r.eval_images = o.eval_images.empty() ? o.eval_annotations.parent_path() : o.eval_images;
     r.eval_name = dataset_name(r.eval_images);
+    check_annotated_images_exist(r.eval_images, r.eval_annotations);  // before hours of work, not after
   } else if (shipped) {
     const fs::path val = find_shipped_file(kShippedValidation);
     if (!val.empty() && fs::exists(val / "instances.json")) {

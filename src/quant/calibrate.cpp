@@ -57,9 +57,11 @@ FidelityReport compare(runtime::Session& fp32, runtime::Session& int8, const std
   LabelFreeApOptions ap;
   const core::Shape& shape = inputs.front().shape();
   if (shape.size() == 4) ap.input_size = static_cast<int>(shape[3]);
-  report.label_free_ap = label_free_ap(
+  const LabelFreeAp estimate = label_free_ap_estimate(
       std::vector<ModelOutputs>(fp32_cache->begin(), fp32_cache->begin() + static_cast<std::ptrdiff_t>(inputs.size())),
       tests, ap);
+  report.label_free_ap = estimate.ap;
+  report.label_free_ap_standard_error = estimate.standard_error;
   return report;
 }
 
@@ -297,6 +299,7 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
     held_out.push_back(source.load(static_cast<std::size_t>(i), input.shape));
   }
   std::vector<std::map<std::string, core::Tensor>> fp32_outputs;
+  const auto macs = node_macs(model, session_options);
   PrecisionPolicy policy = opt.policy;
   const std::set<std::string> computed = computed_at_run_time(model, session_options);
   std::set<std::string> folded_layers;
@@ -367,6 +370,42 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
     }
   }
 
+  // 5. AP budget: the policy's label-free AP loss measured first (above); groups of layers measured
+  //    alone and searched only when it is over budget (policy_search.h).
+  if (!held_out.empty()) {
+    std::map<std::string, FidelityReport> evaluated;  // by policy_key
+    const auto policy_key = [](const PrecisionPolicy& p) {
+      std::string key;
+      for (const auto& i : p.include) key += i + "\n";
+      key += "|";
+      for (const auto& [n, why] : p.keep_float) key += n + "\n";
+      return key;
+    };
+    const PolicyEvaluator evaluate = [&](const PrecisionPolicy& p) {
+      onnx::Model m = model;
+      const QdqSummary q = insert_qdq(m, result.table, p);
+      runtime::Session s(m, session_options);
+      const FidelityReport f = compare(fp32, s, input.name, held_out, &fp32_outputs);
+      evaluated[policy_key(p)] = f;
+      return PolicyEvaluation{{f.label_free_ap, f.label_free_ap_standard_error}, count_macs(macs, q.decisions).int8_share()};
+    };
+    const PolicyEvaluation start{{result.fidelity.label_free_ap, result.fidelity.label_free_ap_standard_error},
+                                 count_macs(macs, result.qdq.decisions).int8_share()};
+    result.policy_search = search_policy(policy, result.qdq.decisions, start, macs, evaluate,
+                                         PolicySearchOptions{opt.ap_budget, static_cast<int>(held_out.size())});
+    if (result.policy_search.chosen > 0) {
+      policy = result.policy_search.chosen_policy(policy);
+      qdq_model = model;
+      result.qdq = insert_qdq(qdq_model, result.table, policy);
+      result.fidelity = evaluated.at(policy_key(policy));
+    }
+    core::log_info("AP budget: {}", result.policy_search.summary);
+  } else {
+    result.policy_search.budget = opt.ap_budget;
+    result.policy_search.summary = "not measured (no held-out images): the AP budget is not checked";
+  }
+  result.table.policy_search = result.policy_search;
+
   // Why a layer is float, where the policy alone does not say it: folded at load as a whole, or reading a
   // tensor folded at load (calibration never sees it, so it has no scale).
   for (auto& d : result.qdq.decisions) {
@@ -393,7 +432,6 @@ CalibrateResult calibrate(const CalibrateOptions& opt) {
     if (it != result.table.tensors.end()) it->second.in_qdq_model = true;
   }
 
-  const auto macs = node_macs(model, session_options);
   result.macs = count_macs(macs, result.qdq.decisions);
   result.table.layers = layer_precisions(result.macs, result.qdq.decisions);
   core::log_info("{:.1f}% of {:.2f} G multiply-adds in INT8", 100.0 * result.macs.int8_share(), result.macs.total / 1e9);

@@ -114,6 +114,8 @@ std::string render_calibration_report(const CalibrationReportInput& in) {
     }
   }
 
+  if (table.policy_search) h += policy_search_html(*table.policy_search);
+
   std::map<std::string, int64_t> macs;
   for (const auto& l : table.layers) macs[l.node] = l.macs;
   h += "<h2>Precision decisions</h2><table><tr><th>node</th><th>op</th><th>multiply-adds</th><th>precision</th>"

@@ -150,6 +150,7 @@ std::string CalibrationTable::to_json() const {
     j["layers"] = layers_json(*this);
   }
   if (smoothing_alpha > 0) j["smoothing"] = smoothing_json(*this);
+  if (policy_search) j["ap_budget"] = policy_search_to_json(*policy_search);
   return j.dump(1) + "\n";
 }
 

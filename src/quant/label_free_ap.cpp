@@ -50,34 +50,89 @@ std::vector<Box> detections(const ModelOutputs& out, int k, float threshold, int
   return out_boxes;
 }
 
+// Each image's reference boxes and test detections, extracted once; AP over any subset of images.
+class ImageBoxes {
+ public:
+  ImageBoxes(const std::vector<ModelOutputs>& reference, const std::vector<ModelOutputs>& test,
+             const LabelFreeApOptions& options)
+      : size_(options.input_size) {
+    if (reference.empty() || reference.size() != test.size()) return;
+    for (std::size_t i = 0; i < reference.size(); ++i) {
+      if (!is_rfdetr(reference[i]) || !is_rfdetr(test[i])) return;
+    }
+    for (std::size_t i = 0; i < reference.size(); ++i) {
+      truth_.push_back(detections(reference[i], options.max_detections, options.reference_threshold, size_));
+      found_.push_back(detections(test[i], options.max_detections, 0.0F, size_));
+    }
+  }
+  std::size_t images() const { return truth_.size(); }
+
+  // COCO AP in points over `images` (indexes), -1 when they hold no reference box.
+  double ap(const std::vector<std::size_t>& images) const {
+    vision::CocoDataset truth;
+    std::vector<vision::CocoDetection> found;
+    for (std::size_t i : images) {
+      const auto id = static_cast<int64_t>(i + 1);
+      truth.images.push_back({id, "image_" + std::to_string(id), size_, size_});
+      for (const Box& b : truth_[i]) {
+        vision::CocoAnnotation a;
+        a.id = static_cast<int64_t>(truth.annotations.size() + 1);
+        a.image_id = id;
+        a.category_id = b.category;
+        a.bbox = b.xywh;
+        a.area = b.xywh[2] * b.xywh[3];
+        truth.annotations.push_back(a);
+        truth.categories[b.category] = "class_" + std::to_string(b.category);
+      }
+      for (const Box& b : found_[i]) found.push_back({id, b.category, b.xywh, b.score});
+    }
+    if (truth.annotations.empty()) return -1.0;
+    const vision::CocoMetrics m = vision::evaluate_coco_boxes(truth, found);
+    return m.ap < 0 ? -1.0 : 100.0 * m.ap;
+  }
+
+ private:
+  int size_;
+  std::vector<std::vector<Box>> truth_, found_;
+};
+
+std::vector<std::size_t> all_but(std::size_t n, std::size_t skip) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i != skip) out.push_back(i);
+  }
+  return out;
+}
+
 }  // namespace
 
 double label_free_ap(const std::vector<ModelOutputs>& reference, const std::vector<ModelOutputs>& test,
                      const LabelFreeApOptions& options) {
-  if (reference.empty() || reference.size() != test.size()) return -1.0;
-  vision::CocoDataset truth;
-  std::vector<vision::CocoDetection> found;
-  for (std::size_t i = 0; i < reference.size(); ++i) {
-    if (!is_rfdetr(reference[i]) || !is_rfdetr(test[i])) return -1.0;
-    const auto id = static_cast<int64_t>(i + 1);
-    truth.images.push_back({id, "image_" + std::to_string(id), options.input_size, options.input_size});
-    for (const Box& b : detections(reference[i], options.max_detections, options.reference_threshold, options.input_size)) {
-      vision::CocoAnnotation a;
-      a.id = static_cast<int64_t>(truth.annotations.size() + 1);
-      a.image_id = id;
-      a.category_id = b.category;
-      a.bbox = b.xywh;
-      a.area = b.xywh[2] * b.xywh[3];
-      truth.annotations.push_back(a);
-      truth.categories[b.category] = "class_" + std::to_string(b.category);
-    }
-    for (const Box& b : detections(test[i], options.max_detections, 0.0F, options.input_size)) {
-      found.push_back({id, b.category, b.xywh, b.score});
-    }
+  const ImageBoxes boxes(reference, test, options);
+  if (boxes.images() == 0) return -1.0;
+  return boxes.ap(all_but(boxes.images(), boxes.images()));
+}
+
+LabelFreeAp label_free_ap_estimate(const std::vector<ModelOutputs>& reference, const std::vector<ModelOutputs>& test,
+                                   const LabelFreeApOptions& options) {
+  const ImageBoxes boxes(reference, test, options);
+  LabelFreeAp out;
+  const std::size_t n = boxes.images();
+  if (n == 0) return out;
+  out.ap = boxes.ap(all_but(n, n));
+  if (out.ap < 0 || n < 2) return out;
+  std::vector<double> replicates;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double a = boxes.ap(all_but(n, i));
+    if (a >= 0) replicates.push_back(a);
   }
-  if (truth.annotations.empty()) return -1.0;
-  const vision::CocoMetrics m = vision::evaluate_coco_boxes(truth, found);
-  return m.ap < 0 ? -1.0 : 100.0 * m.ap;
+  if (replicates.size() < 2) return out;
+  const double k = static_cast<double>(replicates.size());
+  const double mean = std::accumulate(replicates.begin(), replicates.end(), 0.0) / k;
+  double ss = 0.0;
+  for (double a : replicates) ss += (a - mean) * (a - mean);
+  out.standard_error = std::sqrt((k - 1.0) / k * ss);
+  return out;
 }
 
 }  // namespace detrq::quant

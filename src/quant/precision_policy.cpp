@@ -36,6 +36,11 @@ const std::vector<std::pair<std::string, std::string>>& PrecisionPolicy::detr_pa
 NodeDecision PrecisionPolicy::decide(const onnx::Node& node, bool all_inputs_activations, bool reads_graph_input,
                                      bool only_ranking) const {
   NodeDecision d{node.name, node.op_type, true, {}};
+  if (auto k = keep_float.find(node.name); k != keep_float.end()) {
+    d.quantize = false;
+    d.reason = k->second;
+    return d;
+  }
   for (const auto& p : include) {
     if (glob_match(p, node.name)) {
       d.reason = "included by --include " + p;

@@ -54,3 +54,19 @@ TEST(LabelFreeAp, NotMeasuredWithoutRfDetrOutputsOrReferenceBoxes) {
   const std::vector<ModelOutputs> ref = {outputs(2)};
   EXPECT_EQ(label_free_ap(ref, ref, strict), -1.0);
 }
+
+TEST(LabelFreeAp, EstimateGivesTheJackknifeStandardErrorOverImages) {
+  // Image 1 identical (AP 100 alone), image 2 misses class 2 (AP 50 alone). Both: class 1 found twice (AP 1),
+  // class 2 found in one image of two at precision 1 (recall 0.5: 51 of COCO's 101 recall points), so
+  // (1 + 51/101) / 2. Jackknife: leave-one-out APs 50 and 100, mean 75, SE = sqrt(1/2 * (25^2 + 25^2)) = 25.
+  const std::vector<ModelOutputs> ref = {outputs(2), outputs(2)};
+  const std::vector<ModelOutputs> test = {outputs(2), outputs(3)};
+  const LabelFreeAp e = label_free_ap_estimate(ref, test);
+  EXPECT_NEAR(e.ap, 100.0 * (1.0 + 51.0 / 101.0) / 2.0, 1e-9);
+  EXPECT_DOUBLE_EQ(e.ap, label_free_ap(ref, test));
+  EXPECT_NEAR(e.standard_error, 25.0, 1e-9);
+  // One image: no noise figure.
+  const LabelFreeAp one = label_free_ap_estimate({outputs(2)}, {outputs(3)});
+  EXPECT_NEAR(one.ap, 50.0, 1e-9);
+  EXPECT_EQ(one.standard_error, 0.0);
+}

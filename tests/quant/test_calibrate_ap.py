@@ -122,7 +122,9 @@ def test_defaults_put_97_percent_of_macs_in_int8_within_0_1_ap(which, outlier_mo
 
 
 def test_without_smoothing_the_outlier_model_loses_accuracy(outlier_model, fp32_ap, tmp_path):
-    qdq, summary, _ = calibrate(outlier_model, tmp_path, "unsmoothed", "--smooth-alpha", "0")
+    # A loose AP budget: at the default one the search returns the damaged backbone blocks to float and wins
+    # the AP back (tests/quant/test_calibrate_sensitivity.py), which is not what this test is about.
+    qdq, summary, _ = calibrate(outlier_model, tmp_path, "unsmoothed", "--smooth-alpha", "0", "--ap-budget", "100")
     assert summary["smoothed_layernorms"] == 0
     ap = coco_ap(qdq)
     print("unsmoothed outlier model: FP32 AP", fp32_ap, "INT8 AP", ap)

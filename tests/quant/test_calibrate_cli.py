@@ -223,13 +223,29 @@ def test_multiply_adds_in_int8_are_counted_by_calibrate_the_table_and_inspect(se
     assert "0.0% in INT8" in plain.stdout
 
 
-@pytest.mark.parametrize("budget, problem", [("-3", "is negative"), ("abc", "is not a number"), ("nan", "is not a number")])
-def test_a_bad_accuracy_budget_is_a_usage_error(setup, budget, problem):
+@pytest.mark.parametrize("flag", ["--accuracy-budget", "--ap-budget"])
+@pytest.mark.parametrize("budget, problem", [("-3", "is negative"), ("-0.1", "is negative"), ("abc", "is not a number"),
+                                             ("nan", "is not a number"), ("inf", "is not a number"),
+                                             ("0.1x", "is not a number"), ("", "is not a number")])
+def test_a_bad_budget_is_a_usage_error_naming_the_flag_and_value(setup, flag, budget, problem):
     tmp, model_path, _ = setup
     r = calibrate("calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"),
-                  "--accuracy-budget", budget, "--cache-path", str(tmp / "c.cache"))
-    assert r.returncode == 2
-    assert "--accuracy-budget" in r.stderr and problem in r.stderr
+                  flag, budget, "--cache-path", str(tmp / "c.cache"))
+    assert r.returncode == 2, r.stderr
+    assert flag in r.stderr and f"'{budget}' {problem}" in r.stderr, r.stderr
+    assert not (tmp / "c.cache").exists()  # refused before any work
+
+
+def test_the_ap_budget_is_recorded_and_not_searched_where_ap_cannot_be_measured(setup):
+    # This model's labels are [1, 8, 16, 16], not RF-DETR's [1, queries, classes]: no label-free AP.
+    tmp, model_path, _ = setup
+    r = calibrate("--json", "calibrate", "--onnx", str(model_path), "--tensors", str(tmp / "tensors"), "--count", "4",
+                  "--cache-path", str(tmp / "c.cache"), "--table", str(tmp / "t.json"), "--ap-budget", "0.5")
+    assert r.returncode == 0, r.stderr
+    search = json.load(open(tmp / "t.json"))["ap_budget"]
+    assert search["budget_points"] == 0.5 and not search["measurable"] and not search["searched"]
+    assert search["evaluations"] == 1 and search["float_groups"] == []
+    assert json.loads(r.stdout)["ap_budget"]["summary"] == search["summary"]
 
 
 def test_detrq_runs_the_qdq_model_like_onnxruntime_within_one_step(setup):

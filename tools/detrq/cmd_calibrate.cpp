@@ -36,8 +36,9 @@ quant::CalibrationSource image_folder_source(const std::filesystem::path& dir) {
   return source;
 }
 
-// --accuracy-budget DB: a finite, non-negative number of decibels.
-double parse_budget_db(const std::string& text) {
+// A budget option's value: a finite, non-negative number (`flag` and `hint` for the error).
+double parse_budget(const char* flag, const std::string& text, const std::string& negative_hint,
+                    const std::string& nan_hint) {
   std::size_t used = 0;
   double v = NAN;
   try {
@@ -46,14 +47,22 @@ double parse_budget_db(const std::string& text) {
     used = 0;
   }
   if (used != text.size() || !std::isfinite(v)) {
-    throw detrq::Error(detrq::ErrorKind::kUsage, "--accuracy-budget", "'" + text + "' is not a number",
-                       "give the SQNR every output must reach, in dB, for example 30");
+    throw detrq::Error(detrq::ErrorKind::kUsage, flag, "'" + text + "' is not a number", nan_hint);
   }
-  if (v < 0) {
-    throw detrq::Error(detrq::ErrorKind::kUsage, "--accuracy-budget", "'" + text + "' is negative",
-                       "an SQNR budget is a positive number of dB, for example 30");
-  }
+  if (v < 0) throw detrq::Error(detrq::ErrorKind::kUsage, flag, "'" + text + "' is negative", negative_hint);
   return v;
+}
+
+// --accuracy-budget DB: a finite, non-negative number of decibels.
+double parse_budget_db(const std::string& text) {
+  return parse_budget("--accuracy-budget", text, "an SQNR budget is a positive number of dB, for example 30",
+                      "give the SQNR every output must reach, in dB, for example 30");
+}
+
+// --ap-budget POINTS: a finite, non-negative number of label-free AP points.
+double parse_ap_budget(const std::string& text) {
+  return parse_budget("--ap-budget", text, "an AP budget is the points the policy may lose, 0 or more, for example 0.1",
+                      "give the label-free AP points the policy may lose, for example 0.1");
 }
 
 }  // namespace
@@ -78,7 +87,12 @@ CalibrationFlags add_calibration_flags(CLI::App* cmd) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--residual-adds", opt->policy.residual_adds,
                 "Also Q/DQ the skip input of residual Adds after INT8 layers (TensorRT fuses them then)");
-  cmd->add_option("--accuracy-budget", *flags.budget, "Keep the most sensitive layers in float until every output reaches DB");
+  flags.budget_option =
+      cmd->add_option("--accuracy-budget", *flags.budget, "Keep the most sensitive layers in float until every output reaches DB");
+  cmd->add_option("--ap-budget", *flags.ap_budget,
+                  "Label-free AP points (INT8 against FP32 detections on the held-out tensors) the policy may lose; "
+                  "over it, groups of layers are measured alone and the costliest returned to float")
+      ->capture_default_str();
   cmd->add_flag("--all-tensors", opt->all_tensors,
                 "Calibrate every float tensor (complete TensorRT cache; slower) instead of the inputs and "
                 "outputs of the layers the policy quantizes");
@@ -93,7 +107,8 @@ CalibrationFlags add_calibration_flags(CLI::App* cmd) {
 void CalibrationFlags::finish() const {
   if (*no_detr_defaults) options->policy.detr_defaults = false;
   options->method = quant::parse_method(*method);
-  if (!budget->empty()) options->accuracy_budget_db = parse_budget_db(*budget);
+  if (budget_option && budget_option->count() > 0) options->accuracy_budget_db = parse_budget_db(*budget);  // "" too
+  options->ap_budget = parse_ap_budget(*ap_budget);
   if (options->cache_version.empty() || options->cache_version.find_first_not_of("0123456789") != std::string::npos) {
     throw detrq::Error(detrq::ErrorKind::kUsage, "--cache-version", "must be digits, like 8601 or 100100");
   }
@@ -177,7 +192,14 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
         j["identical"] = identical;
         j["heldout_images"] = r.fidelity.images;
         if (r.fidelity.top_detection_agreement >= 0) j["top_detection_agreement"] = r.fidelity.top_detection_agreement;
-        if (r.fidelity.label_free_ap >= 0) j["label_free_ap"] = r.fidelity.label_free_ap;
+        if (r.fidelity.label_free_ap >= 0) {
+          j["label_free_ap"] = r.fidelity.label_free_ap;
+          j["label_free_ap_standard_error"] = r.fidelity.label_free_ap_standard_error;
+        }
+        const auto& search = r.policy_search;
+        j["ap_budget"] = {{"budget_points", search.budget}, {"measurable", search.measurable}, {"searched", search.searched},
+                          {"met", search.met}, {"evaluations", search.evaluations}, {"seconds", search.seconds},
+                          {"float_groups", search.chosen_float_groups()}, {"summary", search.summary}};
         std::printf("%s\n", j.dump(2).c_str());
       } else {
         std::printf("calibrated %d images with %s: %d of %zu tensors have a scale, %d of %zu nodes in INT8\n",
@@ -195,9 +217,10 @@ void add_calibrate_command(CLI::App& app, CommandAction& action, const GlobalOpt
           std::printf("top-detection agreement: %.1f%%\n", 100.0 * r.fidelity.top_detection_agreement);
         }
         if (r.fidelity.label_free_ap >= 0) {
-          std::printf("label-free AP (INT8 against FP32 detections >= 0.3 on %d held-out images): %.1f\n",
-                      r.fidelity.images, r.fidelity.label_free_ap);
+          std::printf("label-free AP (INT8 against FP32 detections >= 0.3 on %d held-out images): %.1f +- %.1f\n",
+                      r.fidelity.images, r.fidelity.label_free_ap, r.fidelity.label_free_ap_standard_error);
         }
+        std::printf("AP budget %.2g: %s\n", r.policy_search.budget, r.policy_search.summary.c_str());
       }
       return 0;
     };

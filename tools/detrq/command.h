@@ -56,6 +56,8 @@ struct CalibrationFlags {
   std::shared_ptr<quant::CalibrateOptions> options = std::make_shared<quant::CalibrateOptions>();
   std::shared_ptr<std::string> method = std::make_shared<std::string>("percentile");
   std::shared_ptr<std::string> budget = std::make_shared<std::string>();
+  CLI::Option* budget_option = nullptr;  // --accuracy-budget: given (an empty value too is refused) or not
+  std::shared_ptr<std::string> ap_budget = std::make_shared<std::string>("0.1");
   std::shared_ptr<bool> no_detr_defaults = std::make_shared<bool>(false);
   std::vector<CLI::Option*> added;
   void finish() const;

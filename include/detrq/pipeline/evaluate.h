@@ -25,8 +25,16 @@ struct Evaluation {
   std::vector<vision::CocoDetection> detections;  // COCO results format, xywh in image pixels
 };
 
+// Checks that every image `annotations` (loaded as `dataset`) lists is a file in `images_dir`; the first
+// that is not is an error (kInvalidInput) naming the annotations file and that image. Cheap (no decoding):
+// callers run it before long work so that a wrong pairing of folder and annotations fails at once.
+void check_annotated_images_exist(const std::filesystem::path& images_dir, const std::filesystem::path& annotations,
+                                  const vision::CocoDataset& dataset);
+void check_annotated_images_exist(const std::filesystem::path& images_dir, const std::filesystem::path& annotations);
+
 // Runs `model` on the images of `annotations` found in `images_dir` (by file_name). A missing or
-// undecodable image is an error naming it: an evaluation over a silently smaller set would mislead.
+// undecodable image is an error naming it, and so is one whose size is not the width and height the
+// annotations give (annotations of another image set): an evaluation over wrong pairs would mislead.
 Evaluation evaluate_model(const std::filesystem::path& model, const std::filesystem::path& images_dir,
                           const std::filesystem::path& annotations, const EvaluationOptions& options = {});
 

@@ -15,6 +15,7 @@
 #include "detrq/runtime/cpu_target.h"
 #include "detrq/quant/calibrator.h"
 #include "detrq/quant/mac_count.h"
+#include "detrq/quant/policy_search.h"
 #include "detrq/quant/precision_policy.h"
 #include "detrq/quant/qdq_insertion.h"
 
@@ -42,6 +43,9 @@ struct CalibrateOptions {
   std::filesystem::path report_path;
   PrecisionPolicy policy;
   std::optional<double> accuracy_budget_db;  // keep the most sensitive layers float until every output reaches it
+  // Label-free AP points the policy may lose on the held-out images (policy_search.h): measured first,
+  // searched (groups of layers returned to float) only when over budget.
+  double ap_budget = 0.1;
   // SmoothQuant migration strength (smoothing.h) for LayerNorms feeding MatMuls; 0: none.
   double smooth_alpha = 0.5;
   bool all_tensors = false;  // observe every float tensor (a complete TensorRT cache) instead of tensors_to_calibrate()
@@ -55,6 +59,7 @@ struct CalibrateResult {
   FidelityReport fidelity;
   int calibration_images = 0;
   MacCount macs;                    // of the published Q/DQ model
+  PolicySearch policy_search;       // the AP budget: the start's measure, and the search when it ran
   int smoothed_layernorms = 0;
   double statistics_seconds = 0.0;  // the FP32 runs with the observer (both passes with smoothing)
   std::size_t statistics_bytes = 0;  // memory of the statistics

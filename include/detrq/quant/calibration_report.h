@@ -23,6 +23,7 @@ struct FidelityReport {
   std::vector<OutputFidelity> outputs;
   double top_detection_agreement = -1.0;  // fraction in [0, 1]; < 0 when not measured
   double label_free_ap = -1.0;  // INT8 against FP32 detections, COCO AP in points (label_free_ap.h); < 0: not measured
+  double label_free_ap_standard_error = 0.0;  // its jackknife standard error over the images, in points
 };
 
 struct CalibrationReportInput {

@@ -12,6 +12,7 @@
 #include "detrq/onnx/model.h"
 #include "detrq/quant/calibration_cache.h"
 #include "detrq/quant/calibrator.h"
+#include "detrq/quant/policy_search.h"
 #include "detrq/quant/tensor_statistics.h"
 
 namespace detrq::quant {
@@ -56,6 +57,8 @@ struct CalibrationTable {
   std::vector<LayerPrecision> layers;
   double smoothing_alpha = 0.0;  // 0: no smoothing
   std::vector<SmoothingRecord> smoothing;
+  // The AP budget and, when it ran, the sensitivity search (written as "ap_budget"; not read back).
+  std::optional<PolicySearch> policy_search;
 
   int64_t macs_total() const;
   int64_t macs_int8() const;

@@ -26,4 +26,15 @@ using ModelOutputs = std::map<std::string, core::Tensor>;
 double label_free_ap(const std::vector<ModelOutputs>& reference, const std::vector<ModelOutputs>& test,
                      const LabelFreeApOptions& options = {});
 
+// The same figure with its noise: the jackknife standard error over the images (the AP recomputed
+// with each image left out in turn; sqrt((n-1)/n * sum (AP_i - mean)^2)). With 8 images and a few
+// dozen reference boxes, one box missing one IoU threshold moves the AP by about 0.2 point: this is how
+// finely the measure resolves. 0 with fewer than two images (or two leave-one-out sets with boxes).
+struct LabelFreeAp {
+  double ap = -1.0;              // as label_free_ap(); < 0: not measured
+  double standard_error = 0.0;   // in points
+};
+LabelFreeAp label_free_ap_estimate(const std::vector<ModelOutputs>& reference, const std::vector<ModelOutputs>& test,
+                                   const LabelFreeApOptions& options = {});
+
 }  // namespace detrq::quant

@@ -4,6 +4,7 @@
 // unless float_attention_and_stem; --exclude and --include glob patterns over node names override.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,9 @@ struct PrecisionPolicy {
   bool float_attention_and_stem = false;
   std::vector<std::string> exclude;  // node-name patterns kept in float
   std::vector<std::string> include;  // node-name patterns quantized even where a default or exclude says float
+  // Node names (exact) kept float before anything else is read, each with its reason: what the AP-budget
+  // search (policy_search.h) returns to float, which --include may not override.
+  std::map<std::string, std::string> keep_float;
   // Also Q/DQ on the skip input of a residual Add that reads an INT8 layer's output (directly or after
   // a constant bias Add): TensorRT's explicit-quantization rules fuse such an Add into the layer only
   // when both of its inputs are quantized. Off by default: detrq's CPU runtime gains nothing from it.
