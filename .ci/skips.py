@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Reports the tests that skipped in a build's last CTest run, with their reasons, and fails when one that
-must run in CI skipped (tests/must_run_in_ci.txt: the tests that must run, and those excused). CTest counts a GoogleTest skip as "not run" but a pytest
+must run in CI skipped (tests/must_run_in_ci.txt: the tests that must run, and those excused; an instruction-set
+path's test may skip where /proc/cpuinfo confirms the CPU lacks what the path needs). CTest counts a GoogleTest skip as "not run" but a pytest
 skip as passed (pytest exits 0), so both are read from their JUnit files: BUILD/test-results/ctest.xml
 (every CTest entry; a gtest's reason is the line after "Skipped" in its output) and
 BUILD/test-results/pytest/NAME.xml (one per pytest entry, with each test function's skip message).
 Test ids: a gtest's "Suite.Name"; a pytest function's "tests/dir/test_file.py::function[param]".
   .ci/skips.py BUILD_DIR [MUST_RUN_FILE]"""
 import fnmatch
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -59,7 +61,29 @@ def must_run(path):
     return required, excused
 
 
-def check(seen, skipped, required, excused, list_name):
+# detrq's CPU feature names (src/runtime/cpu_target.cpp) as /proc/cpuinfo spells them.
+CPUINFO_FLAG = {"sse4.2": "sse4_2", "avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "avx512bf16": "avx512_bf16",
+                "amx-tile": "amx_tile", "amx-int8": "amx_int8", "amx-bf16": "amx_bf16"}
+ISA_SKIP = re.compile(r"this CPU lacks ([a-z0-9.\-]+(?:, [a-z0-9.\-]+)*), which the \S+ path needs")
+
+
+def host_flags(cpuinfo=Path("/proc/cpuinfo")):
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def truly_lacking(reason, flags):
+    """True when the skip says an ISA path needs CPU features this CPU lacks and /proc/cpuinfo agrees that
+    at least one of them is absent: the one skip every test may take, checked here rather than trusted."""
+    m = ISA_SKIP.search(reason)
+    if not m:
+        return False
+    return any(CPUINFO_FLAG.get(f, f) not in flags for f in m.group(1).split(", "))
+
+
+def check(seen, skipped, required, excused, list_name, flags=frozenset()):
     """Errors: a skipped test that must run; a must-run pattern that matches no test of a kind that ran
     (pytest ids hold "::"; the asan run has gtests only). An exception that matches nothing is only noted."""
     kinds = {"::" in t for t in seen}
@@ -69,6 +93,8 @@ def check(seen, skipped, required, excused, list_name):
     errors = [f"{p}: matches no test (renamed? update {list_name})" for p in required
               if ("::" in p) in kinds and not any(fnmatch.fnmatchcase(t, p) for t in seen)]
     for tid in sorted(skipped):
+        if truly_lacking(skipped[tid], flags):
+            continue  # an instruction-set path this CPU cannot run (checked against /proc/cpuinfo)
         if any(fnmatch.fnmatchcase(tid, p) for p in required) and not any(fnmatch.fnmatchcase(tid, p) for p in excused):
             errors.append(f"{tid}: must run in CI but skipped ({skipped[tid]})")
     return errors
@@ -83,7 +109,7 @@ def main():
     for tid, reason in sorted(skipped.items()):
         print(f"  SKIPPED {tid}: {reason}")
     required, excused = must_run(must_file)
-    errors = check(seen, skipped, required, excused, must_file.name)
+    errors = check(seen, skipped, required, excused, must_file.name, host_flags())
     for e in errors:
         print(f"FAILED {e}")
     return 1 if errors else 0
