@@ -78,15 +78,6 @@ class GraphEditor {
   void commit();
   // Throws kInternal naming `where` when the index disagrees with the graph (a test and debug aid).
   void check_index(const std::string& where) const;
-  // For a pass still written over onnx::Graph (it edits graph() directly, behind the editor): commits,
-  // then lets `edit` change the graph, then rebuilds the index from it.
-  template <typename Edit>
-  void edit_directly(Edit&& edit) {
-    commit();
-    edit(graph_);
-    reindex();
-  }
-
  private:
   void index_node(NodeId id);
   void unindex_node(NodeId id);

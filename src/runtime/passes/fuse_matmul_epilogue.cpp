@@ -14,35 +14,6 @@
 namespace detrq::runtime::passes {
 namespace {
 
-bool near(std::optional<float> v, double want) { return v && std::abs(*v - want) <= 1e-5 * std::abs(want); }
-
-// x -> Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5): the nodes (Div first, the last
-// Mul last) when `x` feeds exactly this pattern.
-std::optional<std::vector<onnx::NodeId>> match_gelu(const onnx::GraphEditor& g, const std::string& x,
-                                                    const std::set<std::string>& keep) {
-  if (!g.internal(x, 2, keep)) return std::nullopt;
-  std::optional<onnx::NodeId> div, mul;
-  for (onnx::NodeId n : g.consumers(x)) {
-    const onnx::Node& node = g.node(n);
-    if (!node.domain.empty()) return std::nullopt;
-    if (node.op_type == "Div" && node.inputs.size() == 2 && node.inputs[0] == x) div = n;
-    if (node.op_type == "Mul") mul = n;
-  }
-  if (!div || !mul || !near(scalar_constant(g, g.node(*div).inputs[1]), std::sqrt(2.0))) return std::nullopt;
-  const auto erf = only_reader(g, g.node(*div).outputs.at(0), "Erf", keep);
-  if (!erf) return std::nullopt;
-  const std::string& e = g.node(*erf).outputs.at(0);
-  const auto add = only_reader(g, e, "Add", keep);
-  if (!add || !near(scalar_constant(g, other_input(g.node(*add), e).value_or("")), 1.0)) return std::nullopt;
-  const std::string& sum = g.node(*add).outputs.at(0);
-  const auto mul_x = only_reader(g, sum, "Mul", keep);
-  if (mul_x != mul || other_input(g.node(*mul), sum) != x) return std::nullopt;
-  const std::string& m = g.node(*mul).outputs.at(0);
-  const auto half = only_reader(g, m, "Mul", keep);
-  if (!half || !near(scalar_constant(g, other_input(g.node(*half), m).value_or("")), 0.5)) return std::nullopt;
-  return std::vector<onnx::NodeId>{*div, *erf, *add, *mul, *half};
-}
-
 // A fusion being built: the new node, the nodes it absorbs, and the tensor it now ends at.
 struct Epilogue {
   onnx::Node fused;
@@ -104,7 +75,7 @@ PassChanges fuse_matmul_epilogue(PassContext& ctx) {
     if (!g.alive(id)) continue;
     std::optional<Epilogue> e = match_bias(g, id, ctx.keep);
     if (!e) continue;
-    if (const auto gelu = match_gelu(g, e->out, ctx.keep)) {
+    if (const auto gelu = match_erf_gelu(g, e->out, ctx.keep)) {
       e->absorbed.insert(e->absorbed.end(), gelu->begin(), gelu->end());
       e->out = g.node(gelu->back()).outputs.at(0);
       e->fused.attributes["activation"] = string_attribute("gelu_erf");

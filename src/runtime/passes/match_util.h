@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "detrq/onnx/graph_editor.h"
 
@@ -34,6 +35,19 @@ inline std::optional<std::string> other_input(const onnx::Node& node, const std:
   if (node.inputs[1] == tensor && node.inputs[0] != tensor) return node.inputs[0];
   return std::nullopt;
 }
+
+// x -> Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), the erf GELU as transformer MLPs
+// spell it: the nodes (Div first, the last Mul last) when `x` feeds exactly this pattern and every
+// tensor in it may disappear.
+std::optional<std::vector<onnx::NodeId>> match_erf_gelu(const onnx::GraphEditor& g, const std::string& x,
+                                                        const std::set<std::string>& keep);
+
+// A float32 constant of shape [n] (through Identity chains).
+bool float_vector_constant(const onnx::GraphEditor& g, const std::string& tensor, int64_t n);
+
+// A default-domain QuantizeLinear with one float32 scale and one int8/uint8 zero point, both constants
+// (what a requantizing epilogue can absorb).
+bool per_tensor_quantize(const onnx::GraphEditor& g, const onnx::Node& node);
 
 inline onnx::Attribute string_attribute(std::string value) {
   onnx::Attribute a;

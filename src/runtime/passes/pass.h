@@ -57,16 +57,4 @@ std::vector<PassReport> run_passes(onnx::Model& model, const PassOptions& option
 // Internal nodes of com.detrq are in the plan: import the domain so the kernels are found.
 void import_internal_domain(onnx::Model& model);
 
-// Runs a fusion still written over onnx::Graph (it returns the nodes it rewrote) through
-// GraphEditor::edit_directly, and reports as fused the nodes it absorbed.
-template <typename GraphFusion>
-PassChanges run_graph_fusion(PassContext& ctx, GraphFusion&& fusion) {
-  PassChanges changes;
-  const std::size_t before = ctx.graph.live_count();
-  ctx.graph.edit_directly([&](onnx::Graph& graph) { changes.rewritten = fusion(graph); });
-  changes.fused = before - ctx.graph.live_count();
-  if (changes.rewritten > 0) import_internal_domain(ctx.model);
-  return changes;
-}
-
 }  // namespace detrq::runtime::passes

@@ -1,31 +1,42 @@
-// Q/DQ attention fusion (see qdq_attention_fusion.h).
-#include "runtime/passes/qdq_attention_fusion.h"
-#include "runtime/passes/pass.h"
-
+// Pass "fuse-qdq-attention": attention whose probabilities are quantized becomes one com.detrq node that
+// quantizes them on the fly. Runs after fuse-qdq-matmul, before fuse-attention (which would not see the
+// quantized probabilities). Rewrites MatMul(Q, K) -> Softmax (last axis) -> QuantizeLinear (one scale and
+// int8/uint8 zero point, constants) -> DequantizeLinear (the same scale and zero point) -> MatMul(., V), Q,
+// K and V computed tensors, into AttentionSoftmax(Q, K, V) with attributes prob_scale, prob_zero_point
+// and prob_signed: the kernel rounds each probability to the code grid exactly as the QuantizeLinear ->
+// DequantizeLinear pair did, block by block, so that the score and probability tensors never reach memory.
+// A Transpose reading the output that keeps the last axis is absorbed (perm_out) as fuse-attention does.
+// Where Q, K and V are themselves DequantizeLinear outputs (per tensor; K and V int8 with zero point 0),
+// those are absorbed too and the node is QAttentionSoftmax (q, q_scale, q_zp, k, k_scale, k_zp, v,
+// v_scale, v_zp): both products in int8 arithmetic, the probabilities quantized to codes.
 #include <cstring>
 #include <optional>
 #include <vector>
 
 #include "runtime/internal_domain.h"
-#include "runtime/passes/qdq_graph_index.h"
+#include "runtime/passes/match_util.h"
+#include "runtime/passes/pass.h"
 
-namespace detrq::runtime {
+namespace detrq::runtime::passes {
 namespace {
 
-bool same_value(const QdqGraphIndex& g, const std::string& a, const std::string& b) {
+using onnx::GraphEditor;
+using onnx::NodeId;
+
+bool same_value(const GraphEditor& g, const std::string& a, const std::string& b) {
   if (a == b) return true;
-  const core::Tensor* x = g.initializer(a);
-  const core::Tensor* y = g.initializer(b);
+  const core::Tensor* x = g.constant(a);
+  const core::Tensor* y = g.constant(b);
   return x && y && x->dtype() == y->dtype() && x->numel() == 1 && y->numel() == 1 &&
          std::memcmp(x->raw_data(), y->raw_data(), core::dtype_size(x->dtype())) == 0;
 }
 
 // The DequantizeLinear that alone reads QuantizeLinear `q`'s codes, with q's scale and zero point.
-std::optional<std::size_t> matching_dequantize(const QdqGraphIndex& g, const onnx::Graph& graph,
-                                               const onnx::Node& q) {
-  const auto dq = g.only_reader(q.outputs[0], "DequantizeLinear");
+std::optional<NodeId> matching_dequantize(const GraphEditor& g, const std::set<std::string>& keep,
+                                          const onnx::Node& q) {
+  const auto dq = only_reader(g, q.outputs[0], "DequantizeLinear", keep);
   if (!dq) return std::nullopt;
-  const onnx::Node& d = graph.nodes[*dq];
+  const onnx::Node& d = g.node(*dq);
   if (d.inputs.size() != 3 || d.outputs.size() != 1 || d.has_attr("block_size") ||
       !same_value(g, d.inputs[1], q.inputs[1]) || !same_value(g, d.inputs[2], q.inputs[2])) {
     return std::nullopt;
@@ -46,28 +57,28 @@ onnx::Attribute attribute(int64_t i) {
   return a;
 }
 
-// The probabilities' code grid from the QuantizeLinear's initializers.
-void set_probability_grid(const QdqGraphIndex& g, const onnx::Node& q, onnx::Node& fused) {
-  const core::Tensor* zp = g.initializer(q.inputs[2]);
+// The probabilities' code grid from the QuantizeLinear's constants.
+void set_probability_grid(const GraphEditor& g, const onnx::Node& q, onnx::Node& fused) {
+  const core::Tensor* zp = g.constant(q.inputs[2]);
   const bool is_signed = zp->dtype() == core::DType::kInt8;
   const int64_t zero = is_signed ? zp->data<int8_t>()[0] : zp->data<uint8_t>()[0];
-  fused.attributes["prob_scale"] = attribute(*g.scalar(q.inputs[1]));
+  fused.attributes["prob_scale"] = attribute(*scalar_constant(g, q.inputs[1]));
   fused.attributes["prob_zero_point"] = attribute(zero);
   fused.attributes["prob_signed"] = attribute(static_cast<int64_t>(is_signed));
 }
 
-// The DequantizeLinear (per tensor: one scale, one zero point, initializers) that alone produces operand
+// The DequantizeLinear (per tensor: one scale, one zero point, constants) that alone produces operand
 // `name` for the attention; with `weight`, its codes must be int8 with zero point 0 (the int8 GEMM's weight).
-std::optional<std::size_t> operand_dequantize(const QdqGraphIndex& g, const onnx::Graph& graph,
-                                              const std::string& name, bool weight) {
+std::optional<NodeId> operand_dequantize(const GraphEditor& g, const std::set<std::string>& keep,
+                                         const std::string& name, bool weight) {
   const auto p = g.producer(name);
-  if (!p || !g.internal(name, 1)) return std::nullopt;
-  const onnx::Node& d = graph.nodes[*p];
+  if (!p || !g.internal(name, 1, keep)) return std::nullopt;
+  const onnx::Node& d = g.node(*p);
   if ((!d.domain.empty() && d.domain != "ai.onnx") || d.op_type != "DequantizeLinear" || d.inputs.size() != 3 ||
-      d.has_attr("block_size") || g.initializer(d.inputs[0]) || !g.scalar(d.inputs[1])) {
+      d.has_attr("block_size") || g.constant(d.inputs[0]) || !scalar_constant(g, d.inputs[1])) {
     return std::nullopt;
   }
-  const core::Tensor* zp = g.initializer(d.inputs[2]);
+  const core::Tensor* zp = g.constant(d.inputs[2]);
   if (!zp || zp->numel() != 1 || (zp->dtype() != core::DType::kInt8 && zp->dtype() != core::DType::kUInt8)) {
     return std::nullopt;
   }
@@ -77,14 +88,14 @@ std::optional<std::size_t> operand_dequantize(const QdqGraphIndex& g, const onnx
 
 // Where Q, K and V all come from such DequantizeLinear nodes (and the probabilities are quantized), the
 // whole attention runs in int8: QAttentionSoftmax on the codes; the DequantizeLinear nodes are absorbed.
-bool make_integer(const QdqGraphIndex& g, const onnx::Graph& graph, onnx::Node& fused,
-                  std::vector<std::size_t>& absorbed) {
+bool make_integer(const GraphEditor& g, const std::set<std::string>& keep, onnx::Node& fused,
+                  std::vector<NodeId>& absorbed) {
   std::vector<std::string> inputs;
-  std::vector<std::size_t> dqs;
+  std::vector<NodeId> dqs;
   for (std::size_t i = 0; i < 3; ++i) {
-    const auto dq = operand_dequantize(g, graph, fused.inputs[i], i > 0);
+    const auto dq = operand_dequantize(g, keep, fused.inputs[i], i > 0);
     if (!dq) return false;
-    const onnx::Node& d = graph.nodes[*dq];
+    const onnx::Node& d = g.node(*dq);
     inputs.insert(inputs.end(), d.inputs.begin(), d.inputs.end());
     dqs.push_back(*dq);
   }
@@ -94,66 +105,70 @@ bool make_integer(const QdqGraphIndex& g, const onnx::Graph& graph, onnx::Node& 
   return true;
 }
 
-}  // namespace
-
-std::size_t fuse_qdq_attention(onnx::Graph& graph, const std::set<std::string>& keep, int64_t softmax_opset) {
-  const QdqGraphIndex g(graph, keep);
-  std::vector<bool> removed(graph.nodes.size(), false);
-  std::vector<std::pair<std::size_t, onnx::Node>> replacements;
-  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-    const onnx::Node& qk = graph.nodes[i];
-    if (!qk.domain.empty() || qk.op_type != "MatMul" || qk.inputs.size() != 2 || qk.outputs.size() != 1) continue;
-    if (g.initializer(qk.inputs[0]) || g.initializer(qk.inputs[1])) continue;
-    const auto softmax = g.only_reader(qk.outputs[0], "Softmax");
-    if (!softmax || removed[*softmax]) continue;
-    const onnx::Node& sm = graph.nodes[*softmax];
-    if (sm.attr_int("axis", softmax_opset >= 13 ? -1 : 1) != -1 || sm.outputs.size() != 1) continue;
-    const auto q = g.only_reader(sm.outputs[0], "QuantizeLinear");
-    if (!q || !g.per_tensor_quantize(graph.nodes[*q])) continue;
-    const auto dq = matching_dequantize(g, graph, graph.nodes[*q]);
-    if (!dq) continue;
-    const std::string& probs = graph.nodes[*dq].outputs[0];
-    const auto pv = g.only_reader(probs, "MatMul");
-    if (!pv || removed[*pv] || graph.nodes[*pv].inputs.size() != 2 || graph.nodes[*pv].inputs[0] != probs ||
-        graph.nodes[*pv].inputs[1] == probs || g.initializer(graph.nodes[*pv].inputs[1])) {
-      continue;
-    }
-    onnx::Node fused;
-    fused.name = qk.name;
-    fused.op_type = "AttentionSoftmax";
-    fused.domain = kInternalDomain;
-    fused.inputs = {qk.inputs[0], qk.inputs[1], graph.nodes[*pv].inputs[1]};
-    fused.outputs = graph.nodes[*pv].outputs;
-    set_probability_grid(g, graph.nodes[*q], fused);
-    std::vector<std::size_t> absorbed{i, *softmax, *q, *dq};
-    make_integer(g, graph, fused, absorbed);
-    if (const auto t = g.only_reader(fused.outputs.at(0), "Transpose"); t && !removed[*t]) {
-      const onnx::Node& node = graph.nodes[*t];
-      const std::vector<int64_t> perm = node.has_attr("perm") ? node.attr_ints("perm") : std::vector<int64_t>{};
-      if (perm.size() >= 2 && perm.back() == static_cast<int64_t>(perm.size()) - 1 && node.outputs.size() == 1) {
-        onnx::Attribute attr;
-        attr.kind = onnx::Attribute::Kind::kInts;
-        attr.ints = perm;
-        fused.attributes["perm_out"] = attr;
-        fused.outputs = node.outputs;
-        absorbed.push_back(*t);
-      }
-    }
-    for (std::size_t k : absorbed) removed[k] = true;
-    replacements.emplace_back(*pv, std::move(fused));  // at V's product: V is computed by then
+// The attention starting at MatMul `id`, as one node to put in the place of its product with V (`*at`),
+// and the other nodes it absorbs.
+std::optional<onnx::Node> match_attention(const GraphEditor& g, const std::set<std::string>& keep, int64_t opset,
+                                          NodeId id, NodeId* at, std::vector<NodeId>& absorbed) {
+  const onnx::Node& qk = g.node(id);
+  if (!qk.domain.empty() || qk.op_type != "MatMul" || qk.inputs.size() != 2 || qk.outputs.size() != 1) return {};
+  if (g.constant(qk.inputs[0]) || g.constant(qk.inputs[1])) return {};
+  const auto softmax = only_reader(g, qk.outputs[0], "Softmax", keep);
+  if (!softmax) return {};
+  const onnx::Node& sm = g.node(*softmax);
+  if (sm.attr_int("axis", opset >= 13 ? -1 : 1) != -1 || sm.outputs.size() != 1) return {};
+  const auto q = only_reader(g, sm.outputs[0], "QuantizeLinear", keep);
+  if (!q || !per_tensor_quantize(g, g.node(*q))) return {};
+  const auto dq = matching_dequantize(g, keep, g.node(*q));
+  if (!dq) return {};
+  const std::string& probs = g.node(*dq).outputs[0];
+  const auto pv = only_reader(g, probs, "MatMul", keep);
+  if (!pv) return {};
+  const onnx::Node& pv_node = g.node(*pv);
+  if (pv_node.inputs.size() != 2 || pv_node.inputs[0] != probs || pv_node.inputs[1] == probs ||
+      g.constant(pv_node.inputs[1])) {
+    return {};
   }
-  const std::size_t count = replacements.size();
-  if (count > 0) replace_and_remove(graph, std::move(removed), std::move(replacements));
-  return count;
+  onnx::Node fused;
+  fused.name = qk.name;
+  fused.op_type = "AttentionSoftmax";
+  fused.domain = kInternalDomain;
+  fused.inputs = {qk.inputs[0], qk.inputs[1], pv_node.inputs[1]};
+  fused.outputs = pv_node.outputs;
+  set_probability_grid(g, g.node(*q), fused);
+  absorbed = {id, *softmax, *q, *dq};
+  make_integer(g, keep, fused, absorbed);
+  if (const auto t = only_reader(g, fused.outputs.at(0), "Transpose", keep)) {
+    const onnx::Node& node = g.node(*t);
+    const std::vector<int64_t> perm = node.has_attr("perm") ? node.attr_ints("perm") : std::vector<int64_t>{};
+    if (perm.size() >= 2 && perm.back() == static_cast<int64_t>(perm.size()) - 1 && node.outputs.size() == 1) {
+      fused.attributes["perm_out"] = ints_attribute(perm);
+      fused.outputs = node.outputs;
+      absorbed.push_back(*t);
+    }
+  }
+  *at = *pv;  // V's product: V is computed by then
+  return fused;
 }
 
-}  // namespace detrq::runtime
+}  // namespace
 
-namespace detrq::runtime::passes {
-
-// Pass "fuse-qdq-attention": written over onnx::Graph with its own index (qdq_graph_index.h).
 PassChanges fuse_qdq_attention(PassContext& ctx) {
-  return run_graph_fusion(ctx, [&](onnx::Graph& graph) { return runtime::fuse_qdq_attention(graph, ctx.keep, ctx.model.opset("")); });
+  GraphEditor& g = ctx.graph;
+  const int64_t opset = ctx.model.opset("");
+  PassChanges changes;
+  for (NodeId id = 0; id < g.slot_count(); ++id) {
+    if (!g.alive(id)) continue;
+    NodeId at = 0;
+    std::vector<NodeId> absorbed;
+    std::optional<onnx::Node> fused = match_attention(g, ctx.keep, opset, id, &at, absorbed);
+    if (!fused) continue;
+    for (NodeId k : absorbed) g.remove(k);
+    g.replace(at, std::move(*fused));
+    ++changes.rewritten;
+    changes.fused += absorbed.size();
+  }
+  if (changes.rewritten > 0) import_internal_domain(ctx.model);
+  return changes;
 }
 
 }  // namespace detrq::runtime::passes
