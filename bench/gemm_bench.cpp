@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
-#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/gemm/gemm.h"
 
 namespace {
 

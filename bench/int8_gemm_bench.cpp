@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
-#include "runtime/kernels/int8_gemm.h"
+#include "runtime/kernels/int8_gemm/int8_gemm.h"
 
 namespace {
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 
@@ -77,13 +78,28 @@ std::map<std::string, PackedState> Session::packed_states() const {
   return out;
 }
 
+namespace {
+
+// The checks of a run's tensors against the plan's static types, with errors naming the tensor.
+void check_tensor(const char* what, const onnx::ValueInfo& info, const Tensor& t) {
+  const std::string where = std::string(what) + " '" + info.name + "'";
+  if (t.dtype() != info.dtype) {
+    throw_invalid(where, std::string("has dtype ") + core::dtype_name(t.dtype()) + ", the model expects " +
+                             core::dtype_name(info.dtype));
+  }
+  if (t.shape() != info.shape) {
+    throw_invalid(where,
+                  "has shape " + core::shape_to_string(t.shape()) + ", the model expects " +
+                      core::shape_to_string(info.shape),
+                  "resize or letterbox the input to the model's shape");
+  }
+  if (!t.raw_data() && t.nbytes() > 0) throw_invalid(where, "has no storage");
+}
+
+}  // namespace
+
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs, Observer* observer) {
   Impl& s = *impl_;
-  const CpuTarget lacking = s.options.target.lacking_from(CpuTarget::host());
-  if (!lacking.empty()) {
-    throw_unsupported("session", "its target needs CPU features this CPU lacks: " + lacking.to_string(),
-                      "a session packed for another CPU can only be stored (`detrq build-engine`), not run here");
-  }
   for (const auto& [name, t] : inputs) {
     const int id = s.value_id(name);
     if (id < 0 || s.values[static_cast<std::size_t>(id)].kind != ValueKind::kInput) {
@@ -92,34 +108,56 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
       throw_invalid("input '" + name + "'", "is not an input of the model", "model inputs: " + join(names));
     }
   }
-  for (std::size_t i = 0; i < s.inputs.size(); ++i) {
-    const onnx::ValueInfo& info = s.inputs[i];
+  std::vector<Tensor> ordered;
+  for (const onnx::ValueInfo& info : s.inputs) {
     auto it = inputs.find(info.name);
     if (it == inputs.end()) throw_invalid("input '" + info.name + "'", "is missing", "every model input must be given");
-    const Tensor& t = it->second;
-    if (t.dtype() != info.dtype) {
-      throw_invalid("input '" + info.name + "'",
-                    std::string("has dtype ") + core::dtype_name(t.dtype()) + ", the model expects " +
-                        core::dtype_name(info.dtype));
-    }
-    if (t.shape() != info.shape) {
-      throw_invalid("input '" + info.name + "'",
-                    "has shape " + core::shape_to_string(t.shape()) + ", the model expects " +
-                        core::shape_to_string(info.shape),
-                    "resize or letterbox the input to the model's shape");
-    }
-    s.slots[static_cast<std::size_t>(s.input_ids[i])] = t;
+    ordered.push_back(it->second);
   }
+  std::vector<Tensor> outputs = make_outputs();
+  run(ordered, outputs, observer);
+  std::map<std::string, Tensor> results;
+  for (std::size_t i = 0; i < s.outputs.size(); ++i) results[s.outputs[i].name] = std::move(outputs[i]);
+  return results;
+}
+
+std::vector<Tensor> Session::make_outputs() const {
+  std::vector<Tensor> out;
+  for (const onnx::ValueInfo& info : impl_->outputs) out.push_back(Tensor::empty(info.dtype, info.shape));
+  return out;
+}
+
+void Session::run(std::span<const Tensor> inputs, std::span<Tensor> outputs, Observer* observer) {
+  Impl& s = *impl_;
+  const CpuTarget lacking = s.options.target.lacking_from(CpuTarget::host());
+  if (!lacking.empty()) {
+    throw_unsupported("session", "its target needs CPU features this CPU lacks: " + lacking.to_string(),
+                      "a session packed for another CPU can only be stored (`detrq build-engine`), not run here");
+  }
+  if (inputs.size() != s.inputs.size() || outputs.size() != s.outputs.size()) {
+    throw_invalid("session run", "got " + std::to_string(inputs.size()) + " inputs and " +
+                                     std::to_string(outputs.size()) + " outputs, the model has " +
+                                     std::to_string(s.inputs.size()) + " and " + std::to_string(s.outputs.size()),
+                  "pass them in the order of inputs() and outputs() (make_outputs() makes the outputs)");
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) check_tensor("input", s.inputs[i], inputs[i]);
+  for (std::size_t i = 0; i < outputs.size(); ++i) check_tensor("output", s.outputs[i], outputs[i]);
+  // Input slots are views, pointed at the caller's tensors for this run only (no copy, no allocation).
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    s.slots[static_cast<std::size_t>(s.input_ids[i])].retarget(const_cast<void*>(inputs[i].raw_data()));
+  }
+  struct ForgetInputs {  // also when a kernel throws
+    Impl& s;
+    ~ForgetInputs() {
+      for (int id : s.input_ids) s.slots[static_cast<std::size_t>(id)].retarget(nullptr);
+    }
+  } forget{s};
   for (Step& step : s.steps) {
     const onnx::Node& node = s.nodes[step.node];
     if (step.alias) {
-      if (step.rebind) {
-        const Tensor& src = *step.in_ptrs[0];
-        const Value& v = s.values[static_cast<std::size_t>(step.outputs[0])];
-        *step.out_ptrs[0] = Tensor::view(v.type.dtype, v.type.shape, const_cast<void*>(src.raw_data()));
-      }
+      if (step.rebind) step.out_ptrs[0]->retarget(const_cast<void*>(step.in_ptrs[0]->raw_data()));
     } else {
-      RunContext ctx{step.in_ptrs, step.out_ptrs, *s.pool, s.options.target};
+      RunContext ctx{step.in_ptrs, step.out_ptrs, *s.pool, s.options.target, step.scratch};
       if (s.profiling) {
         const auto start = Clock::now();
         guarded(node, "running", [&] {
@@ -141,13 +179,10 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
       }
     }
   }
-  std::map<std::string, Tensor> results;
-  for (std::size_t i = 0; i < s.outputs.size(); ++i) {
-    results[s.outputs[i].name] = s.slots[static_cast<std::size_t>(s.output_ids[i])].clone();
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& result = s.slots[static_cast<std::size_t>(s.output_ids[i])];
+    if (result.nbytes() > 0) std::memcpy(outputs[i].raw_data(), result.raw_data(), result.nbytes());
   }
-  // Drop the references to the caller's input tensors.
-  for (int id : s.input_ids) s.slots[static_cast<std::size_t>(id)] = Tensor();
-  return results;
 }
 
 void Session::enable_profiling(bool on) {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,8 @@ struct Step {
   std::vector<Tensor*> out_ptrs;
   bool alias = false;        // output 0 views input 0; run() is not called
   bool rebind = false;       // alias of a graph input: the view is remade each run
+  int scratch_buffer = -1;   // the kernel's scratch: index into the arena plan, or -1
+  std::span<std::byte> scratch;
   double total_ms = 0.0;
   int64_t calls = 0;
 };

@@ -291,7 +291,11 @@ void Session::Impl::fold_constant_step(Step& step, const InferContext& ictx, con
     guarded(node, "constant folding", [&] {
       const InferContext fold_ctx{node, ictx.opset, ictx.input_types, ictx.input_values, fold_target};
       step.kernel->prepare(fold_ctx);
-      RunContext rctx{ins, out_ptrs, *pool, fold_target};
+      std::vector<std::byte> scratch(step.kernel->scratch_bytes(pool->size()) + core::kTensorAlignment);
+      const auto aligned = (reinterpret_cast<std::uintptr_t>(scratch.data()) + core::kTensorAlignment - 1) /
+                           core::kTensorAlignment * core::kTensorAlignment;
+      RunContext rctx{ins, out_ptrs, *pool, fold_target,
+                      {reinterpret_cast<std::byte*>(aligned), scratch.size() - core::kTensorAlignment}};
       step.kernel->run(rctx);
       return 0;
     });
@@ -395,8 +399,9 @@ void Session::Impl::pack_weights(Planning& p) {
 }
 
 // Lifetimes (a graph output stays alive to the end; an alias extends its source's), then one arena
-// layout for every activation that is not an alias.
+// layout for every activation that is not an alias and every kernel's scratch (alive for its step).
 void Session::Impl::plan_memory(Planning& p) {
+  if (!pool) pool = std::make_unique<core::ThreadPool>(options.threads);
   const int end_step = static_cast<int>(steps.size());
   auto root = [&](int id) {
     while (values[static_cast<std::size_t>(id)].alias_of >= 0) id = values[static_cast<std::size_t>(id)].alias_of;
@@ -431,6 +436,14 @@ void Session::Impl::plan_memory(Planning& p) {
     v.buffer = static_cast<int>(buffers.size());
     buffers.push_back({static_cast<std::size_t>(core::shape_numel(v.type.shape)) * core::dtype_size(v.type.dtype),
                        p.first_step[id], std::max(v.last_step, p.first_step[id])});
+  }
+  for (int s = 0; s < end_step; ++s) {
+    Step& step = steps[static_cast<std::size_t>(s)];
+    const std::size_t bytes = step.alias ? 0 : step.kernel->scratch_bytes(pool->size());
+    if (bytes == 0) continue;
+    step.scratch_buffer = static_cast<int>(buffers.size());
+    step.scratch = {static_cast<std::byte*>(nullptr), bytes};  // placed by bind_arena
+    buffers.push_back({bytes, s, s});
   }
   p.memory = detail::plan_memory(buffers);
   arena_bytes = p.memory.arena_bytes;
@@ -483,6 +496,8 @@ void Session::Impl::bind_arena(onnx::Graph& graph, Planning& p) {
       weight_bytes += p.constants[id].nbytes();
     } else if (v.kind == ValueKind::kActivation && v.buffer >= 0) {
       slots[id] = Tensor::view(v.type.dtype, v.type.shape, bytes + p.memory.offsets[static_cast<std::size_t>(v.buffer)], arena);
+    } else if (v.kind == ValueKind::kInput) {
+      slots[id] = Tensor::view(v.type.dtype, v.type.shape, nullptr);  // pointed at the caller's tensor each run
     }
   }
   auto root = [&](int id) {
@@ -495,11 +510,16 @@ void Session::Impl::bind_arena(onnx::Graph& graph, Planning& p) {
       const int src = root(out);
       const TensorType& type = values[static_cast<std::size_t>(out)].type;
       if (values[static_cast<std::size_t>(src)].kind == ValueKind::kInput) {
-        step.rebind = true;
+        step.rebind = true;  // a view of the input, pointed at it each run
+        slots[static_cast<std::size_t>(out)] = Tensor::view(type.dtype, type.shape, nullptr);
       } else {
         slots[static_cast<std::size_t>(out)] =
             Tensor::view(type.dtype, type.shape, slots[static_cast<std::size_t>(src)].raw_data(), arena);
       }
+    }
+    if (step.scratch_buffer >= 0) {
+      const auto b = static_cast<std::size_t>(step.scratch_buffer);
+      step.scratch = {bytes + p.memory.offsets[b], step.scratch.size()};
     }
     for (int id : step.inputs) step.in_ptrs.push_back(id < 0 ? nullptr : &slots[static_cast<std::size_t>(id)]);
     for (int id : step.outputs) step.out_ptrs.push_back(id < 0 ? nullptr : &slots[static_cast<std::size_t>(id)]);

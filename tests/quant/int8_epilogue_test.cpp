@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "detrq/core/thread_pool.h"
-#include "runtime/kernels/int8_gemm.h"
-#include "runtime/kernels/requantize.h"
+#include "runtime/kernels/int8_gemm/int8_gemm.h"
+#include "runtime/kernels/quantization/requantize.h"
 
 namespace detrq {
 namespace {

@@ -12,7 +12,7 @@
 #include "detrq/core/thread_pool.h"
 #include "detrq/runtime/session.h"
 #include "runtime/isa_paths.h"
-#include "runtime/kernels/int8_gemm.h"
+#include "runtime/kernels/int8_gemm/int8_gemm.h"
 
 namespace detrq {
 namespace {

@@ -10,9 +10,9 @@
 #include "runtime/compute_reference.h"
 #include "runtime/isa_paths.h"
 #include "runtime/kernel_harness.h"
-#include "runtime/kernels/float_activations.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/vector_math.h"
+#include "runtime/kernels/elementwise/float_activations.h"
+#include "runtime/kernels/gemm/gemm.h"
+#include "runtime/kernels/math/vector_math.h"
 
 namespace detrq {
 namespace {

@@ -2,6 +2,7 @@
 // Session makes, so kernels can be tested without building a graph.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -64,7 +65,12 @@ inline std::vector<core::Tensor> run_kernel(const KernelCall& call) {
   std::vector<core::Tensor*> out_ptrs;
   for (auto& t : outputs) out_ptrs.push_back(&t);
   core::ThreadPool pool(call.threads);
-  runtime::RunContext rctx{in_ptrs, out_ptrs, pool, call.target};
+  // The kernel's scratch, as the Session plans it, also poisoned: a kernel must not read what it did not
+  // write there.
+  const std::size_t scratch_bytes = kernel->scratch_bytes(pool.size());
+  core::Tensor scratch = poisoned(core::DType::kUInt8, {static_cast<int64_t>(std::max<std::size_t>(scratch_bytes, 1))});
+  runtime::RunContext rctx{in_ptrs, out_ptrs, pool, call.target,
+                           {static_cast<std::byte*>(scratch.raw_data()), scratch_bytes}};
   kernel->run(rctx);
   return outputs;
 }

@@ -99,6 +99,12 @@ class Tensor {
   Tensor clone() const;
   // Copies the contents of `other` (same dtype and numel) into this tensor's storage.
   void copy_from(const Tensor& other);
+  // Points this handle at `data` (not owned; nullptr to forget it), keeping its dtype and shape and
+  // dropping any storage it shared: how a plan binds its input slots each run without allocating.
+  void retarget(void* data) noexcept {
+    storage_.reset();
+    data_ = data;
+  }
 
  private:
   void check_dtype(DType expected) const;

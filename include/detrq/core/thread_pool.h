@@ -7,12 +7,16 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "detrq/core/function_ref.h"
+
 namespace detrq::core {
+
+// What parallel_for runs: fn(begin, end), referenced, never copied (function_ref.h).
+using ChunkFn = FunctionRef<void(int64_t, int64_t)>;
 
 class ThreadPool {
  public:
@@ -27,7 +31,7 @@ class ThreadPool {
   // Calls fn(begin, end) on disjoint chunks covering [0, n); returns when all are done. Chunks are at
   // least `grain` long. The first exception thrown by fn is rethrown here. Not reentrant: a nested
   // call runs serially on the calling thread.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  void parallel_for(int64_t n, int64_t grain, ChunkFn fn);
 
   static int hardware_threads() noexcept;
 
@@ -39,7 +43,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const ChunkFn* job_ = nullptr;
   int64_t job_n_ = 0;
   int64_t job_chunk_ = 0;
   int64_t next_chunk_ = 0;   // guarded by mutex_

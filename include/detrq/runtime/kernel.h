@@ -43,6 +43,9 @@ struct RunContext {
   std::span<Tensor* const> outputs;        // preallocated with the inferred dtype and shape; nullptr if omitted
   core::ThreadPool& pool;
   const CpuTarget& target;  // the instruction sets run() may use (the Session's target)
+  // scratch_bytes(pool.size()) bytes of scratch memory, 64-byte aligned: planned into the Session's arena
+  // for this step alone (it may overlap tensors that are dead by then), its contents not kept.
+  std::span<std::byte> scratch = {};
 };
 
 class Kernel {
@@ -59,6 +62,13 @@ class Kernel {
   // Output 0 may share input 0's storage (Reshape, Squeeze, Identity...): the Session then makes
   // output 0 a view of input 0 and does not call run() at all.
   virtual bool output_aliases_input() const { return false; }
+  // Bytes of scratch memory run() needs (RunContext::scratch), asked after prepare() or
+  // restore_packed_state(), for a pool of `threads` threads (a kernel lays out per-thread parts itself).
+  // Planned into the arena, so that a run allocates nothing. Default: none.
+  virtual std::size_t scratch_bytes(int threads) const {
+    (void)threads;
+    return 0;
+  }
 
   // Pre-packed constant data, for engine files. A kernel that packs in prepare() (or in
   // restore_packed_state()) returns it here; the default packs nothing.

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,12 @@ class Session {
   // error naming the input. Returned outputs own their storage.
   std::map<std::string, core::Tensor> run(const std::map<std::string, core::Tensor>& inputs,
                                           Observer* observer = nullptr);
+  // The same without allocating: `inputs` in the order of inputs(), `outputs` in the order of outputs(),
+  // each with its dtype and shape and storage of its own (make_outputs() makes them); the results are
+  // copied into them. Kernel scratch is planned into the arena, so no run, the first included, allocates
+  // on the heap (tests/runtime/run_allocation_test.cpp counts). The inputs are read, never kept.
+  void run(std::span<const core::Tensor> inputs, std::span<core::Tensor> outputs, Observer* observer = nullptr);
+  std::vector<core::Tensor> make_outputs() const;
 
   std::size_t arena_bytes() const;          // the one arena planned at load
   std::size_t weight_bytes() const;         // constants the plan still holds (released ones excluded)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -130,6 +131,59 @@ Shape broadcast_shapes(const onnx::Node& node, const std::vector<Shape>& shapes)
 
 // Row-major strides (in elements) of `shape`.
 std::vector<int64_t> contiguous_strides(const Shape& shape);
+
+// A kernel's scratch (Kernel::scratch_bytes, RunContext::scratch) as consecutive 64-byte aligned parts.
+// The same sequence of take() calls sizes it (no base: bytes() is the total) and carves it at run time,
+// so the two cannot disagree.
+class ScratchLayout {
+ public:
+  explicit ScratchLayout(std::byte* base = nullptr) : base_(base) {}
+  explicit ScratchLayout(std::span<std::byte> scratch) : base_(scratch.data()), limit_(scratch.size()) {}
+  template <typename T>
+  T* take(std::size_t count) {
+    std::byte* at = base_ ? base_ + used_ : nullptr;
+    used_ += (count * sizeof(T) + 63) / 64 * 64;
+    DETRQ_ASSERT(!base_ || used_ <= limit_, "kernel scratch carved beyond what scratch_bytes() planned");
+    return reinterpret_cast<T*>(at);
+  }
+  std::size_t bytes() const { return used_; }
+
+ private:
+  std::byte* base_;
+  std::size_t limit_ = static_cast<std::size_t>(-1);
+  std::size_t used_ = 0;
+};
+
+// Up to kMaxDims int64 values on the stack: per-run index arithmetic over a tensor's axes without
+// allocating (an input of higher rank is refused where it is planned).
+inline constexpr std::size_t kMaxDims = 16;
+class DimArray {
+ public:
+  DimArray() = default;
+  explicit DimArray(std::size_t n, int64_t value = 0) {
+    DETRQ_ASSERT(n <= kMaxDims, "more axes than kernels index on the stack");
+    n_ = n;
+    std::fill_n(v_, n, value);
+  }
+  void push_back(int64_t x) {
+    DETRQ_ASSERT(n_ < kMaxDims, "more axes than kernels index on the stack");
+    v_[n_++] = x;
+  }
+  void pop_back() { --n_; }
+  int64_t& back() { return v_[n_ - 1]; }
+  int64_t& operator[](std::size_t i) { return v_[i]; }
+  int64_t operator[](std::size_t i) const { return v_[i]; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  int64_t* begin() { return v_; }
+  int64_t* end() { return v_ + n_; }
+  const int64_t* begin() const { return v_; }
+  const int64_t* end() const { return v_ + n_; }
+
+ private:
+  int64_t v_[kMaxDims] = {};
+  std::size_t n_ = 0;
+};
 
 // A broadcast loop nest, simplified: the output is split into rows of `inner` elements; within a row,
 // input k advances by inner_step[k] (0 or 1) per element, and row r starts at row_offset(k, r).
