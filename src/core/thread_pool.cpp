@@ -97,9 +97,13 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, ChunkFn fn) {
   grain = std::max<int64_t>(grain, 1);
   const int64_t max_chunks = std::max<int64_t>(1, n / grain);
   const int64_t chunks = std::min<int64_t>(max_chunks, static_cast<int64_t>(size()) * 4);
+  if (workers_.empty() || chunks == 1) {  // workers_ never changes after construction: no lock needed
+    fn(0, n);
+    return;
+  }
   {
     std::unique_lock lock(mutex_);
-    if (workers_.empty() || chunks == 1 || busy_) {
+    if (busy_) {
       lock.unlock();
       fn(0, n);
       return;

@@ -125,6 +125,62 @@ class GridSampleKernel final : public Kernel {
     return true;
   }
 
+  // The taps of the output location whose grid point is (gx, gy): input offsets (-1: a zero-padding tap)
+  // and weights.
+  template <typename C>
+  void point_taps(C gx, C gy, int64_t h, int64_t w, int taps, int64_t* off, C* wt) const {
+    const C x_lo = align_corners_ ? C(0) : C(-0.5), x_hi = align_corners_ ? C(w - 1) : C(w) - C(0.5);
+    const C y_lo = align_corners_ ? C(0) : C(-0.5), y_hi = align_corners_ ? C(h - 1) : C(h) - C(0.5);
+    C px = align_corners_ ? (gx + 1) / 2 * C(w - 1) : ((gx + 1) * C(w) - 1) / 2;
+    C py = align_corners_ ? (gy + 1) / 2 * C(h - 1) : ((gy + 1) * C(h) - 1) / 2;
+    if (mode_ == SampleMode::kNearest) {
+      px = std::nearbyint(px);
+      py = std::nearbyint(py);
+    }
+    if (px < x_lo || px > x_hi || py < y_lo || py > y_hi) {
+      if (pad_ == PadMode::kBorder) {
+        px = std::clamp(px, C(0), C(w - 1));
+        py = std::clamp(py, C(0), C(h - 1));
+      } else if (pad_ == PadMode::kReflection) {
+        px = reflect(px, x_lo, x_hi);
+        py = reflect(py, y_lo, y_hi);
+      }
+    }
+    auto set_tap = [&](int t, int64_t r, int64_t c, C weight) {
+      int64_t o = 0;
+      const bool valid = std::isfinite(px) && std::isfinite(py) && tap_index<C>(r, c, h, w, o);
+      off[t] = valid ? o : -1;  // -1: a zero-padding tap, skipped (so inf/NaN elsewhere stays out)
+      wt[t] = valid ? weight : C(0);
+    };
+    if (!std::isfinite(px) || !std::isfinite(py)) {
+      for (int t = 0; t < taps; ++t) {
+        off[t] = -1;
+        wt[t] = C(0);
+      }
+      return;
+    }
+    if (mode_ == SampleMode::kNearest) {
+      set_tap(0, static_cast<int64_t>(py), static_cast<int64_t>(px), C(1));
+    } else if (mode_ == SampleMode::kBilinear) {
+      const C fx = std::floor(px), fy = std::floor(py);
+      const int64_t x0 = static_cast<int64_t>(fx), y0 = static_cast<int64_t>(fy);
+      const C dx = px - fx, dy = py - fy;
+      set_tap(0, y0, x0, (1 - dy) * (1 - dx));
+      set_tap(1, y0, x0 + 1, (1 - dy) * dx);
+      set_tap(2, y0 + 1, x0, dy * (1 - dx));
+      set_tap(3, y0 + 1, x0 + 1, dy * dx);
+    } else {
+      const C fx = std::floor(px), fy = std::floor(py);
+      const int64_t x0 = static_cast<int64_t>(fx) - 1, y0 = static_cast<int64_t>(fy) - 1;
+      C wx[4], wy[4];
+      cubic_weights(px - fx, wx);
+      cubic_weights(py - fy, wy);
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) set_tap(i * 4 + j, y0 + i, x0 + j, wy[i] * wx[j]);
+      }
+    }
+  }
+
   template <typename TX, typename TG>
   void run_typed(RunContext& ctx) {
     using C = std::conditional_t<std::is_same_v<TX, double> || std::is_same_v<TG, double>, double, float>;
@@ -136,8 +192,6 @@ class GridSampleKernel final : public Kernel {
     const int64_t ho = ctx.outputs[0]->dim(2), wo = ctx.outputs[0]->dim(3);
     const int64_t points = ho * wo;
     const int taps = mode_ == SampleMode::kNearest ? 1 : (mode_ == SampleMode::kBilinear ? 4 : 16);
-    const C x_lo = align_corners_ ? C(0) : C(-0.5), x_hi = align_corners_ ? C(w - 1) : C(w) - C(0.5);
-    const C y_lo = align_corners_ ? C(0) : C(-0.5), y_hi = align_corners_ ? C(h - 1) : C(h) - C(0.5);
     if (h == 0 || w == 0) {
       std::fill_n(y, ctx.outputs[0]->numel(), TX(0));
       return;
@@ -153,55 +207,7 @@ class GridSampleKernel final : public Kernel {
         for (int64_t p = begin; p < end; ++p) {
           int64_t* off = offsets + p * taps;
           C* wt = weights + p * taps;
-          const C gx = static_cast<C>(g[p * 2]), gy = static_cast<C>(g[p * 2 + 1]);
-          C px = align_corners_ ? (gx + 1) / 2 * C(w - 1) : ((gx + 1) * C(w) - 1) / 2;
-          C py = align_corners_ ? (gy + 1) / 2 * C(h - 1) : ((gy + 1) * C(h) - 1) / 2;
-          if (mode_ == SampleMode::kNearest) {
-            px = std::nearbyint(px);
-            py = std::nearbyint(py);
-          }
-          if (px < x_lo || px > x_hi || py < y_lo || py > y_hi) {
-            if (pad_ == PadMode::kBorder) {
-              px = std::clamp(px, C(0), C(w - 1));
-              py = std::clamp(py, C(0), C(h - 1));
-            } else if (pad_ == PadMode::kReflection) {
-              px = reflect(px, x_lo, x_hi);
-              py = reflect(py, y_lo, y_hi);
-            }
-          }
-          auto set_tap = [&](int t, int64_t r, int64_t c, C weight) {
-            int64_t o = 0;
-            const bool valid = std::isfinite(px) && std::isfinite(py) && tap_index<C>(r, c, h, w, o);
-            off[t] = valid ? o : -1;  // -1: a zero-padding tap, skipped (so inf/NaN elsewhere stays out)
-            wt[t] = valid ? weight : C(0);
-          };
-          if (!std::isfinite(px) || !std::isfinite(py)) {
-            for (int t = 0; t < taps; ++t) {
-              off[t] = -1;
-              wt[t] = C(0);
-            }
-            continue;
-          }
-          if (mode_ == SampleMode::kNearest) {
-            set_tap(0, static_cast<int64_t>(py), static_cast<int64_t>(px), C(1));
-          } else if (mode_ == SampleMode::kBilinear) {
-            const C fx = std::floor(px), fy = std::floor(py);
-            const int64_t x0 = static_cast<int64_t>(fx), y0 = static_cast<int64_t>(fy);
-            const C dx = px - fx, dy = py - fy;
-            set_tap(0, y0, x0, (1 - dy) * (1 - dx));
-            set_tap(1, y0, x0 + 1, (1 - dy) * dx);
-            set_tap(2, y0 + 1, x0, dy * (1 - dx));
-            set_tap(3, y0 + 1, x0 + 1, dy * dx);
-          } else {
-            const C fx = std::floor(px), fy = std::floor(py);
-            const int64_t x0 = static_cast<int64_t>(fx) - 1, y0 = static_cast<int64_t>(fy) - 1;
-            C wx[4], wy[4];
-            cubic_weights(px - fx, wx);
-            cubic_weights(py - fy, wy);
-            for (int i = 0; i < 4; ++i) {
-              for (int j = 0; j < 4; ++j) set_tap(i * 4 + j, y0 + i, x0 + j, wy[i] * wx[j]);
-            }
-          }
+          point_taps<C>(static_cast<C>(g[p * 2]), static_cast<C>(g[p * 2 + 1]), h, w, taps, off, wt);
         }
       });
       // Apply them to every channel.

@@ -33,6 +33,81 @@ void copy_inner(std::size_t elem_size, const uint8_t* in, int64_t stride, uint8_
   }
 }
 
+// dims x inner (inner gathering with inner_stride) where outer dimension j is contiguous in the input:
+// 4-byte elements copied in 16 x 16 tiles over those two dimensions.
+void transpose_in_tiles(const DimArray& dims, const DimArray& strides, std::size_t j, int64_t inner,
+                        int64_t inner_stride, const uint32_t* src, uint32_t* dst, core::ThreadPool& pool) {
+  const int64_t cols = dims[j];   // along the input's contiguous axis
+  int64_t out_stride_j = inner;   // the output is dense: stride of dim j in it
+  for (std::size_t d = j + 1; d < dims.size(); ++d) out_stride_j *= dims[d];
+  // The other outer dimensions, with their input strides and output strides.
+  DimArray odims, istr, ostr;
+  int64_t out_stride = inner;
+  for (std::size_t d = dims.size(); d-- > 0;) {  // innermost first, reversed below
+    if (d != j) {
+      odims.push_back(dims[d]);
+      istr.push_back(strides[d]);
+      ostr.push_back(out_stride);
+    }
+    out_stride *= dims[d];
+  }
+  std::reverse(odims.begin(), odims.end());
+  std::reverse(istr.begin(), istr.end());
+  std::reverse(ostr.begin(), ostr.end());
+  int64_t planes = 1;
+  for (int64_t d : odims) planes *= d;
+  constexpr int64_t kTile = 16;
+  const int64_t col_tiles = (cols + kTile - 1) / kTile;
+  pool.parallel_for(planes * col_tiles, 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      int64_t plane = t / col_tiles, in_off = 0, out_off = 0;
+      for (std::size_t d = odims.size(); d-- > 0;) {
+        const int64_t idx = plane % odims[d];
+        plane /= odims[d];
+        in_off += idx * istr[d];
+        out_off += idx * ostr[d];
+      }
+      const int64_t c0 = (t % col_tiles) * kTile, c1 = std::min(cols, c0 + kTile);
+      for (int64_t i0 = 0; i0 < inner; i0 += kTile) {
+        const int64_t i1 = std::min(inner, i0 + kTile);
+        for (int64_t c = c0; c < c1; ++c) {
+          const uint32_t* s = src + in_off + c;
+          uint32_t* o = dst + out_off + c * out_stride_j;
+          for (int64_t i = i0; i < i1; ++i) o[i] = s[i * inner_stride];
+        }
+      }
+    }
+  });
+}
+
+// Rows of `inner` elements, an odometer over the outer dims per chunk of rows.
+void copy_rows(std::size_t elem_size, const DimArray& dims, const DimArray& strides, int64_t inner,
+               int64_t inner_stride, const uint8_t* in, uint8_t* out, int64_t rows, core::ThreadPool& pool) {
+  const auto esize = static_cast<int64_t>(elem_size);
+  constexpr int64_t kGrainBytes = 64 * 1024;
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, inner * esize));
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    // Odometer over the outer dims, started at row b.
+    DimArray idx(dims.size());
+    int64_t offset = 0;
+    int64_t r = b;
+    for (std::size_t d = dims.size(); d-- > 0;) {
+      idx[d] = r % dims[d];
+      r /= dims[d];
+      offset += idx[d] * strides[d];
+    }
+    for (int64_t row = b; row < e; ++row) {
+      copy_inner(elem_size, in + offset * esize, inner_stride, out + row * inner * esize, inner);
+      for (std::size_t d = dims.size(); d-- > 0;) {
+        offset += strides[d];
+        if (++idx[d] < dims[d]) break;
+        offset -= strides[d] * dims[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void strided_copy(std::size_t elem_size, std::span<const int64_t> out_shape, std::span<const int64_t> in_strides,
@@ -77,75 +152,13 @@ void strided_copy(std::size_t elem_size, std::span<const int64_t> out_shape, std
   // input. Copy in square tiles over those two dimensions, so that both reads and writes use whole
   // cache lines instead of one element of each line read.
   const auto contiguous = std::find(strides.begin(), strides.end(), 1);
-  if (elem_size == 4 && inner_stride > 1 && contiguous != strides.end() && inner >= 8 && *contiguous == 1 &&
+  if (elem_size == 4 && inner_stride > 1 && contiguous != strides.end() && inner >= 8 &&
       dims[static_cast<std::size_t>(contiguous - strides.begin())] >= 8) {
-    const auto j = static_cast<std::size_t>(contiguous - strides.begin());
-    const int64_t cols = dims[j];   // along the input's contiguous axis
-    int64_t out_stride_j = inner;   // the output is dense: stride of dim j in it
-    for (std::size_t d = j + 1; d < dims.size(); ++d) out_stride_j *= dims[d];
-    // The other outer dimensions, with their input strides and output strides.
-    DimArray odims, istr, ostr;
-    int64_t out_stride = inner;
-    for (std::size_t d = dims.size(); d-- > 0;) {  // innermost first, reversed below
-      if (d != j) {
-        odims.push_back(dims[d]);
-        istr.push_back(strides[d]);
-        ostr.push_back(out_stride);
-      }
-      out_stride *= dims[d];
-    }
-    std::reverse(odims.begin(), odims.end());
-    std::reverse(istr.begin(), istr.end());
-    std::reverse(ostr.begin(), ostr.end());
-    int64_t planes = 1;
-    for (int64_t d : odims) planes *= d;
-    constexpr int64_t kTile = 16;
-    const int64_t col_tiles = (cols + kTile - 1) / kTile;
-    const auto* src = reinterpret_cast<const uint32_t*>(in);
-    auto* dst = reinterpret_cast<uint32_t*>(out);
-    pool.parallel_for(planes * col_tiles, 4, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        int64_t plane = t / col_tiles, in_off = 0, out_off = 0;
-        for (std::size_t d = odims.size(); d-- > 0;) {
-          const int64_t idx = plane % odims[d];
-          plane /= odims[d];
-          in_off += idx * istr[d];
-          out_off += idx * ostr[d];
-        }
-        const int64_t c0 = (t % col_tiles) * kTile, c1 = std::min(cols, c0 + kTile);
-        for (int64_t i0 = 0; i0 < inner; i0 += kTile) {
-          const int64_t i1 = std::min(inner, i0 + kTile);
-          for (int64_t c = c0; c < c1; ++c) {
-            const uint32_t* s = src + in_off + c;
-            uint32_t* o = dst + out_off + c * out_stride_j;
-            for (int64_t i = i0; i < i1; ++i) o[i] = s[i * inner_stride];
-          }
-        }
-      }
-    });
+    transpose_in_tiles(dims, strides, static_cast<std::size_t>(contiguous - strides.begin()), inner, inner_stride,
+                       reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), pool);
     return;
   }
-  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, inner * esize));
-  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    // Odometer over the outer dims, started at row b.
-    DimArray idx(dims.size());
-    int64_t offset = 0;
-    int64_t r = b;
-    for (std::size_t d = dims.size(); d-- > 0;) {
-      idx[d] = r % dims[d];
-      r /= dims[d];
-      offset += idx[d] * strides[d];
-    }
-    for (int64_t row = b; row < e; ++row) {
-      copy_inner(elem_size, in + offset * esize, inner_stride, out + row * inner * esize, inner);
-      for (std::size_t d = dims.size(); d-- > 0;) {
-        offset += strides[d];
-        if (++idx[d] < dims[d]) break;
-        offset -= strides[d] * dims[d];
-        idx[d] = 0;
-      }
-    }
-  });
+  copy_rows(elem_size, dims, strides, inner, inner_stride, in, out, rows, pool);
 }
 
 }  // namespace detrq::runtime::kernels
