@@ -116,7 +116,8 @@ TEST_P(Int8Gemm, MatchesADirectSumOnOddShapes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Int8Gemm,
-                         ::testing::Values(Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvx512Vnni),
+                         ::testing::Values(Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvxVnni,
+                                           Int8Isa::kAvx512Vnni),
                          [](const auto& info) {
                            std::string name = int8_isa_name(info.param);
                            std::replace(name.begin(), name.end(), '-', '_');  // gtest names: [A-Za-z0-9_]

@@ -19,11 +19,17 @@ namespace {
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 int64_t k_group(Int8Isa isa) {
-  return isa == Int8Isa::kAvx512Vnni || isa == Int8Isa::kAvx2S8 ? 4 : isa == Int8Isa::kAvx2 ? 2 : 1;
+  return isa == Int8Isa::kReference ? 1 : isa == Int8Isa::kAvx2 ? 2 : 4;
 }
-int64_t lanes(Int8Isa isa) {
-  return isa == Int8Isa::kAvx512Vnni ? 16 : isa == Int8Isa::kAvx2 || isa == Int8Isa::kAvx2S8 ? 8 : 1;
+int64_t lanes(Int8Isa isa) { return isa == Int8Isa::kReference ? 1 : isa == Int8Isa::kAvx512Vnni ? 16 : 8; }
+// Rows of one tile (int8_tiles.h).
+int64_t tile_rows(Int8Isa isa) {
+  return isa == Int8Isa::kAvx512Vnni ? int8_detail::kVnniRows
+         : isa == Int8Isa::kAvxVnni  ? int8_detail::kAvxVnniRows
+                                     : int8_detail::kAvx2Rows;
 }
+// The activations are multiplied as unsigned bytes (s8 shifted by 128) by vpdpbusd.
+bool unsigned_activations(Int8Isa isa) { return isa == Int8Isa::kAvx512Vnni || isa == Int8Isa::kAvxVnni; }
 std::size_t align64(std::size_t v) { return (v + 63) / 64 * 64; }
 
 using namespace int8_detail;
@@ -69,6 +75,7 @@ CpuTarget int8_isa_features(Int8Isa isa) {
     case Int8Isa::kAvx512Vnni: return {F::kAvx512f, F::kAvx512bw, F::kAvx512vnni};
     case Int8Isa::kAvx2:
     case Int8Isa::kAvx2S8: return {F::kAvx2};
+    case Int8Isa::kAvxVnni: return {F::kAvx2, F::kAvxVnni};
     default: return {};
   }
 }
@@ -78,13 +85,14 @@ const char* int8_isa_name(Int8Isa isa) {
     case Int8Isa::kAvx512Vnni: return "avx512vnni";
     case Int8Isa::kAvx2: return "avx2";
     case Int8Isa::kAvx2S8: return "avx2-s8";
+    case Int8Isa::kAvxVnni: return "avx-vnni";
     default: return "reference";
   }
 }
 
 std::vector<Int8Isa> available_int8_isas(const CpuTarget& target) {
   std::vector<Int8Isa> out{Int8Isa::kReference};
-  for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvx512Vnni}) {
+  for (Int8Isa isa : {Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni}) {
     if (target_has(target, isa)) out.push_back(isa);
   }
   return out;
@@ -93,7 +101,7 @@ std::vector<Int8Isa> available_int8_isas(const CpuTarget& target) {
 Int8Isa best_int8_isa(const CpuTarget& target) { return available_int8_isas(target).back(); }
 
 std::optional<Int8Isa> PackedInt8Weights::isa_of_layout(const std::string& layout) {
-  for (Int8Isa isa : {Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvx512Vnni}) {
+  for (Int8Isa isa : {Int8Isa::kReference, Int8Isa::kAvx2, Int8Isa::kAvx2S8, Int8Isa::kAvxVnni, Int8Isa::kAvx512Vnni}) {
     if (layout == PackedInt8Weights::layout(isa)) return isa;
   }
   return std::nullopt;
@@ -257,6 +265,7 @@ void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int
       break;
     case Int8Isa::kAvx512Vnni:
     case Int8Isa::kAvx2S8:
+    case Int8Isa::kAvxVnni:
       pack_panels(bytes);
       break;
     case Int8Isa::kAvx2:
@@ -336,8 +345,8 @@ struct Int8GemmDriver {
     });
   }
 
-  // Activation rows padded to Kp, in the element type the ISA multiplies: VNNI multiplies unsigned bytes
-  // (s8 shifted by 128), AVX2-S8 signed ones (u8 shifted by -128), AVX2 int16.
+  // Activation rows padded to Kp, in the element type the ISA multiplies: both VNNIs multiply unsigned
+  // bytes (s8 shifted by 128), AVX2-S8 signed ones (u8 shifted by -128), AVX2 int16.
   void pack_activations(std::byte* base, core::ThreadPool& pool) const {
     const int64_t K = w.k_, Kp = w.k_padded_;
     const Int8Isa isa = w.isa_;
@@ -352,7 +361,7 @@ struct Int8GemmDriver {
           continue;
         }
         uint8_t* dst = reinterpret_cast<uint8_t*>(base) + r * Kp;
-        const bool flip = isa == Int8Isa::kAvx512Vnni ? a_signed : !a_signed;
+        const bool flip = unsigned_activations(isa) ? a_signed : !a_signed;
         if (!flip) {
           std::memcpy(dst, src, static_cast<std::size_t>(K));
         } else if (isa == Int8Isa::kAvx512Vnni) {
@@ -370,7 +379,7 @@ struct Int8GemmDriver {
     const int64_t N = w.n_, Kp = w.k_padded_, Np = w.n_padded_;
     const Int8Isa isa = w.isa_;
     const int64_t L = lanes(isa);
-    const int64_t rows_per_tile = isa == Int8Isa::kAvx512Vnni ? kVnniRows : kAvx2Rows;
+    const int64_t rows_per_tile = tile_rows(isa);
     const int64_t cols_per_tile = L * kVectorsPerTile;
     const int64_t row_tiles = (m + rows_per_tile - 1) / rows_per_tile;
     const int64_t col_tiles = Np / cols_per_tile;
@@ -387,7 +396,7 @@ struct Int8GemmDriver {
         const int64_t cols = std::min(cols_per_tile, N - c0);
         if (cols <= 0) continue;
         const auto shape = std::make_pair(static_cast<std::size_t>(rows - 1), static_cast<std::size_t>(cols > L ? 1 : 0));
-        alignas(64) float buf[kVnniRows * kVectorsPerTile * 16];  // a whole tile of either ISA
+        alignas(64) float buf[kVnniRows * kVectorsPerTile * 16];  // a whole tile of any ISA
         const int64_t ldt = direct ? N : cols_per_tile;
         float* yt = direct ? y + r0 * N + c0 : buf;
         const int64_t panel = (c0 / L) * panel_stride;
@@ -395,6 +404,10 @@ struct Int8GemmDriver {
           kVnniTiles[shape.first][shape.second](reinterpret_cast<const uint8_t*>(base) + r0 * Kp, Kp,
                                                 w.codes8() + panel, panel_stride, groups, corr + c0, scale + c0, yt,
                                                 ldt, cols);
+        } else if (isa == Int8Isa::kAvxVnni) {
+          kAvxVnniTiles[shape.first][shape.second](reinterpret_cast<const uint8_t*>(base) + r0 * Kp, Kp,
+                                                   w.codes8() + panel, panel_stride, groups, corr + c0, scale + c0,
+                                                   yt, ldt, cols);
         } else if (isa == Int8Isa::kAvx2S8) {
           kAvx2S8Tiles[shape.first][shape.second](reinterpret_cast<const int8_t*>(base) + r0 * Kp, Kp,
                                                   w.codes8() + panel, panel_stride, groups, corr + c0, scale + c0, yt,
@@ -422,7 +435,7 @@ struct Int8GemmDriver {
     auto* corr =
         reinterpret_cast<int32_t*>(base + a_bytes + align64(static_cast<std::size_t>(w.n_padded_) * sizeof(float)));
     // The shift pack_activations applies, which the correction removes.
-    const int32_t shift = w.isa_ == Int8Isa::kAvx512Vnni && a_signed ? 128 : w.isa_ == Int8Isa::kAvx2S8 && !a_signed ? -128 : 0;
+    const int32_t shift = unsigned_activations(w.isa_) && a_signed ? 128 : w.isa_ == Int8Isa::kAvx2S8 && !a_signed ? -128 : 0;
     for (int64_t nn = 0; nn < w.n_padded_; ++nn) {
       scale[nn] = nn < w.n_ ? column_scale(nn) : 0.0F;
       corr[nn] = (shift + a_zero_point) * w.sums()[nn];

@@ -19,12 +19,16 @@ namespace detrq::runtime::kernels {
 // (vpsignb moves each activation's sign onto its weight, vpmaddubsw multiplies |a| by the signed weight,
 // four k per lane), which is exact only for weights in [-127, 127]: packing weights that hold a -128 for
 // kAvx2S8 packs them for kAvx2 instead (PackedInt8Weights::isa() says which), so both give the same sums.
-enum class Int8Isa { kReference, kAvx2, kAvx512Vnni, kAvx2S8 };
+// kAvxVnni is vpdpbusd on 256-bit registers (AVX-VNNI, Intel's cores since Alder Lake and Sapphire Rapids,
+// without AVX-512 on client parts): u8 activations as VNNI, in AVX2-S8's layout of 8 columns, any weight.
+enum class Int8Isa { kReference, kAvx2, kAvx512Vnni, kAvx2S8, kAvxVnni };
 
 const char* int8_isa_name(Int8Isa isa);
-// The CPU features an ISA's code needs (AVX2: avx2; VNNI: avx512f, avx512bw, avx512vnni; reference: none).
+// The CPU features an ISA's code needs (AVX2: avx2; AVX-VNNI: avx2, avxvnni; VNNI: avx512f, avx512bw,
+// avx512vnni; reference: none).
 CpuTarget int8_isa_features(Int8Isa isa);
-// Every ISA `target` has, reference first; the best one last (kAvx2S8 after kAvx2).
+// Every ISA `target` has, reference first; the best one last (kAvx2S8 after kAvx2, kAvxVnni after both,
+// kAvx512Vnni last).
 std::vector<Int8Isa> available_int8_isas(const CpuTarget& target);
 Int8Isa best_int8_isa(const CpuTarget& target);
 

@@ -14,7 +14,8 @@ namespace detrq::runtime::kernels::int8_detail {
 
 inline constexpr int kVnniRows = 8;  // 8 rows x 2 vectors of 16 columns: 16 of the 32 zmm registers accumulate
 inline constexpr int kAvx2Rows = 4;  // 4 rows x 2 vectors of 8 columns: 8 of the 16 ymm registers accumulate
-                                     // (both AVX2 paths)
+                                     // (both AVX2 paths, which need registers for signs and pairs)
+inline constexpr int kAvxVnniRows = 6;  // 6 rows x 2 vectors of 8 columns: 12 of the 16 ymm registers
 inline constexpr int kVectorsPerTile = 2;
 
 inline int32_t load_i32(const void* p) {
@@ -33,6 +34,8 @@ using Avx2Tile = void (*)(const int16_t* a, int64_t lda, const int16_t* w, int64
 // Each tile shape, [rows - 1][vectors - 1].
 // x86/int8_gemm_avx512vnni.cpp: u8 activations (s8 shifted by 128) x s8 weights, vpdpbusd.
 extern const std::array<std::array<VnniTile, kVectorsPerTile>, kVnniRows> kVnniTiles;
+// x86/int8_gemm_avxvnni.cpp: u8 x s8, vpdpbusd on ymm registers, AVX2-S8's panels of 8 columns.
+extern const std::array<std::array<VnniTile, kVectorsPerTile>, kAvxVnniRows> kAvxVnniTiles;
 // x86/int8_gemm_avx2.cpp: s8 x s8 with vpsignb + vpmaddubsw (weights in [-127, 127]), and int16 x int16
 // with vpmaddwd (any weights).
 extern const std::array<std::array<Avx2S8Tile, kVectorsPerTile>, kAvx2Rows> kAvx2S8Tiles;
