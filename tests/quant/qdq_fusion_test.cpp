@@ -555,5 +555,89 @@ TEST(QdqFusionGraph, WeightsGivenAsQuantizeLinearOfFloatsAreFoldedAndFused) {
   for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
 }
 
+// x -> Q -> DQ -> MatMul(W) -> Add(bias) -> Reshape to heads -> Transpose -> Mul(scalar) -> Q -> DQ -> y: the
+// attention's Q, K and V as ViT exports write them. hoist-quantize-over-layout moves the Mul and the
+// QuantizeLinear above the Reshape and Transpose, the QMatMulF's epilogue absorbs them, and the layout
+// nodes move int8 codes. `hoisted` writes the same computation with that order already in the graph.
+onnx::Model heads_model(bool hoisted) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> byte(-127, 127);
+  onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  g.inputs.push_back({"x", DType::kFloat32, {1, 6, 8}, true});
+  g.outputs.push_back({"y", DType::kFloat32, {1, 2, 6, 4}, true});
+  Tensor w = Tensor::empty(DType::kInt8, {8, 8});
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng));
+  std::vector<float> bias(8);
+  for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = 0.1F * static_cast<float>(i) - 0.3F;
+  g.initializers["W"] = w;
+  g.initializers["W_scale"] = Tensor::scalar<float>(0.01F);
+  g.initializers["bias"] = Tensor::from_vector<float>({8}, bias);
+  g.initializers["xs"] = Tensor::scalar<float>(0.05F);
+  g.initializers["xz"] = Tensor::scalar<int8_t>(int8_t{0});
+  g.initializers["hs"] = Tensor::scalar<float>(0.02F);
+  g.initializers["hz"] = Tensor::scalar<int8_t>(int8_t{-2});
+  g.initializers["half"] = Tensor::scalar<float>(0.5F);
+  g.initializers["heads"] = Tensor::from_vector<int64_t>({4}, {1, 6, 2, 4});
+  const std::map<std::string, onnx::Attribute> perm = {{"perm", ints_attr({0, 2, 1, 3})}};
+  g.nodes = {node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}), node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"}),
+             node("DequantizeLinear", {"W", "W_scale"}, {"Wd"}), node("MatMul", {"xd", "Wd"}, {"h"}),
+             node("Add", {"h", "bias"}, {"hb"})};
+  if (hoisted) {
+    g.nodes.push_back(node("Mul", {"hb", "half"}, {"hm"}));
+    g.nodes.push_back(node("QuantizeLinear", {"hm", "hs", "hz"}, {"hq"}));
+    g.nodes.push_back(node("Reshape", {"hq", "heads"}, {"hr"}));
+    g.nodes.push_back(node("Transpose", {"hr"}, {"ht"}, perm));
+    g.nodes.push_back(node("DequantizeLinear", {"ht", "hs", "hz"}, {"y"}));
+  } else {
+    g.nodes.push_back(node("Reshape", {"hb", "heads"}, {"hr"}));
+    g.nodes.push_back(node("Transpose", {"hr"}, {"ht"}, perm));
+    g.nodes.push_back(node("Mul", {"ht", "half"}, {"hm"}));
+    g.nodes.push_back(node("QuantizeLinear", {"hm", "hs", "hz"}, {"hq"}));
+    g.nodes.push_back(node("DequantizeLinear", {"hq", "hs", "hz"}, {"y"}));
+  }
+  return m;
+}
+
+TEST(QdqFusionGraph, QuantizeHoistedOverLayoutGoesIntoTheEpilogueBitForBit) {
+  runtime::SessionOptions options;
+  options.threads = 2;
+  runtime::Session fused(heads_model(false), options);
+  // The QuantizeLinear and the Mul are in the QMatMulF (which writes codes); the input's stays.
+  EXPECT_EQ(count_op(fused.model(), "QMatMulF"), 1U);
+  EXPECT_EQ(count_op(fused.model(), "QuantizeLinear"), 1U);
+  EXPECT_EQ(count_op(fused.model(), "Mul"), 0U);
+  bool transposes_codes = false;
+  for (const onnx::Node& n : fused.model().graph.nodes) {
+    if (n.op_type == "Transpose") {
+      const auto vi = fused.model().graph.value_info.find(n.outputs[0]);
+      transposes_codes = vi != fused.model().graph.value_info.end() && vi->second.dtype == DType::kInt8;
+    }
+  }
+  EXPECT_TRUE(transposes_codes) << "the Transpose should move the int8 codes";
+  const bool reported = std::any_of(fused.pass_reports().begin(), fused.pass_reports().end(), [](const auto& r) {
+    return r.pass == "hoist-quantize-over-layout" && r.rewritten == 4;  // Reshape, Transpose, Mul, QuantizeLinear
+  });
+  EXPECT_TRUE(reported) << "inspect --passes reports the hoisted nodes";
+  // Bit for bit the graph written in the hoisted order; and within a quantization step of the Q/DQ
+  // graph executed in float (fuse_qdq off: every node as the ONNX definition has it).
+  runtime::Session written(heads_model(true), options);
+  runtime::SessionOptions float_options = options;
+  float_options.fuse_qdq = false;
+  runtime::Session plain(heads_model(false), float_options);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0F, 1.0F);
+  Tensor x = Tensor::empty(DType::kFloat32, {1, 6, 8});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+  const Tensor a = fused.run({{"x", x}}).at("y");
+  const Tensor b = written.run({{"x", x}}).at("y");
+  const Tensor c = plain.run({{"x", x}}).at("y");
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]) << i;
+    EXPECT_LE(std::abs(a.data<float>()[i] - c.data<float>()[i]), 0.02F * 1.0001F) << i;
+  }
+}
+
 }  // namespace
 }  // namespace detrq

@@ -1,7 +1,8 @@
 // Pass "fuse-qmatmul-epilogue": requantizing epilogues for QMatMulF. For every com.detrq QMatMulF with a
 // constant weight [K > 0, N], absorbs the chain its product feeds, each step optional, in this order:
 // Add(constant bias [N]), the erf GELU (Div by sqrt 2, Erf, Add 1, Mul, Mul 0.5), Mul(constant [N]),
-// Add(a computed residual), QuantizeLinear (one scale, one int8/uint8 zero point, both constants). The
+// Add(a computed residual), QuantizeLinear (one scale, one int8/uint8 zero point, both constants); the Mul
+// may also be by a float scalar constant. The
 // QMatMulF then writes the chain's last tensor: floats, or the QuantizeLinear's codes, so int8 stays int8
 // from layer to layer. Only tensors one node reads and that are neither graph outputs nor kept disappear.
 #include <optional>
@@ -33,7 +34,18 @@ std::optional<std::pair<onnx::NodeId, std::string>> binary_step(const onnx::Grap
   return std::make_pair(*node, *other);
 }
 
-Chain absorb_chain(const onnx::GraphEditor& g, const std::set<std::string>& keep, onnx::Node& fused, int64_t n) {
+// A float32 scalar constant as a [n] one: the epilogue scales per column (what a scalar Mul by the
+// attention's 1/sqrt(d) is, once hoist-quantize-over-layout has moved it next to the layer).
+std::string per_column(onnx::GraphEditor& g, const std::string& scalar, int64_t n) {
+  const std::string name = scalar + "/per_column_" + std::to_string(n);
+  if (!g.initializer(name)) {
+    g.set_initializer(name, core::Tensor::from_vector<float>({n}, std::vector<float>(static_cast<std::size_t>(n),
+                                                                                      *scalar_constant(g, scalar))));
+  }
+  return name;
+}
+
+Chain absorb_chain(onnx::GraphEditor& g, const std::set<std::string>& keep, onnx::Node& fused, int64_t n) {
   Chain c{{}, fused.outputs[0]};
   auto follow = [&](onnx::NodeId node) {
     c.absorbed.push_back(node);
@@ -49,8 +61,11 @@ Chain absorb_chain(const onnx::GraphEditor& g, const std::set<std::string>& keep
     c.absorbed.insert(c.absorbed.end(), gelu->begin(), gelu->end() - 1);
     follow(gelu->back());
   }
-  if (const auto scale = binary_step(g, c.out, "Mul", keep, constant_n)) {
-    fused.inputs[6] = scale->second;
+  const auto scale_like = [&](const std::string& name) {
+    return float_vector_constant(g, name, n) || scalar_constant(g, name).has_value();
+  };
+  if (const auto scale = binary_step(g, c.out, "Mul", keep, scale_like)) {
+    fused.inputs[6] = float_vector_constant(g, scale->second, n) ? scale->second : per_column(g, scale->second, n);
     follow(scale->first);
   }
   const auto computed = [&](const std::string& name) { return g.constant(name) == nullptr; };
