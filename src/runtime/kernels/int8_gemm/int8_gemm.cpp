@@ -249,10 +249,19 @@ void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int
   const int64_t groups = k_padded_ / G;
   // [N/L][K/G][L][G]: per panel of L columns, groups of G consecutive k values of each column (the
   // element type is what the ISA's multiply reads: int8 for VNNI and AVX2-S8, int16 for AVX2).
+  // Blocks inside the weight read whole rows of L columns without bounds checks (attention packs its K
+  // and V this way every run); the edge blocks pad with zeros.
   auto pack_panels = [&](auto* out) {
     for (int64_t p = 0; p < panels; ++p) {
       for (int64_t g = 0; g < groups; ++g) {
         auto* dst = out + (p * groups + g) * L * G;
+        if ((g + 1) * G <= k && (p + 1) * L <= n) {
+          for (int64_t j = 0; j < G; ++j) {
+            const int8_t* src = w + (g * G + j) * n + p * L;
+            for (int64_t c = 0; c < L; ++c) dst[c * G + j] = src[c];
+          }
+          continue;
+        }
         for (int64_t c = 0; c < L; ++c) {
           for (int64_t j = 0; j < G; ++j) dst[c * G + j] = at(g * G + j, p * L + c);
         }

@@ -137,6 +137,30 @@ __attribute__((target("avx512f,avx2,fma"))) float exp_shifted_avx512(const float
   return exp_shifted_rest_avx2(x + i, y + i, n - i, shift, acc);
 }
 
+__attribute__((target("avx512f"))) float max_avx512(const float* x, int64_t n) {
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  // The zero-masked forms: g++ 12 warns about the undefined vector the plain ones start from.
+  constexpr __mmask16 all = 0xFFFF;
+  __m512 m = lowest, m2 = lowest;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m = _mm512_maskz_max_ps(all, m, _mm512_loadu_ps(x + i));
+    m2 = _mm512_maskz_max_ps(all, m2, _mm512_loadu_ps(x + i + 16));
+  }
+  m = _mm512_maskz_max_ps(all, m, m2);
+  for (; i < n; i += 16) {
+    const int64_t left = n - i;
+    const __mmask16 k = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1U << left) - 1U);
+    m = _mm512_maskz_max_ps(all, m, _mm512_mask_loadu_ps(lowest, k, x + i));
+  }
+  // The lanes through memory (g++ 12's _mm512_reduce_max_ps warns about an uninitialized operand).
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m);
+  float r = lanes[0];
+  for (int i = 1; i < 16; ++i) r = std::max(r, lanes[i]);
+  return r;
+}
+
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
   __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), m2 = m;
   int64_t i = 0;
@@ -152,6 +176,7 @@ __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n) {
 }
 
 float row_max(const float* x, int64_t n, const CpuTarget& target) {
+  if (target.avx512f()) return max_avx512(x, n);
   if (target.avx2_fma()) return max_avx2(x, n);
   float r = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) r = std::max(r, x[i]);
