@@ -353,8 +353,8 @@ void Session::Impl::remove_dead_steps(Planning& p) {
   std::reverse(live.begin(), live.end());
   p.dead = steps.size() - live.size();
   steps = std::move(live);
-  pass_reports.push_back(PassReport{"fold-constants", 0, 0, p.folded, nodes.size(), nodes.size() - p.folded});
-  pass_reports.push_back(PassReport{"remove-dead-steps", 0, 0, p.dead, nodes.size() - p.folded, steps.size()});
+  pass_reports.push_back(PassReport{"fold-constants", 0, 0, p.folded, nodes.size(), nodes.size() - p.folded, {}});
+  pass_reports.push_back(PassReport{"remove-dead-steps", 0, 0, p.dead, nodes.size() - p.folded, steps.size(), {}});
 }
 
 // Each kernel packs its constant inputs, or adopts the state an engine file stored for it.

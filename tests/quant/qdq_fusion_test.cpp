@@ -406,6 +406,14 @@ TEST(QdqFusionGraph, LeavesNonZeroWeightZeroPointsAndPerRowScalesAlone) {
   runtime::Session s(m, {});
   EXPECT_EQ(count_op(s.model(), "QMatMulF"), 1U);
   EXPECT_EQ(count_op(s.model(), "MatMul"), 1U);
+  // The pass report says which layer stays float, and why.
+  std::vector<std::string> notes;
+  for (const auto& r : s.pass_reports()) {
+    if (r.pass == "report-unfused-qdq") notes = r.notes;
+  }
+  ASSERT_EQ(notes.size(), 1U);
+  EXPECT_NE(notes[0].find("'/y/MatMul' stays float"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[0].find("zero point is not 0"), std::string::npos) << notes[0];
 }
 
 TEST(QdqFusionBadInput, RefusesTheInternalDomainInAModelDetrqDidNotPlan) {

@@ -217,6 +217,52 @@ def test_inspect_passes_says_what_each_pass_changed(tmp_path):
     assert "passes (" not in detrq("inspect", model).stdout
 
 
+def test_inspect_passes_names_the_qdq_layers_left_in_float(tmp_path):
+    """A Q/DQ pattern the int8 kernels do not cover (a weight with a zero point of 1, an activation x
+    activation product outside attention) runs in float on the dequantized tensors, and --passes says so
+    per layer with the reason; the covered MatMul becomes QMatMulF and gets no note. The outputs are the
+    ONNX definition's (onnxruntime without graph optimizations)."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(8)
+    codes = lambda shape, name: numpy_helper.from_array(rng.integers(-127, 128, shape).astype(np.int8), name)
+    scalar = lambda v, name, dt=np.float32: numpy_helper.from_array(np.array(v, dt), name)
+    inits = [codes((16, 16), "w_ok"), codes((16, 16), "w_zp"), scalar(0.02, "ws"), scalar(0.05, "xs"),
+             scalar(0, "xz", np.int8), scalar(1, "wz", np.int8), scalar(0.1, "hs"), scalar(0, "hz", np.int8)]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_ok", "ws"], ["wokd"]),
+             helper.make_node("MatMul", ["xd", "wokd"], ["h"], name="covered"),
+             helper.make_node("DequantizeLinear", ["w_zp", "ws", "wz"], ["wzpd"]),
+             helper.make_node("MatMul", ["xd", "wzpd"], ["g"], name="zero_point_one"),
+             helper.make_node("QuantizeLinear", ["h", "hs", "hz"], ["hq"]),
+             helper.make_node("DequantizeLinear", ["hq", "hs", "hz"], ["hd"]),
+             helper.make_node("Transpose", ["xq"], ["xqt"], perm=[1, 0]),
+             helper.make_node("DequantizeLinear", ["xqt", "xs", "xz"], ["xtd"]),
+             helper.make_node("MatMul", ["hd", "xtd"], ["y"], name="two_activations")]
+    model = save_model(tmp_path / "qdq.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 8]),
+                        helper.make_tensor_value_info("g", TensorProto.FLOAT, [8, 16])], inits)
+    r = detrq("--json", "inspect", "--passes", model)
+    assert r.returncode == 0, r.stderr
+    notes = {p["pass"]: p["notes"] for p in json.loads(r.stdout)["passes"]}["report-unfused-qdq"]
+    assert len(notes) == 2, notes
+    assert any("'zero_point_one'" in n and "zero point is not 0" in n for n in notes), notes
+    assert any("'two_activations'" in n and "both inputs are computed" in n for n in notes), notes
+    assert not any("'covered'" in n for n in notes), notes
+    text = detrq("inspect", "--passes", model).stdout
+    assert "MatMul 'zero_point_one' stays float on dequantized inputs" in text, text
+    x = rng.standard_normal((8, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = detrq("run", model, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "y.npy"), want[0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "g.npy"), want[1], rtol=1e-5, atol=1e-5)
+
+
 # Small graphs that need kernels; each is compared with onnxruntime once detrq can run it.
 def mlp_model(tmp_path):
     rng = np.random.default_rng(3)

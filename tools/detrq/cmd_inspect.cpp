@@ -38,7 +38,7 @@ nlohmann::json passes_json(const std::vector<runtime::PassReport>& reports) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : reports) {
     out.push_back({{"pass", r.pass}, {"rewritten", r.rewritten}, {"fused", r.fused}, {"removed", r.removed},
-                   {"nodes_before", r.nodes_before}, {"nodes_after", r.nodes_after}});
+                   {"nodes_before", r.nodes_before}, {"nodes_after", r.nodes_after}, {"notes", r.notes}});
   }
   return out;
 }
@@ -46,8 +46,9 @@ nlohmann::json passes_json(const std::vector<runtime::PassReport>& reports) {
 std::string passes_text(const std::vector<runtime::PassReport>& reports) {
   std::string out = "passes (in order; nodes rewritten into a new node, fused into one, removed):\n";
   for (const auto& r : reports) {
-    out += fmt::format("  {:<24} {:>5} rewritten {:>5} fused {:>5} removed   nodes {} -> {}\n", r.pass, r.rewritten,
+    out += fmt::format("  {:<26} {:>5} rewritten {:>5} fused {:>5} removed   nodes {} -> {}\n", r.pass, r.rewritten,
                        r.fused, r.removed, r.nodes_before, r.nodes_after);
+    for (const std::string& note : r.notes) out += "      " + note + "\n";
   }
   return out;
 }

@@ -70,6 +70,9 @@ struct PassReport {
   std::size_t removed = 0;    // nodes removed: dead, or folded into constants
   std::size_t nodes_before = 0;
   std::size_t nodes_after = 0;
+  // What the pass saw but left alone, and why (report-unfused-qdq: the layers of a Q/DQ file that run in
+  // float here).
+  std::vector<std::string> notes;
 };
 
 struct OperatorProfile {
