@@ -647,5 +647,70 @@ TEST(QdqFusionGraph, QuantizeHoistedOverLayoutGoesIntoTheEpilogueBitForBit) {
   }
 }
 
+// Q/DQ attention whose Q, K and V codes come through Transposes (the heads split): QAttentionSoftmax reads
+// through them (perm_q, perm_k, perm_v), bit for bit what the graph gives when the Transposes run (here
+// kept by making their outputs graph outputs, which no fusion may remove).
+onnx::Model transposed_attention(bool keep_transposes) {
+  onnx::Model m;
+  m.opset_imports[""] = 17;
+  auto& g = m.graph;
+  for (const char* name : {"xq", "xk", "xv"}) g.inputs.push_back({name, DType::kFloat32, {1, 6, 2, 4}, true});
+  g.outputs.push_back({"y", DType::kFloat32, {1, 2, 6, 4}, true});
+  g.initializers["qs"] = Tensor::scalar<float>(0.03F);
+  g.initializers["qz"] = Tensor::scalar<int8_t>(int8_t{5});
+  g.initializers["ks"] = Tensor::scalar<float>(0.02F);
+  g.initializers["zero"] = Tensor::scalar<int8_t>(int8_t{0});
+  g.initializers["ps"] = Tensor::scalar<float>(1.0F / 255.0F);
+  g.initializers["pz"] = Tensor::scalar<uint8_t>(uint8_t{0});
+  const auto perm = [](std::vector<int64_t> p) { return std::map<std::string, onnx::Attribute>{{"perm", ints_attr(p)}}; };
+  g.nodes = {node("QuantizeLinear", {"xq", "qs", "qz"}, {"q8"}), node("Transpose", {"q8"}, {"q8t"}, perm({0, 2, 1, 3})),
+             node("DequantizeLinear", {"q8t", "qs", "qz"}, {"qd"}),
+             node("QuantizeLinear", {"xk", "ks", "zero"}, {"k8"}), node("Transpose", {"k8"}, {"k8t"}, perm({0, 2, 3, 1})),
+             node("DequantizeLinear", {"k8t", "ks", "zero"}, {"kd"}),
+             node("QuantizeLinear", {"xv", "ks", "zero"}, {"v8"}), node("Transpose", {"v8"}, {"v8t"}, perm({0, 2, 1, 3})),
+             node("DequantizeLinear", {"v8t", "ks", "zero"}, {"vd"}),
+             node("MatMul", {"qd", "kd"}, {"s"}), node("Softmax", {"s"}, {"p"}, {{"axis", int_attr(-1)}}),
+             node("QuantizeLinear", {"p", "ps", "pz"}, {"p8"}), node("DequantizeLinear", {"p8", "ps", "pz"}, {"pd"}),
+             node("MatMul", {"pd", "vd"}, {"y"})};
+  if (keep_transposes) {
+    for (const char* t : {"q8t", "k8t", "v8t"}) g.outputs.push_back({t, DType::kUndefined, {}, false});
+  }
+  return m;
+}
+
+TEST(QdqFusionGraph, QdqAttentionReadsItsCodesThroughTheirTransposes) {
+  // Every int8 ISA this CPU runs (each packs the strided K and V its own way).
+  for (const Int8Isa isa : available_int8_isas(CpuTarget::host())) {
+    SCOPED_TRACE(int8_isa_name(isa));
+    runtime::SessionOptions options;
+    options.threads = 2;
+    options.target = runtime::kernels::int8_isa_features(isa);
+    runtime::Session absorbed(transposed_attention(false), options);
+    runtime::Session kept(transposed_attention(true), options);
+    ASSERT_EQ(count_op(absorbed.model(), "QAttentionSoftmax"), 1U);
+    EXPECT_EQ(count_op(absorbed.model(), "Transpose"), 0U);
+    EXPECT_EQ(count_op(kept.model(), "Transpose"), 3U);
+    ASSERT_EQ(count_op(kept.model(), "QAttentionSoftmax"), 1U);
+    for (const onnx::Node& n : absorbed.model().graph.nodes) {
+      if (n.op_type != "QAttentionSoftmax") continue;
+      EXPECT_EQ(n.attr_ints("perm_q"), (std::vector<int64_t>{0, 2, 1, 3}));
+      EXPECT_EQ(n.attr_ints("perm_k"), (std::vector<int64_t>{0, 2, 3, 1}));
+      EXPECT_EQ(n.attr_ints("perm_v"), (std::vector<int64_t>{0, 2, 1, 3}));
+    }
+    std::mt19937 rng(21);
+    std::normal_distribution<float> dist(0.0F, 1.0F);
+    std::map<std::string, Tensor> inputs;
+    for (const char* name : {"xq", "xk", "xv"}) {
+      Tensor x = Tensor::empty(DType::kFloat32, {1, 6, 2, 4});
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+      inputs[name] = x;
+    }
+    const Tensor a = absorbed.run(inputs).at("y");
+    const Tensor b = kept.run(inputs).at("y");
+    ASSERT_EQ(a.shape(), b.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]) << i;
+  }
+}
+
 }  // namespace
 }  // namespace detrq

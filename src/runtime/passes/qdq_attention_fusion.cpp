@@ -8,8 +8,10 @@
 // A Transpose reading the output that keeps the last axis is absorbed (perm_out) as fuse-attention does.
 // Where Q, K and V are themselves DequantizeLinear outputs (per tensor; K and V int8 with zero point 0),
 // those are absorbed too and the node is QAttentionSoftmax (q, q_scale, q_zp, k, k_scale, k_zp, v,
-// v_scale, v_zp): both products in int8 arithmetic, the probabilities quantized to codes.
+// v_scale, v_zp): both products in int8 arithmetic, the probabilities quantized to codes, read through the
+// Transposes of the codes in front of the DequantizeLinear nodes (perm_q, perm_k, perm_v).
 #include <cstring>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -86,21 +88,48 @@ std::optional<NodeId> operand_dequantize(const GraphEditor& g, const std::set<st
   return p;
 }
 
+// The Transpose that alone produces operand codes `codes`, when the kernel can read through it (for Q,
+// `rows_contiguous`: one that keeps the last axis last).
+std::optional<NodeId> codes_transpose(const GraphEditor& g, const std::set<std::string>& keep,
+                                      const std::string& codes, bool rows_contiguous) {
+  const auto p = g.producer(codes);
+  if (!p || !g.internal(codes, 1, keep)) return std::nullopt;
+  const onnx::Node& t = g.node(*p);
+  if (!t.domain.empty() || t.op_type != "Transpose" || t.inputs.size() != 1 || t.outputs.size() != 1 ||
+      !t.has_attr("perm")) {
+    return std::nullopt;
+  }
+  const std::vector<int64_t> perm = t.attr_ints("perm");
+  if (perm.size() < 2 || (rows_contiguous && perm.back() != static_cast<int64_t>(perm.size()) - 1)) return std::nullopt;
+  return p;
+}
+
 // Where Q, K and V all come from such DequantizeLinear nodes (and the probabilities are quantized), the
-// whole attention runs in int8: QAttentionSoftmax on the codes; the DequantizeLinear nodes are absorbed.
+// whole attention runs in int8: QAttentionSoftmax on the codes; the DequantizeLinear nodes are absorbed,
+// and so are Transposes of the codes in front of them (perm_q, perm_k, perm_v: the kernel reads through
+// them, as the heads split of ViT attention writes them once hoist-quantize-over-layout has moved its
+// QuantizeLinear up).
 bool make_integer(const GraphEditor& g, const std::set<std::string>& keep, onnx::Node& fused,
                   std::vector<NodeId>& absorbed) {
   std::vector<std::string> inputs;
   std::vector<NodeId> dqs;
+  std::map<std::string, onnx::Attribute> perms;
   for (std::size_t i = 0; i < 3; ++i) {
     const auto dq = operand_dequantize(g, keep, fused.inputs[i], i > 0);
     if (!dq) return false;
     const onnx::Node& d = g.node(*dq);
-    inputs.insert(inputs.end(), d.inputs.begin(), d.inputs.end());
+    std::vector<std::string> operand = d.inputs;
+    if (const auto t = codes_transpose(g, keep, d.inputs[0], i == 0)) {
+      operand[0] = g.node(*t).inputs[0];
+      perms[std::string("perm_") + "qkv"[i]] = ints_attribute(g.node(*t).attr_ints("perm"));
+      dqs.push_back(*t);
+    }
+    inputs.insert(inputs.end(), operand.begin(), operand.end());
     dqs.push_back(*dq);
   }
   fused.op_type = "QAttentionSoftmax";
   fused.inputs = std::move(inputs);
+  for (auto& [name, attr] : perms) fused.attributes[name] = attr;
   absorbed.insert(absorbed.end(), dqs.begin(), dqs.end());
   return true;
 }

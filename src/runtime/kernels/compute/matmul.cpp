@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "runtime/kernels/compute/compute_kernels.h"
+#include "runtime/kernels/compute/permuted_operand.h"
 #include "runtime/kernels/gemm/gemm.h"
 #include "runtime/kernels/quantization/requantize.h"
 #include "runtime/kernels/kernel_support.h"
@@ -346,7 +347,7 @@ class AttentionKernel final : public Kernel {
     require_inputs(ctx, 3);
     for (std::size_t i = 0; i < 3; ++i) {
       if (ctx.input_types[i].dtype != DType::kFloat32) fail_node(node_, "AttentionSoftmax runs float32 only");
-      operands_[i] = view(ctx.input_types[i].shape, node_.attr_ints(std::string("perm_") + "qkv"[i]));
+      operands_[i] = permuted_input(node_, ctx.input_types[i].shape, node_.attr_ints(std::string("perm_") + "qkv"[i]));
       if (operands_[i].shape.size() < 2) fail_node(node_, "AttentionSoftmax needs matrices, not vectors");
     }
     scores_ = matmul_geometry(node_, operands_[0].shape, operands_[1].shape);
@@ -358,11 +359,10 @@ class AttentionKernel final : public Kernel {
     // Where each entry's rows go: the product [..., m, dv] as is, or permuted by perm_out (a Transpose the
     // fusion absorbed; its last axis stays last).
     const std::vector<int64_t> perm_out = node_.attr_ints("perm_out");
-    Operand out = view_output(output_.out, perm_out);
+    PermutedOperand out = permuted_output(node_, output_.out, perm_out);
     out_ld_ = out.strides[out.strides.size() - 2];
     out_offsets_ = batch_offsets(out, static_cast<int64_t>(output_.a_index.size()));
-    Shape stored = output_.out;
-    for (std::size_t i = 0; i < perm_out.size(); ++i) stored[i] = output_.out[static_cast<std::size_t>(perm_out[i])];
+    const Shape stored = stored_shape(output_.out, perm_out);
     k_count_ = distinct(scores_.b_index);
     v_count_ = distinct(output_.b_index);
     packs_.assign(static_cast<std::size_t>(k_count_ + v_count_), PackedMatrixB());
@@ -400,9 +400,9 @@ class AttentionKernel final : public Kernel {
     ctx.pool.parallel_for(k_count + v_count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if (i < k_count) {
-          pk[static_cast<std::size_t>(i)].pack(d, n, operands_[1].matrix(k, i), nullptr, depth_block_per_run(d));
+          pk[static_cast<std::size_t>(i)].pack(d, n, matrix(operands_[1], k, i), nullptr, depth_block_per_run(d));
         } else {
-          pk[static_cast<std::size_t>(i)].pack(n, dv, operands_[2].matrix(v, i - k_count), nullptr,
+          pk[static_cast<std::size_t>(i)].pack(n, dv, matrix(operands_[2], v, i - k_count), nullptr,
                                                depth_block_per_run(n));
         }
       }
@@ -428,7 +428,7 @@ class AttentionKernel final : public Kernel {
         const int64_t qi = scores_.a_index[static_cast<std::size_t>(p)];
         const int64_t ki = scores_.b_index[static_cast<std::size_t>(p)];
         const int64_t vi = output_.b_index[static_cast<std::size_t>(e)];
-        MatrixView<float> qv = operands_[0].matrix(q, qi);
+        MatrixView<float> qv = matrix(operands_[0], q, qi);
         qv.data += row0 * qv.row_stride;
         const SgemmItem s{qv, &pk[static_cast<std::size_t>(ki)], block};
         sgemm_packed(rows, n, d, scale_, false, std::span<const SgemmItem>(&s, 1), n, nullptr, ctx.target);
@@ -460,70 +460,9 @@ class AttentionKernel final : public Kernel {
 
  private:
   onnx::Node node_;
-  // Q, K or V as the product sees it: the input read through an optional permutation (perm_q, perm_k,
-  // perm_v: the Transposes the fusion absorbed), and where each of its matrices starts.
-  struct Operand {
-    Shape shape;                   // logical (permuted) shape
-    std::vector<int64_t> strides;  // of the logical axes in the input's storage
-    std::vector<int64_t> offsets;  // per flat batch index of this operand
-    MatrixView<float> matrix(const float* base, int64_t batch) const {
-      const std::size_t r = shape.size();
-      return MatrixView<float>{base + offsets[static_cast<std::size_t>(batch)], strides[r - 2], strides[r - 1]};
-    }
-  };
-
-  Operand view(const Shape& stored, const std::vector<int64_t>& perm) const {
-    const std::vector<int64_t> dense = contiguous_strides(stored);
-    if (perm.empty()) return Operand{stored, dense, {}};
-    require_permutation(perm, stored.size(), "a perm attribute is not a permutation of the input's");
-    Operand o;
-    for (int64_t p : perm) {
-      o.shape.push_back(stored[static_cast<std::size_t>(p)]);
-      o.strides.push_back(dense[static_cast<std::size_t>(p)]);
-    }
-    return o;
-  }
-
-  // The output as the product sees it ([..., m, dv], logical) with the strides its axes have in the
-  // stored tensor, which is the logical one permuted by `perm` (empty: not permuted).
-  Operand view_output(const Shape& logical, const std::vector<int64_t>& perm) const {
-    if (perm.empty()) return Operand{logical, contiguous_strides(logical), {}};
-    require_permutation(perm, logical.size(), "perm_out is not a permutation of the output's");
-    if (perm.back() != static_cast<int64_t>(logical.size()) - 1) fail_node(node_, "perm_out must keep the last axis last");
-    Operand o{logical, std::vector<int64_t>(logical.size(), 1), {}};
-    int64_t step = 1;
-    for (std::size_t i = perm.size(); i-- > 0;) {  // axis perm[i] is the stored tensor's axis i
-      o.strides[static_cast<std::size_t>(perm[i])] = step;
-      step *= logical[static_cast<std::size_t>(perm[i])];
-    }
-    return o;
-  }
-
-  // Fails (naming `what`) unless perm lists each of `rank` axes once.
-  void require_permutation(const std::vector<int64_t>& perm, std::size_t rank, const std::string& what) const {
-    std::vector<bool> seen(rank, false);
-    for (int64_t p : perm) {
-      if (perm.size() != rank || p < 0 || p >= static_cast<int64_t>(rank) || seen[static_cast<std::size_t>(p)]) {
-        fail_node(node_, what + " " + std::to_string(rank) + " axes");
-      }
-      seen[static_cast<std::size_t>(p)] = true;
-    }
-  }
-
-  // Start of each matrix of `o`: `count` flat indices over its batch axes, in row-major order (as
-  // matmul_geometry numbers them).
-  static std::vector<int64_t> batch_offsets(const Operand& o, int64_t count) {
-    const std::size_t batch_rank = o.shape.size() - 2;
-    std::vector<int64_t> offsets(static_cast<std::size_t>(count), 0);
-    for (int64_t flat = 0; flat < count; ++flat) {
-      int64_t rem = flat, off = 0;
-      for (std::size_t d = batch_rank; d-- > 0;) {
-        off += (rem % o.shape[d]) * o.strides[d];
-        rem /= o.shape[d];
-      }
-      offsets[static_cast<std::size_t>(flat)] = off;
-    }
-    return offsets;
+  // Q, K or V as the product sees it (permuted_operand.h).
+  static MatrixView<float> matrix(const PermutedOperand& o, const float* base, int64_t batch) {
+    return MatrixView<float>{base + o.offset(batch), o.row_stride(), o.col_stride()};
   }
 
   float scale_ = 1.0F;  // of the scores: what the Muls scaling Q and K multiplied together
@@ -535,7 +474,7 @@ class AttentionKernel final : public Kernel {
   std::vector<int64_t> out_offsets_;  // where each entry's first row starts in the output
   int64_t k_count_ = 0, v_count_ = 0;  // distinct K and V matrices
   std::vector<PackedMatrixB> packs_;   // K's then V's, packing into the scratch
-  std::array<Operand, 3> operands_;
+  std::array<PermutedOperand, 3> operands_;
   MatMulGeometry scores_, output_;
 };
 

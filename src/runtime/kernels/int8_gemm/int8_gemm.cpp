@@ -181,14 +181,14 @@ std::optional<PackedInt8Weights> PackedInt8Weights::checked_shape(const std::vec
 }
 
 PackedInt8Weights::PackedInt8Weights(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target) {
-  shape_for(w, k, n, isa, target);
+  shape_for(w, k, n, isa, target, Strides{n, 1});
   col_sums_.resize(static_cast<std::size_t>(n_padded_));
   if (isa_ == Int8Isa::kAvx2) {
     words_.resize(static_cast<std::size_t>(n_padded_ * k_padded_));
   } else {
     bytes_.resize(static_cast<std::size_t>(isa_ == Int8Isa::kReference ? k * n : n_padded_ * k_padded_));
   }
-  fill(w, bytes_.data(), words_.data(), col_sums_.data());
+  fill(w, bytes_.data(), words_.data(), col_sums_.data(), Strides{n, 1});
 }
 
 std::size_t PackedInt8Weights::packed_bytes(int64_t k, int64_t n, Int8Isa isa) {
@@ -204,20 +204,23 @@ std::size_t PackedInt8Weights::packed_bytes(int64_t k, int64_t n, Int8Isa isa) {
 }
 
 PackedInt8Weights PackedInt8Weights::pack_into(const int8_t* w, int64_t k, int64_t n, Int8Isa isa,
-                                               const CpuTarget& target, std::byte* memory) {
+                                               const CpuTarget& target, std::byte* memory, int64_t row_stride,
+                                               int64_t col_stride) {
+  const Strides st{row_stride == 0 ? n : row_stride, col_stride};
   PackedInt8Weights p;
-  p.shape_for(w, k, n, isa, target);
+  p.shape_for(w, k, n, isa, target, st);
   const std::size_t codes = p.isa_ == Int8Isa::kReference ? static_cast<std::size_t>(k * n)
                                                            : static_cast<std::size_t>(p.k_padded_ * p.n_padded_) *
                                                                  (p.isa_ == Int8Isa::kAvx2 ? 2 : 1);
   auto* sums = reinterpret_cast<int32_t*>(memory + align64(codes));
-  p.fill(w, reinterpret_cast<int8_t*>(memory), reinterpret_cast<int16_t*>(memory), sums);
+  p.fill(w, reinterpret_cast<int8_t*>(memory), reinterpret_cast<int16_t*>(memory), sums, st);
   p.codes_view_ = memory;
   p.sums_view_ = sums;
   return p;
 }
 
-void PackedInt8Weights::shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target) {
+void PackedInt8Weights::shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target,
+                                  Strides st) {
   DETRQ_ASSERT(k > 0 && n > 0, "int8 GEMM weights need K, N > 0");
   if (!target_has(target, isa)) {
     throw_unsupported("int8 GEMM",
@@ -226,8 +229,15 @@ void PackedInt8Weights::shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa
                           target.to_string() + ") lacks",
                       "pack for an ISA of the target (best_int8_isa)");
   }
-  if (isa == Int8Isa::kAvx2S8 && std::find(w, w + k * n, int8_t{-128}) != w + k * n) {
-    isa = Int8Isa::kAvx2;  // the same features, exact for every weight
+  if (isa == Int8Isa::kAvx2S8) {
+    for (int64_t kk = 0; kk < k && isa == Int8Isa::kAvx2S8; ++kk) {
+      for (int64_t nn = 0; nn < n; ++nn) {
+        if (w[kk * st.row + nn * st.col] == int8_t{-128}) {
+          isa = Int8Isa::kAvx2;  // the same features, exact for every weight
+          break;
+        }
+      }
+    }
   }
   k_ = k;
   n_ = n;
@@ -236,13 +246,14 @@ void PackedInt8Weights::shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa
   n_padded_ = round_up(n, lanes(isa) * (isa == Int8Isa::kReference ? 1 : kVectorsPerTile));
 }
 
-void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int32_t* sums) const {
+void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int32_t* sums, Strides st) const {
   const int64_t k = k_, n = n_;
+  const int64_t rs = st.row, cs = st.col;
   std::fill(sums, sums + n_padded_, 0);
   for (int64_t kk = 0; kk < k; ++kk) {
-    for (int64_t nn = 0; nn < n; ++nn) sums[nn] += w[kk * n + nn];
+    for (int64_t nn = 0; nn < n; ++nn) sums[nn] += w[kk * rs + nn * cs];
   }
-  auto at = [&](int64_t kk, int64_t nn) -> int8_t { return kk < k && nn < n ? w[kk * n + nn] : int8_t{0}; };
+  auto at = [&](int64_t kk, int64_t nn) -> int8_t { return kk < k && nn < n ? w[kk * rs + nn * cs] : int8_t{0}; };
   const int64_t L = lanes(isa_);
   const int64_t G = k_group(isa_);
   const int64_t panels = n_padded_ / L;
@@ -257,8 +268,12 @@ void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int
         auto* dst = out + (p * groups + g) * L * G;
         if ((g + 1) * G <= k && (p + 1) * L <= n) {
           for (int64_t j = 0; j < G; ++j) {
-            const int8_t* src = w + (g * G + j) * n + p * L;
-            for (int64_t c = 0; c < L; ++c) dst[c * G + j] = src[c];
+            const int8_t* src = w + (g * G + j) * rs + p * L * cs;
+            if (cs == 1) {
+              for (int64_t c = 0; c < L; ++c) dst[c * G + j] = src[c];
+            } else {
+              for (int64_t c = 0; c < L; ++c) dst[c * G + j] = src[c * cs];
+            }
           }
           continue;
         }
@@ -270,7 +285,9 @@ void PackedInt8Weights::fill(const int8_t* w, int8_t* bytes, int16_t* words, int
   };
   switch (isa_) {
     case Int8Isa::kReference:
-      std::copy(w, w + k * n, bytes);
+      for (int64_t kk = 0; kk < k; ++kk) {
+        for (int64_t nn = 0; nn < n; ++nn) bytes[kk * n + nn] = w[kk * rs + nn * cs];
+      }
       break;
     case Int8Isa::kAvx512Vnni:
     case Int8Isa::kAvx2S8:
@@ -306,16 +323,17 @@ std::size_t PackedInt8Weights::scratch_bytes(int64_t m) const {
 
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
-               core::ThreadPool& pool) {
+               core::ThreadPool& pool, int64_t lda) {
   Int8GemmOutput out;
   out.y = y;
-  int8_gemm(w, a, a_signed, m, a_zero_point, a_scale, w_scale, w_per_channel, out, scratch, pool);
+  int8_gemm(w, a, a_signed, m, a_zero_point, a_scale, w_scale, w_per_channel, out, scratch, pool, lda);
 }
 
 // The pieces of one int8_gemm call (a friend of PackedInt8Weights: it reads the packed layout).
 struct Int8GemmDriver {
   const PackedInt8Weights& w;
   const uint8_t* a;  // reinterpreted per a_signed
+  int64_t lda;       // elements between rows of a
   bool a_signed;
   int64_t m;
   int32_t a_zero_point;
@@ -341,8 +359,8 @@ struct Int8GemmDriver {
           const int64_t cols = std::min(kBlock, N - c0);
           std::fill(acc, acc + cols, 0);
           for (int64_t kk = 0; kk < K; ++kk) {
-            const int32_t av = (a_signed ? static_cast<int32_t>(static_cast<int8_t>(a[r * K + kk]))
-                                         : static_cast<int32_t>(a[r * K + kk])) - a_zero_point;
+            const int32_t av = (a_signed ? static_cast<int32_t>(static_cast<int8_t>(a[r * lda + kk]))
+                                         : static_cast<int32_t>(a[r * lda + kk])) - a_zero_point;
             const int8_t* wrow = w.codes8() + kk * N + c0;
             for (int64_t j = 0; j < cols; ++j) acc[j] += av * wrow[j];
           }
@@ -362,7 +380,7 @@ struct Int8GemmDriver {
     const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, Kp));
     pool.parallel_for(m, grain, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const uint8_t* src = a + r * K;
+        const uint8_t* src = a + r * lda;
         if (isa == Int8Isa::kAvx2) {
           int16_t* dst = reinterpret_cast<int16_t*>(base) + r * Kp;
           for (int64_t kk = 0; kk < K; ++kk) dst[kk] = a_signed ? static_cast<int8_t>(src[kk]) : src[kk];
@@ -456,9 +474,10 @@ struct Int8GemmDriver {
 
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, const Int8GemmOutput& out, void* scratch,
-               core::ThreadPool& pool) {
-  const Int8GemmDriver driver{w,       static_cast<const uint8_t*>(a), a_signed, m,   a_zero_point, a_scale,
-                              w_scale, w_per_channel,                   out,      !out.quantize && !out.epilogue.active()};
+               core::ThreadPool& pool, int64_t lda) {
+  const Int8GemmDriver driver{w,       static_cast<const uint8_t*>(a), lda == 0 ? w.k() : lda, a_signed,
+                              m,       a_zero_point,                   a_scale,                w_scale,
+                              w_per_channel, out,                      !out.quantize && !out.epilogue.active()};
   driver.run(scratch, pool);
 }
 

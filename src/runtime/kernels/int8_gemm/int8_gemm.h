@@ -48,8 +48,10 @@ class PackedInt8Weights {
   // aligned, kept alive and unchanged by the caller while the weights are used), viewed, not copied:
   // what packs per run (attention's K and V, into the kernel's arena scratch) without allocating.
   static std::size_t packed_bytes(int64_t k, int64_t n, Int8Isa isa);
+  // w may be strided: element (kk, nn) at w[kk * row_stride + nn * col_stride] (row_stride 0: n), as
+  // attention's K and V are when their Transposes were absorbed.
   static PackedInt8Weights pack_into(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target,
-                                     std::byte* memory);
+                                     std::byte* memory, int64_t row_stride = 0, int64_t col_stride = 1);
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
@@ -80,8 +82,11 @@ class PackedInt8Weights {
                                                         Int8Isa isa, const CpuTarget& target);
   // Checks the target, picks the ISA actually packed (kAvx2S8 -> kAvx2 for weights holding a -128), and
   // sets the shape; then fill() writes the codes (into bytes, or words for kAvx2) and the column sums.
-  void shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target);
-  void fill(const int8_t* w, int8_t* bytes, int16_t* words, int32_t* sums) const;
+  struct Strides {
+    int64_t row, col;
+  };
+  void shape_for(const int8_t* w, int64_t k, int64_t n, Int8Isa isa, const CpuTarget& target, Strides st);
+  void fill(const int8_t* w, int8_t* bytes, int16_t* words, int32_t* sums, Strides st) const;
   friend struct Int8GemmDriver;  // int8_gemm's pieces (int8_gemm.cpp)
   int64_t k_ = 0;
   int64_t n_ = 0;
@@ -118,10 +123,11 @@ struct Int8GemmOutput {
 // !w_per_channel. y: m x N floats. scratch: scratch_bytes(m) bytes, 64-byte aligned.
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, float* y, void* scratch,
-               core::ThreadPool& pool);
+               core::ThreadPool& pool, int64_t lda = 0);
 // The same product into `out` (its epilogue and optional requantization applied).
+// lda: elements between consecutive rows of a (0: K, dense rows).
 void int8_gemm(const PackedInt8Weights& w, const void* a, bool a_signed, int64_t m, int32_t a_zero_point,
                float a_scale, const float* w_scale, bool w_per_channel, const Int8GemmOutput& out, void* scratch,
-               core::ThreadPool& pool);
+               core::ThreadPool& pool, int64_t lda = 0);
 
 }  // namespace detrq::runtime::kernels

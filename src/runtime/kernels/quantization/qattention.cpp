@@ -8,12 +8,14 @@
 // with QuantizeLinear's arithmetic, and their product with V by the int8 GEMM again: what DequantizeLinear
 // -> MatMul -> Softmax -> QuantizeLinear -> DequantizeLinear -> MatMul computes, in cache.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "detrq/core/error.h"
+#include "runtime/kernels/compute/permuted_operand.h"
 #include "runtime/kernels/int8_gemm/int8_gemm.h"
 #include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/quantization/quantization.h"
@@ -45,9 +47,15 @@ class QAttentionSoftmax final : public Kernel {
         throw_invalid(where, "q, k and v must be int8/uint8 matrices with one float32 scale and zero point each");
       }
     }
-    const Shape& q = ctx.input_types[0].shape;
-    const Shape& k = ctx.input_types[3].shape;
-    const Shape& v = ctx.input_types[6].shape;
+    // Q, K and V as the products see them: read through perm_q, perm_k, perm_v (the Transposes the fusion
+    // absorbed; Q's keeps its last axis, so that its rows stay contiguous).
+    for (std::size_t i = 0; i < 3; ++i) {
+      operands_[i] = permuted_input(node_, ctx.input_types[3 * i].shape, node_.attr_ints(std::string("perm_") + "qkv"[i]));
+    }
+    if (operands_[0].col_stride() != 1) throw_invalid(node_label(node_), "perm_q must keep the last axis last");
+    const Shape& q = operands_[0].shape;
+    const Shape& k = operands_[1].shape;
+    const Shape& v = operands_[2].shape;
     const std::size_t r = q.size();
     if (k.size() != r || v.size() != r || !std::equal(q.begin(), q.end() - 2, k.begin()) ||
         !std::equal(q.begin(), q.end() - 2, v.begin()) || k[r - 2] != q[r - 1] || v[r - 2] != k[r - 1]) {
@@ -59,9 +67,13 @@ class QAttentionSoftmax final : public Kernel {
     isa_ = best_int8_isa(ctx.target);
     ks_.assign(static_cast<std::size_t>(entries_), PackedInt8Weights());
     vs_.assign(ks_.size(), PackedInt8Weights());
+    for (PermutedOperand& o : operands_) o.offsets = batch_offsets(o, entries_);
     Shape logical(q.begin(), q.end() - 1);
     logical.push_back(dv_);
-    return {TensorType{DType::kFloat32, plan_output(logical)}};
+    const std::vector<int64_t> perm_out = node_.attr_ints("perm_out");
+    output_ = permuted_output(node_, logical, perm_out);
+    output_.offsets = batch_offsets(output_, entries_);
+    return {TensorType{DType::kFloat32, stored_shape(logical, perm_out)}};
   }
 
   // Scratch: K and V of every entry packed (once per run), then per thread a block's scores,
@@ -89,11 +101,14 @@ class QAttentionSoftmax final : public Kernel {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t e = i / 2;
         std::byte* at = packs + static_cast<std::size_t>(e) * (k_bytes() + v_bytes());
+        const PermutedOperand& ko = operands_[1];
+        const PermutedOperand& vo = operands_[2];
         if (i % 2 == 0) {
-          ks_[static_cast<std::size_t>(e)] = PackedInt8Weights::pack_into(k + e * d_ * n_, d_, n_, isa, ctx.target, at);
+          ks_[static_cast<std::size_t>(e)] = PackedInt8Weights::pack_into(
+              k + ko.offset(e), d_, n_, isa, ctx.target, at, ko.row_stride(), ko.col_stride());
         } else {
-          vs_[static_cast<std::size_t>(e)] =
-              PackedInt8Weights::pack_into(v + e * n_ * dv_, n_, dv_, isa, ctx.target, at + k_bytes());
+          vs_[static_cast<std::size_t>(e)] = PackedInt8Weights::pack_into(
+              v + vo.offset(e), n_, dv_, isa, ctx.target, at + k_bytes(), vo.row_stride(), vo.col_stride());
         }
       }
     });
@@ -141,11 +156,12 @@ class QAttentionSoftmax final : public Kernel {
     void* aligned = own + scores_bytes() + codes_bytes() + product_bytes();
     core::ThreadPool& serial = serial_;
     const Tensor& q = *ctx.inputs[0];
-    const auto* q_rows = static_cast<const uint8_t*>(q.raw_data()) + (e * m_ + row0) * d_;
+    const PermutedOperand& qo = operands_[0];
+    const auto* q_rows = static_cast<const uint8_t*>(q.raw_data()) + qo.offset(e) + row0 * qo.row_stride();
     const float one = 1.0F;
     const float score_scale = ctx.inputs[1]->data<float>()[0] * ctx.inputs[4]->data<float>()[0];
     int8_gemm(k, q_rows, q.dtype() == DType::kInt8, rows, zero_point(ctx, 2), score_scale, &one, false,
-              scores, aligned, serial);
+              scores, aligned, serial, qo.row_stride());
     for (int64_t r = 0; r < rows; ++r) {
       float* row = scores + r * n_;
       const float sum = exp_minus_max_row(row, row, n_, ctx.target);
@@ -156,55 +172,19 @@ class QAttentionSoftmax final : public Kernel {
     const float out_scale = prob_scale_ * ctx.inputs[7]->data<float>()[0];
     int8_gemm(v, codes, prob_signed_, rows, prob_zero_point_, out_scale, &one, false, product, aligned,
               serial);
-    float* out = ctx.outputs[0]->data<float>() + out_offsets_[static_cast<std::size_t>(e)] + row0 * out_ld_;
+    float* out = ctx.outputs[0]->data<float>() + output_.offset(e) + row0 * output_.row_stride();
     for (int64_t r = 0; r < rows; ++r) {
-      std::memcpy(out + r * out_ld_, product + r * dv_, static_cast<std::size_t>(dv_) * sizeof(float));
+      std::memcpy(out + r * output_.row_stride(), product + r * dv_, static_cast<std::size_t>(dv_) * sizeof(float));
     }
-  }
-
-  // The stored output shape, and where each entry's rows start and how far apart they are: the logical
-  // [..., m, dv] as is, or permuted by perm_out (its last axis last).
-  Shape plan_output(const Shape& logical) {
-    const std::vector<int64_t> perm = node_.attr_ints("perm_out");
-    const std::size_t r = logical.size();
-    std::vector<int64_t> strides = contiguous_strides(logical);
-    Shape stored = logical;
-    if (!perm.empty()) {
-      std::vector<bool> seen(r, false);
-      for (int64_t p : perm) {
-        if (perm.size() != r || p < 0 || p >= static_cast<int64_t>(r) || seen[static_cast<std::size_t>(p)]) {
-          throw_invalid(node_label(node_), "perm_out is not a permutation of the output's axes");
-        }
-        seen[static_cast<std::size_t>(p)] = true;
-      }
-      if (perm.back() != static_cast<int64_t>(r) - 1) throw_invalid(node_label(node_), "perm_out must keep the last axis");
-      int64_t step = 1;
-      for (std::size_t i = r; i-- > 0;) {
-        const auto axis = static_cast<std::size_t>(perm[i]);
-        strides[axis] = step;
-        step *= logical[axis];
-        stored[i] = logical[axis];
-      }
-    }
-    out_ld_ = strides[r - 2];
-    out_offsets_.assign(static_cast<std::size_t>(entries_), 0);
-    for (int64_t flat = 0; flat < entries_; ++flat) {
-      int64_t rem = flat, off = 0;
-      for (std::size_t a = r - 2; a-- > 0;) {
-        off += (rem % logical[a]) * strides[a];
-        rem /= logical[a];
-      }
-      out_offsets_[static_cast<std::size_t>(flat)] = off;
-    }
-    return stored;
   }
 
   onnx::Node node_;
   float prob_scale_;
   int32_t prob_zero_point_;
   bool prob_signed_;
-  int64_t m_ = 0, d_ = 0, n_ = 0, dv_ = 0, entries_ = 0, out_ld_ = 0;
-  std::vector<int64_t> out_offsets_;
+  int64_t m_ = 0, d_ = 0, n_ = 0, dv_ = 0, entries_ = 0;
+  std::array<PermutedOperand, 3> operands_;  // Q, K, V (permuted_operand.h)
+  PermutedOperand output_;                   // [..., m, dv] in the stored output
   Isa isa_ = Isa::kReference;
   // K and V of each entry, packed into the scratch each run (the objects only view it).
   std::vector<PackedInt8Weights> ks_, vs_;
