@@ -45,6 +45,8 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
       if (args->engine.empty() == args->onnx.empty()) {
         throw Error(ErrorKind::kUsage, "detect", "give exactly one of --engine and --onnx");
       }
+      check_model_option("--engine", args->engine);
+      check_model_option("--onnx", args->onnx);
       pipeline::DetectorOptions options;
       options.threads = args->threads;
       options.target = runtime::narrowed_host_target(args->cpu_features);
