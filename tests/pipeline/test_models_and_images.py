@@ -84,3 +84,53 @@ def test_an_option_given_the_other_kind_of_model_names_what_it_got(tmp_path, eng
         r = run_detrq(*args, check=False)
         assert r.returncode == 6, (args, r.stderr)
         assert r.stderr.startswith(f"detrq: error: {missing}"), (args, r.stderr)
+
+
+def detect(*args):
+    r = run_detrq("detect", "--onnx", MODEL, "--threads", "2", *map(str, args), check=False)
+    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
+
+
+def test_detect_takes_folders_in_file_name_order(tmp_path):
+    require_fixtures()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images = first_val_images(3)
+    for i, path in enumerate(reversed(images)):  # names sort in the other order than the sources
+        shutil.copy(path, folder / f"{i}_{os.path.basename(path)}")
+    (folder / "notes.txt").write_text("not an image, and not named like one: not read")
+    r, from_folder = detect(folder, "--output-dir", tmp_path / "drawn")
+    assert r.returncode == 0, r.stderr
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))
+    assert [e["image"] for e in from_folder] == [str(folder / n) for n in names]
+    assert sorted(os.listdir(tmp_path / "drawn")) == sorted(n[:-4] + ".png" for n in names)
+    # The same detections as for the files named one by one.
+    r, from_files = detect(*[folder / n for n in names])
+    assert r.returncode == 0, r.stderr
+    assert [e["detections"] for e in from_folder] == [e["detections"] for e in from_files]
+    assert all(e["detections"] for e in from_files)
+
+
+def test_detect_names_a_bad_image_keeps_the_good_results_and_exits_1(tmp_path):
+    require_fixtures()
+    good = first_val_images(2)
+    bad = tmp_path / "notimage.jpg"
+    bad.write_text("this is text, not a JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(open(good[1], "rb").read()[:600])
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    out = tmp_path / "drawn"
+    r, results = detect(good[0], bad, truncated, empty, good[1], "--output-dir", out)
+    assert r.returncode == 1, r.stderr
+    assert [e["image"] for e in results] == good
+    assert all(e["detections"] for e in results)
+    lines = r.stderr.splitlines()
+    assert any(line.startswith(f"detrq: error: {bad}: ") for line in lines), r.stderr
+    assert any(line.startswith(f"detrq: error: {truncated}: ") for line in lines), r.stderr
+    assert any(line.startswith(f"detrq: error: {empty}: no image") for line in lines), r.stderr
+    assert "3 of the inputs failed" in r.stderr, r.stderr
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(p)[:-4] + ".png" for p in good)
+    # The good results are the ones detect gives those images alone.
+    r, alone = detect(*good)
+    assert r.returncode == 0 and [e["detections"] for e in alone] == [e["detections"] for e in results]

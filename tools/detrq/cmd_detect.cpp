@@ -1,4 +1,5 @@
-// `detrq detect`: RF-DETR detections for images as JSON on stdout, and with --output-dir a PNG per image.
+// `detrq detect`: RF-DETR detections for images (files or folders) as JSON on stdout, and with --output-dir a
+// PNG per image; a bad image is named on stderr and skipped, and the command then exits 1.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "command.h"
 #include "detrq/core/error.h"
 #include "detrq/pipeline/detector.h"
+#include "detrq/vision/calibration_tensors.h"
 #include "detrq/vision/draw.h"
 #include "detrq/vision/image_decoder.h"
 
@@ -34,7 +36,7 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
   auto* engine = cmd->add_option("--engine", args->engine, "Engine file from `detrq build-engine`");
   auto* onnx = cmd->add_option("--onnx", args->onnx, "ONNX model (FP32 or Q/DQ)");
   engine->excludes(onnx);
-  cmd->add_option("images", args->images, "Images (JPEG or PNG)")->required();
+  cmd->add_option("images", args->images, "Images (JPEG or PNG) or folders of them")->required();
   cmd->add_option("--threshold", args->threshold, "Minimum score")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--output-dir", args->out, "Folder for <image>.png with the boxes drawn");
   add_hidden_alias(cmd, "--out", args->out);
@@ -54,9 +56,34 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
       vision::PostprocessOptions post;
       post.score_threshold = args->threshold;
       if (!args->out.empty()) std::filesystem::create_directories(args->out);
+      // A folder stands for its images (.jpg, .jpeg, .png, in file-name order), as for `tensors`; an image
+      // or a folder that fails is named on stderr and skipped, the others' results are kept (exit 1 at the end).
+      std::vector<std::string> paths;
+      int failed = 0;
+      for (const auto& given : args->images) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(given, ec)) {
+          paths.push_back(given);
+          continue;
+        }
+        const auto listed = vision::list_calibration_images(given);
+        if (listed.empty()) {
+          std::fprintf(stderr, "detrq: error: %s: no image in this folder (detrq reads .jpg, .jpeg and .png files)\n",
+                       given.c_str());
+          ++failed;
+        }
+        for (const auto& p : listed) paths.push_back(p.string());
+      }
       nlohmann::json results = nlohmann::json::array();
-      for (const auto& path : args->images) {
-        const vision::RgbImage image = vision::decode_image(path);
+      for (const auto& path : paths) {
+        vision::RgbImage image;
+        try {
+          image = vision::decode_image(path);
+        } catch (const Error& e) {
+          std::fprintf(stderr, "detrq: error: %s\n", e.what());
+          ++failed;
+          continue;
+        }
         const auto detections = detector.detect(image, post);
         nlohmann::json dets = nlohmann::json::array();
         for (const auto& d : detections) {
@@ -74,6 +101,11 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
         results.push_back(std::move(entry));
       }
       std::printf("%s\n", results.dump(2).c_str());
+      if (failed > 0) {
+        std::fprintf(stderr, "detrq: error: %d of the inputs failed (named above); %zu images' detections are printed\n",
+                     failed, results.size());
+        return static_cast<int>(ErrorKind::kFailure);
+      }
       return 0;
     };
   });
