@@ -1,9 +1,11 @@
-// JPEG decoding with libjpeg-turbo into RGB8. Any libjpeg warning (e.g. "premature end of data") is
-// treated as corruption: a calibration image must be exactly what the reference decoder sees.
+// JPEG decoding with libjpeg-turbo into RGB8 (CMYK and YCCK files converted to RGB). Any libjpeg warning
+// (e.g. "premature end of data") is treated as corruption: a calibration image must be exactly what the
+// reference decoder sees.
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include <jpeglib.h>
 
@@ -36,12 +38,15 @@ bool read_header(jpeg_decompress_struct* cinfo, JpegErrorManager* err, const uin
   jpeg_create_decompress(cinfo);
   jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(cinfo, TRUE);
-  cinfo->out_color_space = JCS_RGB;
+  // libjpeg has no CMYK-to-RGB conversion: CMYK and YCCK (Adobe's) files decode to CMYK, converted below.
+  const bool cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+  cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   cinfo->dct_method = JDCT_ISLOW;  // what Pillow uses: results must match it
   jpeg_start_decompress(cinfo);
   return true;
 }
 
+// Reads every scanline into `out` (rows of `row_bytes`, output_components bytes a pixel).
 bool read_pixels(jpeg_decompress_struct* cinfo, JpegErrorManager* err, uint8_t* out, std::size_t row_bytes) {
   if (setjmp(err->jump)) return false;
   JSAMPROW rows[16];
@@ -53,6 +58,20 @@ bool read_pixels(jpeg_decompress_struct* cinfo, JpegErrorManager* err, uint8_t* 
   }
   jpeg_finish_decompress(cinfo);
   return true;
+}
+
+// CMYK samples to RGB: R = (255 - C)(255 - K) / 255, rounded, and likewise G from M and B from Y (what
+// Pillow's CMYK-to-RGB conversion computes). Files with an Adobe APP14 marker (Photoshop's, and every
+// libjpeg-written CMYK or YCCK file) store the inks inverted (255 - C, ...), others store them as they are.
+void cmyk_to_rgb(const uint8_t* cmyk, std::size_t pixels, bool inverted, uint8_t* rgb) {
+  for (std::size_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3) {
+    const unsigned k = inverted ? cmyk[3] : 255u - cmyk[3];
+    for (int c = 0; c < 3; ++c) {
+      const unsigned v = inverted ? cmyk[c] : 255u - cmyk[c];
+      const unsigned t = v * k + 128;
+      rgb[c] = static_cast<uint8_t>((t + (t >> 8)) >> 8);  // v * k / 255, rounded
+    }
+  }
 }
 
 }  // namespace
@@ -74,7 +93,8 @@ RgbImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
   if (!read_header(&cinfo, &err, bytes.data(), bytes.size())) {
     throw_invalid(name, std::string("corrupt JPEG: ") + err.message, "re-download or re-export the image");
   }
-  if (cinfo.output_components != 3) {
+  const bool cmyk = cinfo.out_color_space == JCS_CMYK;
+  if (cinfo.output_components != (cmyk ? 4 : 3)) {
     throw_unsupported(name, "JPEG decodes to " + std::to_string(cinfo.output_components) + " channels",
                       "convert it to RGB");
   }
@@ -84,10 +104,14 @@ RgbImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
                       "downscale it below 179 megapixels");
   }
   RgbImage image(static_cast<int>(cinfo.output_width), static_cast<int>(cinfo.output_height));
-  if (!read_pixels(&cinfo, &err, image.pixels.data(), image.row_bytes())) {
+  std::vector<uint8_t> cmyk_pixels(cmyk ? image.pixels.size() / 3 * 4 : 0);
+  const bool ok = cmyk ? read_pixels(&cinfo, &err, cmyk_pixels.data(), std::size_t{4} * cinfo.output_width)
+                       : read_pixels(&cinfo, &err, image.pixels.data(), image.row_bytes());
+  if (!ok) {
     throw_invalid(name, std::string("corrupt or truncated JPEG: ") + err.message,
                   "re-download or re-export the image");
   }
+  if (cmyk) cmyk_to_rgb(cmyk_pixels.data(), cmyk_pixels.size() / 4, cinfo.saw_Adobe_marker != 0, image.pixels.data());
   return image;
 }
 
