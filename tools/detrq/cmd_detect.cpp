@@ -32,7 +32,7 @@ struct DetectArgs {
 
 void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOptions& /*global*/) {
   auto args = std::make_shared<DetectArgs>();
-  CLI::App* cmd = app.add_subcommand("detect", "Detect objects in images (JSON on stdout; PNGs with --output-dir)");
+  CLI::App* cmd = app.add_subcommand("detect", "Detect objects in images or folders of images (JSON on stdout; PNGs with --output-dir)");
   auto* engine = cmd->add_option("--engine", args->engine, "Engine file from `detrq build-engine`");
   auto* onnx = cmd->add_option("--onnx", args->onnx, "ONNX model (FP32 or Q/DQ)");
   engine->excludes(onnx);

@@ -28,7 +28,7 @@ std::string file_stem(const std::string& name) {
 }  // namespace
 
 void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("run", "Run a model on tensor files (.npy, .pb, raw float32 .bin)");
+  auto* cmd = app.add_subcommand("run", "Run a model (ONNX or engine file) on tensor files (.npy, .pb, raw float32 .bin)");
   struct Args {
     std::string model;
     std::vector<std::string> inputs;
