@@ -134,3 +134,24 @@ def test_detect_names_a_bad_image_keeps_the_good_results_and_exits_1(tmp_path):
     # The good results are the ones detect gives those images alone.
     r, alone = detect(*good)
     assert r.returncode == 0 and [e["detections"] for e in alone] == [e["detections"] for e in results]
+
+
+def test_detect_never_draws_one_image_over_another_of_the_same_name(tmp_path):
+    require_fixtures()
+    images = first_val_images(2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    shutil.copy(images[0], a / "photo.jpg")
+    shutil.copy(images[1], b / "photo.jpg")
+    out = tmp_path / "drawn"
+    r, results = detect(a, b, "--output-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert [e["drawn"] for e in results] == [str(out / "photo.png"), str(out / "photo_2.png")]
+    assert sorted(os.listdir(out)) == ["photo.png", "photo_2.png"]
+    from PIL import Image
+
+    with Image.open(out / "photo.png") as first, Image.open(out / "photo_2.png") as second:
+        assert first.size == (results[0]["width"], results[0]["height"])
+        assert second.size == (results[1]["width"], results[1]["height"])
+        assert first.tobytes() != second.tobytes()

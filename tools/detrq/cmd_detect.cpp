@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,7 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
   engine->excludes(onnx);
   cmd->add_option("images", args->images, "Images (JPEG or PNG) or folders of them")->required();
   cmd->add_option("--threshold", args->threshold, "Minimum score")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--output-dir", args->out, "Folder for <image>.png with the boxes drawn");
+  cmd->add_option("--output-dir", args->out, "Folder for <image>.png with the boxes drawn (<image>_2.png, ... for a repeated name)");
   add_hidden_alias(cmd, "--out", args->out);
   cmd->add_option("--threads", args->threads, "Threads (0: one per core)")->check(count_validator());
   cmd->add_option("--cpu-features", args->cpu_features, "CPU features the kernels may use, narrowing this CPU's (e.g. avx2,fma; default: all it has; a feature it lacks is refused)");
@@ -75,6 +76,7 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
         for (const auto& p : listed) paths.push_back(p.string());
       }
       nlohmann::json results = nlohmann::json::array();
+      std::set<std::string> drawn_names;
       for (const auto& path : paths) {
         vision::RgbImage image;
         try {
@@ -92,7 +94,12 @@ void add_detect_command(CLI::App& app, CommandAction& action, const GlobalOption
         }
         nlohmann::json entry = {{"image", path}, {"width", image.width}, {"height", image.height}, {"detections", dets}};
         if (!args->out.empty()) {
-          const auto png = std::filesystem::path(args->out) / (std::filesystem::path(path).stem().string() + ".png");
+          // Two inputs with the same name (photo.jpg and photo.png, or one name in two folders) get
+          // <name>.png and <name>_2.png, ...: a drawing never replaces another of this run.
+          const std::string stem = std::filesystem::path(path).stem().string();
+          std::string name = stem + ".png";
+          for (int n = 2; !drawn_names.insert(name).second; ++n) name = stem + "_" + std::to_string(n) + ".png";
+          const auto png = std::filesystem::path(args->out) / name;
           auto pixels = core::Tensor::view(core::DType::kUInt8, {image.height, image.width, 3},
                                            const_cast<uint8_t*>(image.pixels.data()));
           vision::draw_detections_png(pixels, detections, png);
