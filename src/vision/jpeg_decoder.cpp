@@ -46,7 +46,7 @@ bool read_header(jpeg_decompress_struct* cinfo, JpegErrorManager* err, const uin
   return true;
 }
 
-// Reads every scanline into `out` (rows of `row_bytes`, output_components bytes a pixel).
+// Reads every scanline into `out` (rows of `row_bytes`, 3 bytes a pixel).
 bool read_pixels(jpeg_decompress_struct* cinfo, JpegErrorManager* err, uint8_t* out, std::size_t row_bytes) {
   if (setjmp(err->jump)) return false;
   JSAMPROW rows[16];
@@ -72,6 +72,25 @@ void cmyk_to_rgb(const uint8_t* cmyk, std::size_t pixels, bool inverted, uint8_t
       rgb[c] = static_cast<uint8_t>((t + (t >> 8)) >> 8);  // v * k / 255, rounded
     }
   }
+}
+
+// Like read_pixels for a CMYK decompression: 16 rows at a time into `scratch` (16 rows of 4 bytes a pixel),
+// each converted into `out` (RGB rows of `row_bytes`), so the CMYK picture is never held whole.
+bool read_cmyk_pixels(jpeg_decompress_struct* cinfo, JpegErrorManager* err, uint8_t* out, std::size_t row_bytes,
+                      uint8_t* scratch) {
+  if (setjmp(err->jump)) return false;
+  const std::size_t cmyk_row = std::size_t{4} * cinfo->output_width;
+  const bool inverted = cinfo->saw_Adobe_marker != 0;
+  JSAMPROW rows[16];
+  for (int i = 0; i < 16; ++i) rows[i] = scratch + i * cmyk_row;
+  while (cinfo->output_scanline < cinfo->output_height) {
+    const JDIMENSION first = cinfo->output_scanline;
+    const JDIMENSION n = std::min<JDIMENSION>(16, cinfo->output_height - first);
+    const JDIMENSION got = jpeg_read_scanlines(cinfo, rows, n);
+    for (JDIMENSION i = 0; i < got; ++i) cmyk_to_rgb(rows[i], cinfo->output_width, inverted, out + (first + i) * row_bytes);
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
 }
 
 }  // namespace
@@ -104,14 +123,13 @@ RgbImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
                       "downscale it below 179 megapixels");
   }
   RgbImage image(static_cast<int>(cinfo.output_width), static_cast<int>(cinfo.output_height));
-  std::vector<uint8_t> cmyk_pixels(cmyk ? image.pixels.size() / 3 * 4 : 0);
-  const bool ok = cmyk ? read_pixels(&cinfo, &err, cmyk_pixels.data(), std::size_t{4} * cinfo.output_width)
+  std::vector<uint8_t> scratch(cmyk ? std::size_t{16} * 4 * cinfo.output_width : 0);
+  const bool ok = cmyk ? read_cmyk_pixels(&cinfo, &err, image.pixels.data(), image.row_bytes(), scratch.data())
                        : read_pixels(&cinfo, &err, image.pixels.data(), image.row_bytes());
   if (!ok) {
     throw_invalid(name, std::string("corrupt or truncated JPEG: ") + err.message,
                   "re-download or re-export the image");
   }
-  if (cmyk) cmyk_to_rgb(cmyk_pixels.data(), cmyk_pixels.size() / 4, cinfo.saw_Adobe_marker != 0, image.pixels.data());
   return image;
 }
 
