@@ -225,6 +225,11 @@ TEST(VisionImageDecoder, CmykAndYcckJpegsBecomeRgb) {
       }
     }
   }
+  // A truncated CMYK file is corrupt, as an RGB one is.
+  const auto whole = encode_cmyk_jpeg(w, h, ink, JCS_CMYK, true);
+  const Error e = decode_error(std::span<const uint8_t>(whole.data(), whole.size() / 2), "cut-cmyk.jpg");
+  EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
+  EXPECT_NE(std::string(e.what()).find("cut-cmyk.jpg"), std::string::npos) << e.what();
 }
 
 TEST(VisionImageDecoder, CorruptTruncatedAndUnknownDataNameTheFile) {
