@@ -223,9 +223,10 @@ bool HttpExchange::read_head() {
 
 std::string HttpExchange::path() const { return target_.substr(0, target_.find('?')); }
 
-std::string HttpExchange::query_param(const std::string& name) const {
+std::vector<std::string> HttpExchange::query_params(const std::string& name) const {
+  std::vector<std::string> values;
   const std::size_t q = target_.find('?');
-  if (q == std::string::npos) return {};
+  if (q == std::string::npos) return values;
   std::size_t start = q + 1;
   while (start <= target_.size()) {
     std::size_t end = target_.find('&', start);
@@ -233,11 +234,16 @@ std::string HttpExchange::query_param(const std::string& name) const {
     const std::string pair = target_.substr(start, end - start);
     const std::size_t eq = pair.find('=');
     if (percent_decode(pair.substr(0, eq)) == name) {
-      return eq == std::string::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+      values.push_back(eq == std::string::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
     }
     start = end + 1;
   }
-  return {};
+  return values;
+}
+
+std::string HttpExchange::query_param(const std::string& name) const {
+  const std::vector<std::string> values = query_params(name);
+  return values.empty() ? std::string() : values.front();
 }
 
 std::string HttpExchange::header(const std::string& lower_name) const {

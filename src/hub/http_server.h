@@ -54,7 +54,8 @@ class HttpExchange {
   const std::string& method() const { return method_; }
   const std::string& target() const { return target_; }  // raw path and query
   std::string path() const;                              // target before '?', still percent-encoded
-  std::string query_param(const std::string& name) const;  // decoded
+  std::string query_param(const std::string& name) const;  // decoded; the first when repeated
+  std::vector<std::string> query_params(const std::string& name) const;  // every value, decoded, in order
   std::string header(const std::string& lower_name) const;
   bool has_body() const { return chunked_ || content_length_ > 0; }
   uint64_t content_length() const { return content_length_; }  // 0 when chunked

@@ -57,9 +57,10 @@ std::string server_message(const HttpResponse& r) {
 }
 
 // Turns an HTTP failure into an Error that says what happened and what to do; never mentions the token.
-// `token_sent`: whether the request carried a token (HF_TOKEN or the token file), so that a 401 says whether
-// the token was refused or there was none.
-[[noreturn]] void throw_http(const HttpResponse& r, const std::string& what, bool token_sent) {
+// `config`: whether the request carried a token (HF_TOKEN or the token file) and from where, so that a 401
+// says whether the token was refused (and which one: the variable or the file) or there was none.
+[[noreturn]] void throw_http(const HttpResponse& r, const std::string& what, const HubConfig& config) {
+  const bool token_sent = !config.token.empty();
   const std::string code = r.header("x-error-code");
   const std::string detail = server_message(r);
   const std::string said = detail.empty() ? "" : " (server: " + detail + ")";
@@ -67,8 +68,9 @@ std::string server_message(const HttpResponse& r) {
   switch (r.status) {
     case 401:
       problem = (token_sent ? "the token was refused, HTTP 401" : "authentication failed, no token was sent, HTTP 401") + said;
-      hint = token_sent ? "the token from HF_TOKEN (or $HF_HOME/token, HF_TOKEN_PATH) is not valid for HF_ENDPOINT: "
-                          "replace it with a valid one"
+      hint = token_sent ? (config.token_source.empty() ? std::string("the token") : "the token from " + config.token_source) +
+                              " is not valid for " + config.endpoint +
+                              ": replace it with a valid one (HF_TOKEN is read first, then $HF_HOME/token or HF_TOKEN_PATH)"
                         : "set HF_TOKEN (or log in so that $HF_HOME/token exists); private repositories need a token";
       break;
     case 403:
@@ -198,7 +200,7 @@ class HubSession {
         current = target;
         continue;
       }
-      if (resp.status != 200) throw_http(resp, url, !config_.token.empty());
+      if (resp.status != 200) throw_http(resp, url, config_);
       return metadata_from(resp, current, false);
     }
     throw Error(ErrorKind::kNetwork, url, "too many redirects", "is HF_ENDPOINT a Hugging Face Hub?");
@@ -288,7 +290,7 @@ class HubSession {
           if (failures_without_progress > 0) backoff(failures_without_progress - 1);
           continue;
         }
-        if (fatal) throw_http(*fatal, label, !config_.token.empty());
+        if (fatal) throw_http(*fatal, label, config_);
         if (restart) {
           if (::ftruncate(fd, 0) != 0) throw_io(incomplete.string(), "cannot truncate");
           ::lseek(fd, 0, SEEK_SET);
@@ -445,7 +447,7 @@ RepoInfo HubClient::repo_info(const std::string& repo_id, const std::string& rev
   r.url = config_.endpoint + "/api/models/" + repo_id + "/revision/" + url_encode_component(revision);
   r.timeout_s = 60;
   const HttpResponse resp = session.send(r, true);
-  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, !config_.token.empty());
+  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, config_);
   RepoInfo info;
   try {
     const json j = json::parse(resp.body);
@@ -516,7 +518,7 @@ bool HubClient::create_repo(const std::string& repo_id, bool is_private) {
   const HttpResponse resp = session.send_json("POST", config_.endpoint + "/api/repos/create", body, true);
   if (resp.status == 200 || resp.status == 201) return true;
   if (resp.status == 409) return false;
-  throw_http(resp, repo_id, !config_.token.empty());
+  throw_http(resp, repo_id, config_);
 }
 
 CommitResult HubClient::upload_files(const std::string& repo_id, const std::vector<UploadItem>& items,
@@ -561,7 +563,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
     pre["files"].push_back({{"path", p.item->path_in_repo}, {"sample", detail::base64_encode(p.sample)}, {"size", p.size}});
   }
   HttpResponse resp = session.send_json("POST", api + "/preupload/" + rev, pre, true);
-  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, !config_.token.empty());
+  if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, config_);
   try {
     const json j = json::parse(resp.body);
     for (const json& f : j.at("files")) {
@@ -586,7 +588,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
     for (const Prepared* p : lfs) batch["objects"].push_back({{"oid", p->sha256}, {"size", p->size}});
     resp = session.send_json("POST", config_.endpoint + "/" + repo_id + ".git/info/lfs/objects/batch", batch, true,
                              "application/vnd.git-lfs+json");
-    if (resp.status != 200) throw_http(resp, repo_id + " (LFS batch)", !config_.token.empty());
+    if (resp.status != 200) throw_http(resp, repo_id + " (LFS batch)", config_);
     json answer;
     try {
       answer = json::parse(resp.body);
@@ -627,13 +629,13 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
           r.body_offset = i * chunk;
           r.body_size = std::min(chunk, p->size - i * chunk);
           const HttpResponse pr = session.send(r, true);
-          if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " part " + key, !config_.token.empty());
+          if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " part " + key, config_);
           parts.push_back({{"partNumber", i + 1}, {"etag", pr.header("etag")}});
           progress.advance(static_cast<int64_t>(r.body_size));
         }
         resp = session.send_json("POST", href, json{{"oid", p->sha256}, {"parts", parts}}, true,
                                  "application/vnd.git-lfs+json");
-        if (resp.status != 200 && resp.status != 201) throw_http(resp, p->item->path_in_repo + " (multipart completion)", !config_.token.empty());
+        if (resp.status != 200 && resp.status != 201) throw_http(resp, p->item->path_in_repo + " (multipart completion)", config_);
       } else {
         HttpRequest r;
         r.method = "PUT";
@@ -648,7 +650,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
           progress.advance(static_cast<int64_t>(now) - shown);
           shown = static_cast<int64_t>(now);
         });
-        if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " (LFS upload)", !config_.token.empty());
+        if (pr.status != 200 && pr.status != 201) throw_http(pr, p->item->path_in_repo + " (LFS upload)", config_);
       }
       progress.finish();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -658,7 +660,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
         const std::string verify = o["actions"]["verify"].value("href", "");
         resp = session.send_json("POST", verify, json{{"oid", p->sha256}, {"size", p->size}}, true,
                                  "application/vnd.git-lfs+json");
-        if (resp.status != 200) throw_http(resp, p->item->path_in_repo + " (LFS verify)", !config_.token.empty());
+        if (resp.status != 200) throw_http(resp, p->item->path_in_repo + " (LFS verify)", config_);
       }
     }
   }
@@ -691,7 +693,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
   r.headers.emplace_back("Content-Type", "application/x-ndjson");
   // A commit is not idempotent: only answers that say it was not processed (429, 502-504) are retried.
   resp = session.send(std::move(r), false);
-  if (resp.status != 200 && resp.status != 201) throw_http(resp, repo_id + "@" + revision + " (commit)", !config_.token.empty());
+  if (resp.status != 200 && resp.status != 201) throw_http(resp, repo_id + "@" + revision + " (commit)", config_);
   CommitResult result;
   try {
     const json j = json::parse(resp.body);

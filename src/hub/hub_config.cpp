@@ -60,7 +60,11 @@ HubConfig HubConfig::from_environment() {
     c.cache_dir = hf_home / "hub";
   }
   c.token = trim(env("HF_TOKEN"));
-  if (c.token.empty()) c.token = trim(env("HUGGING_FACE_HUB_TOKEN"));
+  if (!c.token.empty()) c.token_source = "HF_TOKEN";
+  if (c.token.empty()) {
+    c.token = trim(env("HUGGING_FACE_HUB_TOKEN"));
+    if (!c.token.empty()) c.token_source = "HUGGING_FACE_HUB_TOKEN";
+  }
   if (c.token.empty()) {
     std::string token_path_env = env("HF_TOKEN_PATH");
     const std::filesystem::path token_path = token_path_env.empty() ? hf_home / "token" : expand_user(token_path_env);
@@ -69,6 +73,7 @@ HubConfig HubConfig::from_environment() {
       std::stringstream ss;
       ss << in.rdbuf();
       c.token = trim(ss.str());
+      if (!c.token.empty()) c.token_source = token_path.string();
     }
   }
   std::string offline = env("HF_HUB_OFFLINE");

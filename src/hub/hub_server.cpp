@@ -1,6 +1,7 @@
-// HubServer: the Hub's HTTP endpoints (repo create/info, resolve, preupload, LFS batch and transfers,
-// ndjson commit, and the Xet token and CAS routes through XetService) over RepoStore, with bearer tokens
-// for writes and private reads, and HMAC-signed URLs for the transfers clients make without credentials.
+// HubServer: the Hub's HTTP endpoints (repo create, info and listing with the card's data, resolve,
+// preupload, LFS batch and transfers, ndjson commit, and the Xet token and CAS routes through XetService)
+// over RepoStore, with bearer tokens for writes and private reads, and HMAC-signed URLs for the transfers
+// clients make without credentials.
 #include "detrq/hub/hub_server.h"
 
 #include <fcntl.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <limits>
 #include <condition_variable>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -19,6 +22,7 @@
 #include "detrq/core/file_io.h"
 #include "detrq/core/log.h"
 #include "detrq/hub/hub_cache.h"
+#include "hub/card_data.h"
 #include "hub/digest.h"
 #include "hub/http_server.h"
 #include "hub/repo_store.h"
@@ -284,21 +288,129 @@ struct HubServer::Impl {
     send_json(ex, 200, json{{"url", url}, {"name", key->id()}, {"id", key->id()}});
   }
 
+  // The card's front matter (README.md at `commit`, when stored as a regular file), else nullopt.
+  std::optional<json> card_data(const RepoKey& key, const detail::Commit& commit) const {
+    const auto it = commit.files.find("README.md");
+    if (it == commit.files.end() || it->second.lfs || it->second.size > (1u << 20) ||
+        !store->has_object(key, it->second.sha256, it->second.size)) {
+      return std::nullopt;
+    }
+    return detail::parse_card_front_matter(core::read_file(store->object_path(key, it->second.sha256)));
+  }
+
+  static std::string iso_time(int64_t unix_seconds) {
+    const std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    return text;
+  }
+
+  // A repository as the Hub describes it (model_info, dataset_info, and list_models' entries): id, sha,
+  // lastModified, private, the card's front matter (`cardData`) with the tags derived from it, `library_name`
+  // and `pipeline_tag` from it, and with `siblings` the file list.
+  json repo_json(const RepoKey& key, const detail::Commit& commit, bool siblings_too, bool card_too) const {
+    const std::optional<json> card = card_data(key, commit);
+    json j = {{"_id", detail::git_blob_sha1_hex(key.type + "/" + key.id()).substr(0, 24)},
+              {"id", key.id()},
+              {"author", key.org},
+              {"sha", commit.id},
+              {"lastModified", iso_time(commit.time)},
+              {"private", store->is_private(key)},
+              {"disabled", false},
+              {"gated", false},
+              {"downloads", 0},
+              {"likes", 0},
+              {"tags", card ? detail::card_tags(*card) : json::array()}};
+    if (key.type == "model") {
+      j["modelId"] = key.id();
+      if (card && card->contains("library_name") && (*card)["library_name"].is_string()) j["library_name"] = (*card)["library_name"];
+      if (card && card->contains("pipeline_tag") && (*card)["pipeline_tag"].is_string()) j["pipeline_tag"] = (*card)["pipeline_tag"];
+    }
+    if (card_too && card) j["cardData"] = *card;
+    if (siblings_too) {
+      json siblings = json::array();
+      for (const auto& [path, f] : commit.files) {
+        json s = {{"rfilename", path}, {"size", f.size}, {"blobId", f.git_oid}};
+        if (f.lfs) s["lfs"] = {{"size", f.size}, {"sha256", f.sha256}, {"pointerSize", lfs_pointer(f.sha256, f.size).size()}};
+        if (!f.xet_hash.empty()) s["xetHash"] = f.xet_hash;
+        siblings.push_back(s);
+      }
+      j["siblings"] = siblings;
+    }
+    return j;
+  }
+
   void repo_info(HttpExchange& ex, const RepoKey& key, Access access, const std::string& revision) {
     if (!require_read(ex, key, access)) return;
     const auto commit = store->resolve(key, revision);
     if (!commit) return send_error(ex, 404, "Invalid rev id: " + revision, "RevisionNotFound");
-    json siblings = json::array();
-    for (const auto& [path, f] : commit->files) {
-      json s = {{"rfilename", path}, {"size", f.size}, {"blobId", f.git_oid}};
-      if (f.lfs) s["lfs"] = {{"size", f.size}, {"sha256", f.sha256}, {"pointerSize", lfs_pointer(f.sha256, f.size).size()}};
-      if (!f.xet_hash.empty()) s["xetHash"] = f.xet_hash;
-      siblings.push_back(s);
+    send_json(ex, 200, repo_json(key, *commit, true, true));
+  }
+
+  // POST /api/validate-yaml, which huggingface_hub calls before committing a README.md: warnings (shown by
+  // the client) for a card without front matter, as the Hub gives, or with front matter this server cannot
+  // read (it then serves no cardData); never a refusal, since the Hub's YAML reader is wider than ours.
+  void validate_yaml(HttpExchange& ex, Access access) {
+    if (access == Access::kInvalid) return send_error(ex, 401, "Invalid credentials in Authorization header");
+    const json body = parse_json_body(ex);
+    if (!body.contains("content") || !body["content"].is_string()) return send_error(ex, 400, "expected {content, repoType}");
+    const std::string content = body["content"].get<std::string>();
+    json warnings = json::array();
+    if (content.rfind("---", 0) != 0) {
+      warnings.push_back({{"message", "empty or missing yaml metadata in repo card"}});
+    } else if (!detail::parse_card_front_matter(content)) {
+      warnings.push_back({{"message", "this hub-server cannot read the card's yaml metadata (a YAML feature beyond "
+                                      "the subset it reads); the repository's info will have no cardData"}});
     }
-    send_json(ex, 200,
-              json{{"id", key.id()}, {"modelId", key.id()}, {"sha", commit->id}, {"private", store->is_private(key)},
-                   {"disabled", false}, {"gated", false}, {"downloads", 0}, {"likes", 0}, {"tags", json::array()},
-                   {"siblings", siblings}});
+    send_json(ex, 200, json{{"errors", json::array()}, {"warnings", warnings}});
+  }
+
+  // GET /api/models and /api/datasets, the way the Hub answers list_models / list_datasets: `author` (the
+  // organization), `search` (a part of the id, any case), `filter` (tags every listed repository has, each
+  // given), `limit`; `full` adds the file list, `cardData` the card's front matter. Private repositories are
+  // listed to a client with a valid token only; one page, sorted by id (no Link header).
+  void list_repos(HttpExchange& ex, const std::string& type, Access access) {
+    if (access == Access::kInvalid) return send_error(ex, 401, "Invalid credentials in Authorization header");
+    auto lower = [](std::string v) {
+      for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return v;
+    };
+    auto flag = [&](const std::string& name) {
+      const std::string v = lower(ex.query_param(name));
+      return v == "true" || v == "1";
+    };
+    const std::string author = ex.query_param("author");
+    const std::vector<std::string> searches = ex.query_params("search");
+    const std::vector<std::string> filters = ex.query_params("filter");
+    const bool full = flag("full");
+    const bool with_card = flag("cardData") || full;
+    std::size_t limit = std::numeric_limits<std::size_t>::max();
+    if (const std::string l = ex.query_param("limit"); !l.empty()) {
+      if (l.size() > 9 || l.find_first_not_of("0123456789") != std::string::npos) {
+        return send_error(ex, 400, "limit must be a whole number");
+      }
+      limit = std::stoul(l);
+    }
+    json out = json::array();
+    for (const RepoKey& key : store->list(type)) {
+      if (out.size() >= limit) break;
+      if (!author.empty() && key.org != author) continue;
+      bool found = true;
+      for (const auto& term : searches) found = found && lower(key.id()).find(lower(term)) != std::string::npos;
+      if (!found) continue;
+      if (store->is_private(key) && access != Access::kRead && access != Access::kWrite) continue;
+      const auto commit = store->resolve(key, "main");
+      if (!commit) continue;
+      json entry = repo_json(key, *commit, full, with_card);
+      bool tagged = true;
+      for (const auto& tag : filters) {
+        tagged = tagged && std::find(entry["tags"].begin(), entry["tags"].end(), json(tag)) != entry["tags"].end();
+      }
+      if (tagged) out.push_back(std::move(entry));
+    }
+    send_json(ex, 200, out);
   }
 
   // The listing huggingface_hub's list_repo_tree and snapshot_download read (one page: no Link header).
@@ -716,6 +828,10 @@ struct HubServer::Impl {
 
     if (!s.empty() && s[0] == "api") {
       if (s.size() == 3 && s[1] == "repos" && s[2] == "create" && m == "POST") return create_repo(ex, access);
+      if (s.size() == 2 && s[1] == "validate-yaml" && m == "POST") return validate_yaml(ex, access);
+      if (s.size() == 2 && (s[1] == "models" || s[1] == "datasets") && (m == "GET" || m == "HEAD")) {
+        return list_repos(ex, s[1].substr(0, s[1].size() - 1), access);
+      }
       if (s.size() >= 4 && (s[1] == "models" || s[1] == "datasets")) {
         const auto key = key_of(s[1], s[2], s[3]);
         if (!key) return bad_repo();

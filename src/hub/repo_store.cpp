@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -108,6 +109,24 @@ bool RepoStore::create(const RepoKey& key, bool is_private) {
   // repo.json last: its presence is what makes the repository exist.
   core::write_file_atomic(dir / "repo.json", json{{"private", is_private}}.dump());
   return true;
+}
+
+std::vector<RepoKey> RepoStore::list(const std::string& type) const {
+  std::vector<RepoKey> out;
+  std::error_code ec;
+  const std::filesystem::path dir = root_ / (type + "s");
+  if (!std::filesystem::is_directory(dir, ec)) return out;
+  for (const auto& org : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code ec2;
+    if (!org.is_directory(ec2) || org.is_symlink(ec2)) continue;
+    for (const auto& repo : std::filesystem::directory_iterator(org.path(), ec2)) {
+      const auto key = make_key(type, org.path().filename().string(), repo.path().filename().string());
+      std::error_code ec3;
+      if (key && !repo.is_symlink(ec3) && exists(*key)) out.push_back(*key);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const RepoKey& a, const RepoKey& b) { return a.id() < b.id(); });
+  return out;
 }
 
 bool RepoStore::is_private(const RepoKey& key) const {

@@ -62,6 +62,8 @@ class RepoStore {
   // Creates the repository with an initial commit on main; false when it already exists.
   bool create(const RepoKey& key, bool is_private);
   bool is_private(const RepoKey& key) const;
+  // The repositories of a type ("model" or "dataset"), sorted by id.
+  std::vector<RepoKey> list(const std::string& type) const;
 
   // A branch name or a commit id of this repository.
   std::optional<Commit> resolve(const RepoKey& key, const std::string& revision) const;

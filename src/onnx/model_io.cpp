@@ -239,6 +239,17 @@ Model load_model(const std::filesystem::path& path) {
     }
     if (!proto.ParseFromZeroCopyStream(&stream)) {
       if (stream.GetErrno() != 0) throw_io(path.string(), std::string("read failed: ") + std::strerror(stream.GetErrno()));
+      // A detrq engine file (it starts with the engine magic, engine/cpu/engine_file.h) is named as one.
+      char magic[8] = {};
+      const int again = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      const bool engine = again >= 0 && ::pread(again, magic, sizeof magic, 0) == static_cast<ssize_t>(sizeof magic) &&
+                          std::memcmp(magic, "DETRQENG", sizeof magic) == 0;
+      if (again >= 0) ::close(again);
+      if (engine) {
+        throw_invalid(path.string(), "is a detrq engine file, not an ONNX model",
+                      "this needs the ONNX model the engine was built from; detect --engine, eval --engine, "
+                      "inspect and run take engine files");
+      }
       throw_invalid(path.string(), "is not a valid ONNX model (protobuf parsing failed)",
                     "the file is truncated or corrupt");
     }

@@ -46,8 +46,11 @@ FidelityReport compare(runtime::Session& fp32, runtime::Session& int8, const std
       const core::Tensor& t = test.at(name);
       acc[name].add(r.span<float>(), t.span<float>());
       if (name == "labels" && r.rank() == 3) {
-        agreement += top_detection_agreement(r.span<float>(), t.span<float>(), r.dim(1), r.dim(2));
-        ++agreement_images;
+        const double a = top_detection_agreement(r.span<float>(), t.span<float>(), r.dim(1), r.dim(2));
+        if (a >= 0) {  // an image whose FP32 logits are all non-finite has no top detection to agree with
+          agreement += a;
+          ++agreement_images;
+        }
       }
     }
   }

@@ -36,11 +36,11 @@ std::vector<std::pair<int64_t, int64_t>> top_k(std::span<const float> logits, in
   std::vector<std::pair<float, std::pair<int64_t, int64_t>>> best;
   for (int64_t q = 0; q < queries; ++q) {
     const float* row = logits.data() + q * classes;
-    int64_t c = 0;
-    for (int64_t j = 1; j < classes; ++j) {
-      if (row[j] > row[c]) c = j;
+    int64_t c = -1;  // the best class with a finite logit: NaN and infinities rank nothing
+    for (int64_t j = 0; j < classes; ++j) {
+      if (std::isfinite(row[j]) && (c < 0 || row[j] > row[c])) c = j;
     }
-    best.push_back({row[c], {q, c}});
+    if (c >= 0) best.push_back({row[c], {q, c}});
   }
   const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(k), best.size());
   std::partial_sort(best.begin(), best.begin() + static_cast<std::ptrdiff_t>(n), best.end(),
@@ -57,7 +57,7 @@ double top_detection_agreement(std::span<const float> reference, std::span<const
                "logit shapes differ");
   auto a = top_k(reference, queries, classes, k);
   auto b = top_k(test, queries, classes, k);
-  if (a.empty()) return 1.0;
+  if (a.empty()) return -1.0;  // nothing to agree with: no figure, never 100%
   std::set<std::pair<int64_t, int64_t>> bs(b.begin(), b.end());
   int agree = 0;
   for (const auto& p : a) agree += bs.count(p) ? 1 : 0;

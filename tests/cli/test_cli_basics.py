@@ -49,3 +49,33 @@ def test_a_missing_model_file_is_a_file_system_error_in_detrq_format(tmp_path):
         r = run(*args)
         assert r.returncode == 6, (args, r.stderr)
         assert r.stderr.startswith(f"detrq: error: {missing}"), (args, r.stderr)
+
+
+def readme_command_table():
+    readme = open(os.path.join(os.environ["DETRQ_SOURCE_DIR"], "README.md")).read()
+    section = readme[readme.index("\n## Commands\n"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    return rows
+
+
+def test_the_readmes_command_table_matches_every_commands_help():
+    top = run("--help").stdout
+    names = re.findall(r"^\s{2}([a-z][a-z-]+)\s", top[top.index("Subcommands:"):], re.M)
+    rows = readme_command_table()
+    assert sorted(rows) == sorted(names), (sorted(rows), sorted(names))
+    for name in names:
+        help_text = run(name, "--help").stdout
+        listed = set(re.findall(r"^\s+(?:-\w,)?(--[a-z][a-z0-9-]*)", help_text, re.M))
+        for option in re.findall(r"`(--[a-z][a-z0-9-]*)`", rows[name]):
+            assert option in listed, (name, option, sorted(listed))
+        if "MODEL" in rows[name]:
+            assert re.search(r"^Positionals:\n\s+model TEXT REQUIRED\s+ONNX model or engine file$", help_text, re.M), help_text
+        assert "Every command also takes, before or after its name: --json" in help_text, name
+    # The global options the footer names work after the command's name too.
+    r = run("inspect", "--json", os.path.join(os.environ["DETRQ_SOURCE_DIR"], "tests", "data", "rfdetr_tiny.onnx"))
+    assert r.returncode == 0 and r.stdout.lstrip().startswith("{"), r.stderr

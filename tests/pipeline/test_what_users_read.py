@@ -205,7 +205,14 @@ def test_a_refused_token_is_told_apart_from_a_missing_one(tmp_path, hub):
     r = run_detrq("pull", "--hf-repo", "acme/anything", env=env, check=False)
     assert r.returncode == 5, r.stderr
     assert "the token was refused, HTTP 401" in r.stderr and "set HF_TOKEN" not in r.stderr, r.stderr
+    assert f"the token from HF_TOKEN is not valid for {hub.endpoint}" in r.stderr, r.stderr
     env.pop("HF_TOKEN")
+    # A refused token from a file is named by the file's path.
+    token_file = tmp_path / "my_token"
+    token_file.write_text("hf_not_a_token_this_hub_knows_either\n")
+    r = run_detrq("pull", "--hf-repo", "acme/anything", env=dict(env, HF_TOKEN_PATH=str(token_file)), check=False)
+    assert r.returncode == 5, r.stderr
+    assert f"the token from {token_file} is not valid for {hub.endpoint}" in r.stderr, r.stderr
     r = run_detrq("publish", "--hf-repo", "acme/anything", "--file", MODEL, env=env, check=False)
     assert r.returncode == 5, r.stderr
     assert "no token was sent" in r.stderr and "set HF_TOKEN" in r.stderr, r.stderr

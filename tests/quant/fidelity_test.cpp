@@ -39,3 +39,18 @@ TEST(TopDetectionAgreement, CountsMatchingQueryAndClass) {
   class_flip[9] = 8.5F;  // query 3 now prefers class 0
   EXPECT_EQ(top_detection_agreement(ref, class_flip, 4, 3, 2), 0.5);
 }
+
+TEST(TopDetectionAgreement, NothingFiniteToAgreeWithIsNoFigure) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> all_nan(12, nan);
+  EXPECT_LT(top_detection_agreement(all_nan, all_nan, 4, 3, 2), 0.0);  // was 1.0: "100%" from nothing
+  std::vector<float> all_inf(12, inf);
+  EXPECT_LT(top_detection_agreement(all_inf, all_inf, 4, 3, 2), 0.0);
+  // Non-finite logits rank nothing: the top two are query 0 class 2 and query 3 class 1, as if they were absent.
+  std::vector<float> ref{0, nan, 9, 0, 1, 0, 0, 0, 2, inf, 8, 0};
+  std::vector<float> test = ref;
+  EXPECT_EQ(top_detection_agreement(ref, test, 4, 3, 2), 1.0);
+  std::vector<float> broken(12, nan);
+  EXPECT_EQ(top_detection_agreement(ref, broken, 4, 3, 2), 0.0);  // an all-NaN test agrees with nothing
+}

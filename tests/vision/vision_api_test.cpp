@@ -161,6 +161,77 @@ TEST(VisionImageDecoder, JpegColorAndGray) {
   EXPECT_TRUE(is_complete_jpeg(encode_jpeg(w, h, 1, gray)));
 }
 
+// A CMYK JPEG as Photoshop (Adobe APP14 marker, inks stored inverted: 255 - ink) or a plain CMYK writer
+// (no marker, inks as they are) makes it; `jpeg_space` JCS_CMYK or JCS_YCCK (Adobe's transform 2).
+std::vector<uint8_t> encode_cmyk_jpeg(int w, int h, const std::vector<uint8_t>& ink, J_COLOR_SPACE jpeg_space, bool adobe) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &buf, &size);
+  c.image_width = w;
+  c.image_height = h;
+  c.input_components = 4;
+  c.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&c);
+  jpeg_set_colorspace(&c, jpeg_space);
+  c.write_Adobe_marker = adobe ? TRUE : FALSE;
+  jpeg_set_quality(&c, 100, TRUE);
+  for (int i = 0; i < c.num_components; ++i) c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+  jpeg_start_compress(&c, TRUE);
+  std::vector<uint8_t> row(static_cast<std::size_t>(w) * 4);
+  while (c.next_scanline < c.image_height) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      const uint8_t v = ink[c.next_scanline * row.size() + i];
+      row[i] = adobe ? static_cast<uint8_t>(255 - v) : v;
+    }
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::vector<uint8_t> out(buf, buf + size);
+  std::free(buf);
+  return out;
+}
+
+TEST(VisionImageDecoder, CmykAndYcckJpegsBecomeRgb) {
+  // Flat 16x16 blocks of known inks (C, M, Y, K); each block's centre must decode to the RGB those inks
+  // print as: R = (255 - C)(255 - K) / 255, G from M, B from Y.
+  const uint8_t inks[8][4] = {{0, 0, 0, 0},     {255, 0, 0, 0},    {0, 255, 0, 0},   {0, 0, 255, 0},
+                              {0, 0, 0, 255},   {40, 120, 200, 30}, {200, 10, 90, 100}, {128, 128, 128, 0}};
+  const int w = 64, h = 32;
+  std::vector<uint8_t> ink(static_cast<std::size_t>(w) * h * 4);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int k = 0; k < 4; ++k) ink[(y * w + x) * 4 + k] = inks[(y / 16) * 4 + x / 16][k];
+  struct Variant {
+    const char* name;
+    J_COLOR_SPACE space;
+    bool adobe;
+  };
+  for (const Variant v : {Variant{"adobe-cmyk.jpg", JCS_CMYK, true}, Variant{"adobe-ycck.jpg", JCS_YCCK, true},
+                          Variant{"plain-cmyk.jpg", JCS_CMYK, false}}) {
+    const RgbImage im = decode_image(encode_cmyk_jpeg(w, h, ink, v.space, v.adobe), v.name);
+    ASSERT_EQ(im.width, w) << v.name;
+    ASSERT_EQ(im.height, h) << v.name;
+    for (int b = 0; b < 8; ++b) {
+      const int x = (b % 4) * 16 + 8, y = (b / 4) * 16 + 8;
+      for (int ch = 0; ch < 3; ++ch) {
+        const double expected = (255.0 - inks[b][ch]) * (255.0 - inks[b][3]) / 255.0;
+        EXPECT_NEAR(im.pixels[(y * w + x) * 3 + ch], expected, 3.0) << v.name << " block " << b << " channel " << ch;
+      }
+    }
+  }
+  // A truncated CMYK file is corrupt, as an RGB one is.
+  const auto whole = encode_cmyk_jpeg(w, h, ink, JCS_CMYK, true);
+  const Error e = decode_error(std::span<const uint8_t>(whole.data(), whole.size() / 2), "cut-cmyk.jpg");
+  EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput);
+  EXPECT_NE(std::string(e.what()).find("cut-cmyk.jpg"), std::string::npos) << e.what();
+}
+
 TEST(VisionImageDecoder, CorruptTruncatedAndUnknownDataNameTheFile) {
   const auto jpeg = encode_jpeg(64, 64, 3, smooth_pixels(64, 64, 3));
   const auto png = encode_png(64, 64, PNG_COLOR_TYPE_RGB, 8, smooth_pixels(64, 64, 3));

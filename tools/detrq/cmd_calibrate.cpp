@@ -88,7 +88,7 @@ CalibrationFlags add_calibration_flags(CLI::App* cmd) {
   cmd->add_flag("--residual-adds", opt->policy.residual_adds,
                 "Also Q/DQ the skip input of residual Adds after INT8 layers (TensorRT fuses them then)");
   flags.budget_option =
-      cmd->add_option("--accuracy-budget", *flags.budget, "Keep the most sensitive layers in float until every output reaches DB");
+      cmd->add_option("--accuracy-budget", *flags.budget, "SQNR in dB every output must reach: the most sensitive layers return to float until it does");
   cmd->add_option("--ap-budget", *flags.ap_budget,
                   "Label-free AP points (INT8 against FP32 detections on the held-out tensors) the policy may lose; "
                   "over it, groups of layers are measured alone and the costliest returned to float")

@@ -82,6 +82,8 @@ void add_eval_command(CLI::App& app, CommandAction& action, const GlobalOptions&
       } else {
         const std::string model = args->engine.empty() ? args->onnx : args->engine;
         if (model.empty()) throw Error(ErrorKind::kUsage, "eval", "give --engine, --onnx or --detections");
+        check_model_option("--engine", args->engine);
+        check_model_option("--onnx", args->onnx);
         if (args->images.empty()) throw Error(ErrorKind::kUsage, "eval", "--images is required to evaluate a model");
         pipeline::EvaluationOptions opt;
         opt.threads = args->threads;

@@ -103,7 +103,7 @@ int inspect_engine(const std::string& path, bool json) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("inspect", "Show a model's inputs, outputs, operators, parameters, FLOPs and planned memory");
+  auto* cmd = app.add_subcommand("inspect", "Show a model's inputs, outputs, operators, parameters, FLOPs and planned memory, or an engine file's header");
   struct Args {
     std::string model;
     std::vector<std::string> input_shapes;

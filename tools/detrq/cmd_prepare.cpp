@@ -30,7 +30,7 @@ void add_prepare_command(CLI::App& app, CommandAction& action, const GlobalOptio
   cmd->add_option("--calibration-images", o->calibration_images,
                   "How many calibration images (default: 100 to download, all of --calibration-dir; 0: all); fewer usable fails")
       ->check(count_validator());
-  cmd->add_option("--calibration-ids", *ids, "COCO image ids to fetch (one or more per line)");
+  cmd->add_option("--calibration-ids", *ids, "File of COCO image ids to fetch (as fetch-calibration --ids; default: the list shipped with detrq)");
   cmd->add_option("--calibration-base-url", o->calibration_base_url, "Where the images are (default COCO val2017)");
   cmd->add_option("--calibration-dir", *calib_dir, "Local calibration images instead of a download");
   cmd->add_option("--eval-images", *eval_images, "Images for the INT8-vs-FP32 accuracy (COCO format)");

@@ -1,5 +1,5 @@
 // `detrq run MODEL --input NAME=FILE ... --output-dir DIR [--threads N] [--repeat N] [--profile]`:
-// runs a model on tensor files and writes every graph output as DIR/<name>.npy.
+// runs a model (ONNX or engine file) on tensor files and writes every graph output as DIR/<name>.npy.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "detrq/core/error.h"
+#include "detrq/engine/cpu/engine_file.h"
 #include "detrq/onnx/tensor_file.h"
 #include "detrq/runtime/session.h"
 #include "shape_option.h"
@@ -27,7 +28,7 @@ std::string file_stem(const std::string& name) {
 }  // namespace
 
 void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("run", "Run a model on tensor files (.npy, .pb, raw float32 .bin)");
+  auto* cmd = app.add_subcommand("run", "Run a model (ONNX or engine file) on tensor files (.npy, .pb, raw float32 .bin)");
   struct Args {
     std::string model;
     std::vector<std::string> inputs;
@@ -39,7 +40,7 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
     bool profile = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("model", args->model, "ONNX model file")->required();  // a missing file: detrq: error, exit 6
+  cmd->add_option("model", args->model, "ONNX model or engine file")->required();  // a missing file: detrq: error, exit 6
   // Not required: a graph without inputs (constants only, or every input baked in as an initializer) runs as is.
   cmd->add_option("--input", args->inputs,
                   "NAME=FILE (.npy, .pb TensorProto, or raw float32 .bin in the model's shape), one per model input");
@@ -56,7 +57,12 @@ void add_run_command(CLI::App& app, CommandAction& action, const GlobalOptions& 
       options.threads = args->threads;
       options.target = runtime::narrowed_host_target(args->cpu_features);
       options.input_shapes = parse_input_shapes(args->input_shapes);
-      runtime::Session session = runtime::Session::load(args->model, options);
+      // An engine file runs its stored plan (kernels restore their packed states); anything else loads as ONNX.
+      runtime::Session session =
+          engine::cpu::is_engine_file(args->model)
+              ? engine::cpu::engine_session(engine::cpu::read_engine_file(args->model, options.target.names()),
+                                            args->model, options)
+              : runtime::Session::load(args->model, options);
 
       std::map<std::string, core::Tensor> inputs;
       for (const auto& spec : args->inputs) {

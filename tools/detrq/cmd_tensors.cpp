@@ -35,10 +35,9 @@ void add_tensors_command(CLI::App& app, CommandAction& action, const GlobalOptio
                      options->input_dir.c_str());
         return static_cast<int>(ErrorKind::kFailure);
       }
-      if (!s.complete()) {
-        std::fprintf(stderr, "detrq: error: %s: %d tensors written, %s\n", options->output_dir.c_str(), s.total(),
-                     options->count > 0 ? ("fewer than --count " + std::to_string(options->count)).c_str()
-                                        : "no usable image");
+      if (!s.complete()) {  // again the images' folder holds too few: the tensors made are in the output folder
+        std::fprintf(stderr, "detrq: error: %s: %d usable images, fewer than --count %d (their tensors are in %s)\n",
+                     options->input_dir.c_str(), s.total(), options->count, options->output_dir.c_str());
         return static_cast<int>(ErrorKind::kFailure);
       }
       return 0;

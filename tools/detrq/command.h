@@ -4,11 +4,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "detrq/core/error.h"
+#include "detrq/engine/cpu/engine_file.h"
 #include "detrq/quant/calibrate.h"
 
 namespace detrq::cli {
@@ -39,6 +42,27 @@ inline CLI::Validator count_validator() {
         return {};
       },
       "0 or more", "count");
+}
+
+// `--onnx` takes an ONNX model and `--engine` a detrq engine file (detect, eval): a file of the other kind is
+// refused naming what it is and the option that takes it (exit 3); a missing file is a file system error.
+// Commands that take a model positionally (inspect, run) take both kinds.
+inline void check_model_option(const std::string& option, const std::string& path) {
+  if (path.empty()) return;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw_io(path, std::filesystem::exists(path, ec) ? "is not a file" : "does not exist",
+             option == "--engine" ? "--engine takes an engine file from detrq build-engine"
+                                  : option + " takes an ONNX model file");
+  }
+  const bool engine = engine::cpu::is_engine_file(path);
+  if (option == "--engine" && !engine) {
+    throw_invalid(path, "is not a detrq engine file (it lacks the engine header)",
+                  "an ONNX model goes to --onnx; detrq build-engine makes an engine from it");
+  }
+  if (option != "--engine" && engine) {
+    throw_invalid(path, "is a detrq engine file, not an ONNX model", "give it as --engine");
+  }
 }
 
 // An old spelling of an option, kept so that existing scripts still work: accepted, bound to the same

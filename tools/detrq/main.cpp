@@ -40,11 +40,15 @@ int main(int argc, char** argv) {
   detrq::cli::add_inspect_command(app, action, global);
   detrq::cli::add_run_command(app, action, global);
 
-  // The same footer on every subcommand: the exit codes, and the environment of those that reach the Hub.
+  // The same footer on every subcommand: the options every command takes, the exit codes, and the
+  // environment of those that reach the Hub.
+  const std::string global_options =
+      "Every command also takes, before or after its name: --json (results as JSON on stdout), -v/--verbose,\n"
+      "-q/--quiet.\n";
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     const std::string name = sub->get_name();
     const bool hub = name == "pull" || name == "publish" || name == "prepare" || name == "build-engine";
-    sub->footer(exit_codes + (hub ? "\nEnvironment: HF_ENDPOINT, HF_TOKEN (else $HF_HOME/token or HF_TOKEN_PATH), HF_HOME, "
+    sub->footer(global_options + exit_codes + (hub ? "\nEnvironment: HF_ENDPOINT, HF_TOKEN (else $HF_HOME/token or HF_TOKEN_PATH), HF_HOME, "
                                     "HF_HUB_CACHE, HF_HUB_OFFLINE, as huggingface_hub reads them."
                                   : std::string()));
   }

@@ -10,6 +10,7 @@ namespace detrq::hub {
 struct HubConfig {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT, without a trailing slash
   std::string token;                                 // HF_TOKEN, else the file $HF_HOME/token (HF_TOKEN_PATH)
+  std::string token_source;                          // where `token` came from: "HF_TOKEN", or the file's path
   std::filesystem::path cache_dir;                   // HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
   bool offline = false;                              // HF_HUB_OFFLINE=1: never touch the network
 

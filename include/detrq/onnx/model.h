@@ -84,7 +84,8 @@ struct Model {
   int64_t opset(const std::string& domain = "") const;  // 0 when not imported
 };
 
-// Loads a model; external data files are resolved against the model's folder. Errors name the file.
+// Loads a model; external data files are resolved against the model's folder. Errors name the file; a detrq
+// engine file is refused as one (kInvalidInput, "is a detrq engine file, not an ONNX model").
 Model load_model(const std::filesystem::path& path);
 // Parses a model from memory (as a fuzzer does); `base_dir` resolves external data ("" refuses it).
 Model parse_model(const void* data, std::size_t size, const std::string& source_name,

@@ -18,7 +18,8 @@ struct SqnrAccumulator {
 };
 
 // Logits [queries, classes]: the fraction of the reference's top-k (query, best class) pairs, ranked
-// by their best class logit, that the test also has among its top k with the same class.
+// by their best class logit, that the test also has among its top k with the same class. Non-finite logits
+// rank nothing; a reference without a finite logit has no top detection and gives -1 (no figure).
 double top_detection_agreement(std::span<const float> reference, std::span<const float> test, int64_t queries,
                                int64_t classes, int k = 10);
 

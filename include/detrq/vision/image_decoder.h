@@ -1,5 +1,6 @@
 // Image decoding: JPEG (libjpeg-turbo) and PNG (libpng) to RgbImage. Grayscale becomes three equal
-// channels, alpha is dropped without compositing, 16-bit samples keep their high byte.
+// channels, alpha is dropped without compositing, 16-bit samples keep their high byte; CMYK and YCCK
+// JPEGs become RGB (their inks read as inverted where an Adobe APP14 marker says so, as Photoshop writes).
 #pragma once
 
 #include <cstdint>
