@@ -1,6 +1,7 @@
 // The int8 GEMM with a requantizing epilogue: detrq's (int8_gemm, best ISA of this CPU, s8 activations,
 // per-column weight scales, s8 output) against oneDNN's matmul primitive (u8 x s8 -> s8, per-column output
 // scales, weights reordered once to the layout it wants), 2 threads each, in interleaved rounds.
+// Then detrq's own ISAs against each other on the same shapes.
 // Run: OMP_WAIT_POLICY=PASSIVE build/release/bench/int8_gemm_bench [ROUNDS] (passive: oneDNN's idle OpenMP
 // threads must not spin against detrq's pool on a 2-core machine)  (figures go to bench/RESULTS.md, "int8 engine")
 #include <omp.h>
@@ -42,6 +43,53 @@ double time_ms(F&& f) {
   const auto t0 = std::chrono::steady_clock::now();
   f();
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// detrq's own ISAs on one shape, interleaved round by round: GOP/s of each, and its time against the best
+// ISA's (the VNNI paths against the AVX2 ones on the same CPU).
+void compare_isas(const Shape& s, int rounds, detrq::core::ThreadPool& pool) {
+  std::mt19937 gen(2);
+  std::uniform_int_distribution<int> code(-128, 127);
+  std::uniform_int_distribution<int> weight(-127, 127);
+  std::vector<int8_t> a(static_cast<std::size_t>(s.m * s.k)), w(static_cast<std::size_t>(s.k * s.n));
+  for (auto& v : a) v = static_cast<int8_t>(code(gen));
+  for (auto& v : w) v = static_cast<int8_t>(weight(gen));
+  std::vector<float> w_scale(static_cast<std::size_t>(s.n), 1e-3F);
+  const detrq::runtime::CpuTarget host = detrq::runtime::CpuTarget::host();
+  std::vector<Int8Isa> isas;
+  for (Int8Isa isa : available_int8_isas(host)) {
+    if (isa != Int8Isa::kReference) isas.push_back(isa);
+  }
+  std::vector<PackedInt8Weights> packed;
+  std::vector<std::vector<uint8_t>> scratch;
+  std::vector<std::vector<int8_t>> y(isas.size(), std::vector<int8_t>(static_cast<std::size_t>(s.m * s.n)));
+  for (Int8Isa isa : isas) {
+    packed.emplace_back(w.data(), s.k, s.n, isa, host);
+    scratch.emplace_back(packed.back().scratch_bytes(s.m) + 64);
+  }
+  std::vector<std::vector<double>> t(isas.size());
+  for (int r = 0; r <= rounds; ++r) {  // round 0 warms up
+    for (std::size_t i = 0; i < isas.size(); ++i) {
+      void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch[i].data()) + 63) / 64 * 64);
+      Int8GemmOutput out;
+      out.y = y[i].data();
+      out.quantize = true;
+      out.out_scale = 0.5F;
+      // The 256-bit ISAs with the AVX2 epilogue (what a CPU without AVX-512 runs), VNNI-512 with AVX-512's.
+      using F = detrq::runtime::CpuFeature;
+      out.target = isas[i] == Int8Isa::kAvx512Vnni ? host : detrq::runtime::CpuTarget{F::kAvx2, F::kFma, F::kAvxVnni}.intersected(host);
+      const double ms = time_ms([&] { int8_gemm(packed[i], a.data(), true, s.m, 0, 0.02F, w_scale.data(), true, out, aligned, pool); });
+      if (r > 0) t[i].push_back(ms);
+    }
+  }
+  const double ops = 2.0 * static_cast<double>(s.m * s.n * s.k);
+  const std::size_t best = isas.size() - 1;  // best_int8_isa is the last available
+  for (std::size_t i = 0; i < isas.size(); ++i) {
+    std::vector<double> ratio;
+    for (int r = 0; r < rounds; ++r) ratio.push_back(t[i][static_cast<std::size_t>(r)] / t[best][static_cast<std::size_t>(r)]);
+    std::printf("| %s | %s | %.0f | %.2f |%s\n", s.what, int8_isa_name(isas[i]), ops / median(t[i]) / 1e6, median(ratio),
+                y[i] != y[best] ? " (outputs differ!)" : "");
+  }
 }
 
 }  // namespace
@@ -109,5 +157,8 @@ int main(int argc, char** argv) {
     std::printf("| %s | %.0f | %.0f | %.2f |%s\n", s.what, ops / median(td) / 1e6, ops / median(to) / 1e6,
                 median(ratio), differ ? " (outputs differ by more than one code!)" : "");
   }
+  std::printf("\ndetrq's ISAs against each other (the epilogue on the ISA's own registers: AVX-512 for VNNI-512, AVX2 else)\n");
+  std::printf("| shape (MxNxK) | ISA | GOP/s | time / best ISA's |\n| --- | --- | ---: | ---: |\n");
+  for (const Shape& s : kShapes) compare_isas(s, rounds, pool);
   return 0;
 }
