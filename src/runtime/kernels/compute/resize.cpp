@@ -74,6 +74,49 @@ class ResizeKernel final : public Kernel {
     }
   }
 
+  // The output shape for `sizes` over `axes`, and scales_ from it (keep_aspect_ratio_policy applied).
+  Shape output_from_sizes(const Tensor& sizes_t, const std::vector<int64_t>& axes, const Shape& in) {
+    if (sizes_t.dtype() != DType::kInt64) fail_node(node_, "sizes must be int64");
+    const int64_t* s = sizes_t.data<int64_t>();
+    if (sizes_t.numel() != static_cast<int64_t>(axes.size())) fail_node(node_, "sizes does not match the axes");
+    Shape out = in;
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      const std::size_t a = static_cast<std::size_t>(axes[i]);
+      if (s[i] < 0) fail_node(node_, "sizes must not be negative");
+      out[a] = s[i];
+      scales_[a] = in[a] == 0 ? 1.0 : static_cast<double>(s[i]) / static_cast<double>(in[a]);
+    }
+    if (policy_ != "stretch") {
+      double scale = policy_ == "not_larger" ? INFINITY : 0.0;
+      for (int64_t a : axes) {
+        scale = policy_ == "not_larger" ? std::min(scale, scales_[static_cast<std::size_t>(a)])
+                                        : std::max(scale, scales_[static_cast<std::size_t>(a)]);
+      }
+      for (int64_t a : axes) {
+        const std::size_t ua = static_cast<std::size_t>(a);
+        scales_[ua] = scale;
+        out[ua] = static_cast<int64_t>(scale * static_cast<double>(in[ua]) + 0.5);
+      }
+    }
+    return out;
+  }
+
+  // roi given for the listed axes: expanded to every axis (start 0, end 1 elsewhere).
+  void expand_roi(const std::vector<int64_t>& axes, std::size_t rank) {
+    if (roi_.empty() || roi_.size() == 2 * rank) return;
+    if (roi_.size() != 2 * axes.size()) fail_node(node_, "roi has the wrong length");
+    std::vector<double> full(2 * rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+      full[i] = 0.0;
+      full[rank + i] = 1.0;
+    }
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      full[static_cast<std::size_t>(axes[i])] = roi_[i];
+      full[rank + static_cast<std::size_t>(axes[i])] = roi_[axes.size() + i];
+    }
+    roi_ = full;
+  }
+
   std::vector<TensorType> infer(const InferContext& ctx) override {
     require_inputs(ctx, 1);
     const TensorType& x = ctx.input_types[0];
@@ -121,42 +164,9 @@ class ResizeKernel final : public Kernel {
                                             scales_[static_cast<std::size_t>(axes[i])]));
       }
     } else {
-      if (sizes_t->dtype() != DType::kInt64) fail_node(node_, "sizes must be int64");
-      const int64_t* s = sizes_t->data<int64_t>();
-      if (sizes_t->numel() != static_cast<int64_t>(axes.size())) fail_node(node_, "sizes does not match the axes");
-      for (std::size_t i = 0; i < axes.size(); ++i) {
-        const std::size_t a = static_cast<std::size_t>(axes[i]);
-        if (s[i] < 0) fail_node(node_, "sizes must not be negative");
-        out[a] = s[i];
-        scales_[a] = x.shape[a] == 0 ? 1.0 : static_cast<double>(s[i]) / static_cast<double>(x.shape[a]);
-      }
-      if (policy_ != "stretch") {
-        double scale = policy_ == "not_larger" ? INFINITY : 0.0;
-        for (int64_t a : axes) {
-          scale = policy_ == "not_larger" ? std::min(scale, scales_[static_cast<std::size_t>(a)])
-                                          : std::max(scale, scales_[static_cast<std::size_t>(a)]);
-        }
-        for (int64_t a : axes) {
-          const std::size_t ua = static_cast<std::size_t>(a);
-          scales_[ua] = scale;
-          out[ua] = static_cast<int64_t>(scale * static_cast<double>(x.shape[ua]) + 0.5);
-        }
-      }
+      out = output_from_sizes(*sizes_t, axes, x.shape);
     }
-    // roi given for the listed axes: expand to every axis (start 0, end 1 elsewhere).
-    if (!roi_.empty() && roi_.size() != 2 * rank) {
-      if (roi_.size() != 2 * axes.size()) fail_node(node_, "roi has the wrong length");
-      std::vector<double> full(2 * rank);
-      for (std::size_t i = 0; i < rank; ++i) {
-        full[i] = 0.0;
-        full[rank + i] = 1.0;
-      }
-      for (std::size_t i = 0; i < axes.size(); ++i) {
-        full[static_cast<std::size_t>(axes[i])] = roi_[i];
-        full[rank + static_cast<std::size_t>(axes[i])] = roi_[axes.size() + i];
-      }
-      roi_ = full;
-    }
+    expand_roi(axes, rank);
     in_shape_ = x.shape;
     out_shape_ = out;
     build_taps();
