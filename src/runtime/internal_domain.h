@@ -1,5 +1,5 @@
 // The one name of detrq's internal operator domain (the fused nodes of its plans: FusedMatMul,
-// AttentionSoftmax, QMatMulF, QConvF) and the metadata key that marks a model as a plan detrq wrote.
+// AttentionSoftmax, QMatMulF, QConvF, QAttentionSoftmax, QLayerNormalization) and the metadata key that marks a model as a plan detrq wrote.
 #pragma once
 
 namespace detrq::runtime {

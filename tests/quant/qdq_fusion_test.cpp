@@ -712,5 +712,48 @@ TEST(QdqFusionGraph, QdqAttentionReadsItsCodesThroughTheirTransposes) {
   }
 }
 
+// LayerNormalization -> QuantizeLinear (a transformer block's norm feeding the next layer's codes) becomes
+// QLayerNormalization writing the codes, bit for bit the two nodes run one after the other (the plan
+// without operator fusions), with and without B, signed and unsigned codes.
+TEST(QdqFusionGraph, LayerNormWritesTheCodesOfItsQuantizeLinear) {
+  for (const bool with_bias : {true, false}) {
+    for (const DType codes : {DType::kInt8, DType::kUInt8}) {
+      onnx::Model m;
+      m.opset_imports[""] = 17;
+      auto& g = m.graph;
+      g.inputs.push_back({"x", DType::kFloat32, {3, 5, 40}, true});
+      g.outputs.push_back({"y", DType::kFloat32, {3, 5, 40}, true});
+      std::vector<float> gamma(40), beta(40);
+      for (std::size_t i = 0; i < gamma.size(); ++i) {
+        gamma[i] = 0.5F + 0.05F * static_cast<float>(i % 7);
+        beta[i] = 0.1F * static_cast<float>(i % 5) - 0.2F;
+      }
+      g.initializers["gamma"] = Tensor::from_vector<float>({40}, gamma);
+      g.initializers["beta"] = Tensor::from_vector<float>({40}, beta);
+      g.initializers["s"] = Tensor::scalar<float>(0.017F);
+      g.initializers["z"] = codes == DType::kInt8 ? Tensor::scalar<int8_t>(int8_t{-3}) : Tensor::scalar<uint8_t>(uint8_t{120});
+      std::vector<std::string> ln_inputs = {"x", "gamma"};
+      if (with_bias) ln_inputs.push_back("beta");
+      g.nodes = {node("LayerNormalization", ln_inputs, {"n"}, {{"axis", int_attr(-1)}}),
+                 node("QuantizeLinear", {"n", "s", "z"}, {"nq"}), node("DequantizeLinear", {"nq", "s", "z"}, {"y"})};
+      runtime::SessionOptions options;
+      options.threads = 2;
+      runtime::Session fused(m, options);
+      options.fuse_operators = false;
+      runtime::Session apart(m, options);
+      EXPECT_EQ(count_op(fused.model(), "QLayerNormalization"), 1U);
+      EXPECT_EQ(count_op(fused.model(), "QuantizeLinear"), 0U);
+      EXPECT_EQ(count_op(apart.model(), "LayerNormalization"), 1U);
+      std::mt19937 rng(4);
+      std::normal_distribution<float> dist(0.5F, 2.0F);
+      Tensor x = Tensor::empty(DType::kFloat32, {3, 5, 40});
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+      const Tensor a = fused.run({{"x", x}}).at("y");
+      const Tensor b = apart.run({{"x", x}}).at("y");
+      for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace detrq

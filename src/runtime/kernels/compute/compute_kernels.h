@@ -15,6 +15,8 @@ std::unique_ptr<Kernel> make_attention_kernel(const onnx::Node& node, int opset)
 std::unique_ptr<Kernel> make_gemm_kernel(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_conv_kernel(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_layer_normalization_kernel(const onnx::Node& node, int opset);
+// com.detrq QLayerNormalization: LayerNormalization then a per-tensor QuantizeLinear, writing the codes.
+std::unique_ptr<Kernel> make_qlayer_normalization_kernel(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_softmax_kernel(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_grid_sample_kernel(const onnx::Node& node, int opset);
 std::unique_ptr<Kernel> make_resize_kernel(const onnx::Node& node, int opset);

@@ -14,6 +14,7 @@ void register_compute_kernels(KernelRegistry& registry) {
   registry.add("", "Gemm", 7, make_gemm_kernel);
   registry.add("", "Conv", 1, make_conv_kernel);
   registry.add("", "LayerNormalization", 17, make_layer_normalization_kernel);
+  registry.add(kInternalDomain, "QLayerNormalization", 1, make_qlayer_normalization_kernel);
   registry.add("", "Softmax", 1, make_softmax_kernel);
   registry.add("", "GridSample", 16, make_grid_sample_kernel);
   registry.add("", "Resize", 10, make_resize_kernel);
