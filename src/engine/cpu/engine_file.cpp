@@ -201,6 +201,8 @@ Parsed parse_preamble_and_header(const fs::path& path, const std::byte* data, st
 
 }  // namespace
 
+uint64_t engine_checksum(const std::byte* data, std::size_t size) { return checksum(data, size); }
+
 void write_engine_file(const onnx::Model& model, const std::map<std::string, runtime::PackedState>& packed_states,
                        const EngineHeader& header, const fs::path& path) {
   // Payload: every tensor, 64-byte aligned, in a fixed order so that builds are reproducible.
@@ -368,10 +370,18 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
       const auto shape = t.at("shape").get<core::Shape>();
       const auto offset = t.at("offset").get<uint64_t>();
       const auto bytes = t.at("bytes").get<uint64_t>();
-      for (int64_t d : shape)
+      // The element count is multiplied out with an overflow check: dimensions whose product wraps around
+      // could otherwise match a small `bytes` and make a view far larger than the file.
+      uint64_t numel = 1;
+      for (int64_t d : shape) {
         if (d < 0) corrupt(path, "negative tensor dimension");
-      if (core::dtype_size(dtype) == 0 ||
-          static_cast<uint64_t>(core::shape_numel(shape)) * core::dtype_size(dtype) != bytes ||
+        if (d != 0 && numel > p.pre.payload_bytes / static_cast<uint64_t>(d)) {
+          corrupt(path, "a tensor's shape " + core::shape_to_string(shape) + " is larger than the file");
+        }
+        numel *= static_cast<uint64_t>(d);
+      }
+      if (core::dtype_size(dtype) == 0 || numel > p.pre.payload_bytes / core::dtype_size(dtype) ||
+          numel * core::dtype_size(dtype) != bytes ||
           offset % kAlign != 0 || offset > p.pre.payload_bytes || bytes > p.pre.payload_bytes - offset) {
         corrupt(path, "a tensor's recorded type, shape or place does not fit the file");
       }
