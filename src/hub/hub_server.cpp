@@ -21,6 +21,7 @@
 #include "detrq/hub/hub_cache.h"
 #include "hub/digest.h"
 #include "hub/http_server.h"
+#include "hub/hub_tokens.h"
 #include "hub/repo_store.h"
 #include "hub/temp_file.h"
 #include "hub/xet_service.h"
@@ -121,6 +122,25 @@ ByteRange parse_range(const std::string& header, uint64_t size) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, bool>> detail::parse_tokens(const std::string& text, const std::string& source) {
+  std::vector<std::pair<std::string, bool>> tokens;
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream fields(line);
+    std::string token, role, extra;
+    if (!(fields >> token)) continue;
+    if (!(fields >> role) || (role != "read" && role != "write") || (fields >> extra)) {
+      throw_invalid(source + ":" + std::to_string(n), "expected '<token> read' or '<token> write'");
+    }
+    tokens.emplace_back(token, role == "write");
+  }
+  return tokens;
+}
+
 struct HubServer::Impl {
   HubServerOptions options;
   std::unique_ptr<detail::RepoStore> store;
@@ -137,20 +157,7 @@ struct HubServer::Impl {
   void load_tokens() {
     tokens.clear();
     if (options.tokens_file.empty()) return;
-    std::istringstream in(core::read_file(options.tokens_file));
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-      std::istringstream fields(line);
-      std::string token, role, extra;
-      if (!(fields >> token)) continue;
-      if (!(fields >> role) || (role != "read" && role != "write") || (fields >> extra)) {
-        throw_invalid(options.tokens_file.string() + ":" + std::to_string(n), "expected '<token> read' or '<token> write'");
-      }
-      tokens.emplace_back(token, role == "write");
-    }
+    tokens = detail::parse_tokens(core::read_file(options.tokens_file), options.tokens_file.string());
   }
 
   Access access_of(const HttpExchange& ex) const {
