@@ -179,7 +179,7 @@ struct HubServer::Impl {
                     std::all_of(host.begin(), host.end(), [](unsigned char c) {
                       return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
                     });
-    if (!ok) host = options.host + ":" + std::to_string(http->port());
+    if (!ok) host = options.host + ":" + std::to_string(http ? http->port() : options.port);
     return "http://" + host;
   }
 
@@ -783,7 +783,7 @@ HubServer::HubServer(HubServerOptions options) : impl_(std::make_unique<Impl>())
 
 HubServer::~HubServer() { stop(); }
 
-void HubServer::start() {
+void HubServer::open() {
   Impl& s = *impl_;
   if (s.options.root.empty()) throw Error(ErrorKind::kUsage, "hub-server", "no --root folder given");
   s.load_tokens();
@@ -794,6 +794,13 @@ void HubServer::start() {
   if (RAND_bytes(key, sizeof key) != 1) throw Error(ErrorKind::kInternal, "hub-server", "no randomness for the URL key");
   s.secret.assign(reinterpret_cast<const char*>(key), sizeof key);
   s.xet = std::make_unique<detail::XetService>(*s.store, s.secret + "xet");
+}
+
+void HubServer::handle(detail::HttpExchange& exchange) { impl_->handle(exchange); }
+
+void HubServer::start() {
+  Impl& s = *impl_;
+  open();
   detail::HttpServerLimits limits;
   limits.header_timeout_s = s.options.header_timeout_s;
   limits.io_timeout_s = s.options.io_timeout_s;
