@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 
+#include "detrq/core/allocation.h"
 #include "detrq/core/error.h"
 
 namespace detrq::engine::cpu {
@@ -164,6 +165,24 @@ EngineHeader header_from(const json& h) {
   return e;
 }
 
+// The graph's declared values (inputs, outputs, value_info) that no process here could hold are refused
+// when the header is read, before a Session plans memory for them (and so `detrq inspect` says so too).
+void check_declared_sizes(const fs::path& path, const json& model) {
+  std::vector<onnx::ValueInfo> declared;
+  try {
+    for (const auto& v : model.at("inputs")) declared.push_back(value_info_from(v));
+    for (const auto& v : model.at("outputs")) declared.push_back(value_info_from(v));
+    for (const auto& [name, v] : model.at("value_info").items()) declared.push_back(value_info_from(v));
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("graph description is malformed: ") + e.what());
+  }
+  for (const onnx::ValueInfo& v : declared) {
+    const bool is_static = std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+    if (!v.has_shape || !is_static || core::dtype_size(v.dtype) == 0) continue;
+    core::check_tensor_allocation(v.dtype, v.shape, path.string() + ": tensor '" + v.name + "'");
+  }
+}
+
 struct Parsed {
   Preamble pre;
   json doc;
@@ -313,11 +332,15 @@ void write_engine_file(const onnx::Model& model, const std::map<std::string, run
 EngineHeader read_engine_header(const fs::path& path) {
   auto map = core::MappedFile::open(path);
   Parsed p = parse_preamble_and_header(path, map->data(), map->size());
+  EngineHeader header;
   try {
-    return header_from(p.doc.at("engine"));
+    header = header_from(p.doc.at("engine"));
   } catch (const json::exception& e) {
     corrupt(path, std::string("header lacks a field: ") + e.what());
   }
+  if (!p.doc.contains("model")) corrupt(path, "header has no graph description");
+  check_declared_sizes(path, p.doc.at("model"));
+  return header;
 }
 
 bool is_engine_file(const fs::path& path) {
@@ -347,6 +370,8 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
                           (available_features == host_cpu_features() ? "" : ", as narrowed by --cpu-features") + ")",
                       "build the engine with `--cpu-features` naming only what the running CPU has");
   }
+  if (!p.doc.contains("model")) corrupt(path, "header has no graph description");
+  check_declared_sizes(path, p.doc.at("model"));
   const std::byte* payload = data + p.pre.payload_offset;
   if (checksum_releasing(*ef.mapping, p.pre.payload_offset, p.pre.payload_bytes) != p.pre.payload_checksum) {
     corrupt(path, "weights checksum mismatch");
