@@ -1,4 +1,5 @@
-"""Writes the seed corpora of engine_file_fuzzer and calibration_table_fuzzer from real detrq outputs: two
+"""Writes the seed corpora of engine_file_fuzzer and calibration_table_fuzzer (and two runnable models, FP32 and
+Q/DQ, for onnx_loader_fuzzer, whose Session then plans real Conv/MatMul/Gemm graphs) from real detrq outputs: two
 small image models (Conv, MatMul by a constant weight, Gemm; 1x3x16x16 input) are calibrated by
 `detrq calibrate` on random tensors (calibration.json, Q/DQ model) and built by `detrq build-engine` into a
 float32 engine and an INT8 engine (packed float panels and packed int8 weights). Every seed stays a few KB.
@@ -17,7 +18,9 @@ detrq = sys.argv[1]
 root = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "corpus")
 engines = os.path.join(root, "engine_file")
 tables = os.path.join(root, "calibration_table")
+models = os.path.join(root, "onnx_loader")
 os.makedirs(engines, exist_ok=True)
+os.makedirs(models, exist_ok=True)
 os.makedirs(tables, exist_ok=True)
 rng = np.random.default_rng(19)
 
@@ -70,6 +73,8 @@ with tempfile.TemporaryDirectory() as work:
                         os.path.join(work, name + ".cache"), "--qdq", qdq, "--table", table, "--no-detr-defaults",
                         "--threads", "1"], check=True)
         shutil.copy(table, os.path.join(tables, name + ".calibration.json"))
+        shutil.copy(src, os.path.join(models, name + ".onnx"))
+        shutil.copy(qdq, os.path.join(models, name + ".qdq.onnx"))
         for kind, args in (("fp32", ["--onnx", src]), ("int8", ["--qdq", qdq])):
             out = os.path.join(engines, f"{name}_{kind}.engine")
             subprocess.run([detrq, "build-engine", *args, "--backend", "cpu", "--cpu-features", "avx2,fma", "--output", out,
