@@ -67,7 +67,9 @@ with tempfile.TemporaryDirectory() as work:
     tokens = os.path.join(work, "tokens.txt")
     with open(tokens, "w") as f:
         f.write(f"{WRITE} write\n{READ} read\n")
-    proc = subprocess.Popen([detrq, "hub-server", "--root", os.path.join(work, "root"), "--port", "0", "--tokens", tokens],
+    # Objects of 1 MB and more are uploaded in parts (the multipart LFS answer and routes).
+    proc = subprocess.Popen([detrq, "hub-server", "--root", os.path.join(work, "root"), "--port", "0", "--tokens", tokens,
+                             "--multipart-mb", "1"],
                             stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline().split()[-1].rsplit(":", 1)[1])
     listener = socket.socket()
@@ -85,6 +87,8 @@ with tempfile.TemporaryDirectory() as work:
         f.write('{"architectures": ["RFDETR"], "num_labels": 3}\n')
     with open(os.path.join(files, "weights.bin"), "wb") as f:
         f.write(bytes(range(256)) * 16)
+    with open(os.path.join(files, "parts.bin"), "wb") as f:
+        f.write(b"\0" + bytes(range(256)) * 4500)  # 1.1 MB: multipart
     with open(os.path.join(files, "xet.bin"), "wb") as f:
         f.write((b"\0xet" + hashlib.sha256(b"xet").digest()) * 180)  # binary: an LFS file, sent over Xet
     try:
@@ -98,6 +102,11 @@ api.upload_file(path_or_fileobj={os.path.join(files, 'config.json')!r}, path_in_
         hf(classic, f"""
 from huggingface_hub import HfApi
 HfApi().upload_file(path_or_fileobj={os.path.join(files, 'weights.bin')!r}, path_in_repo="weights.bin", repo_id="org/model")
+""")
+        # Its own process, so its megabytes of parts do not share a connection (a seed) with the small upload.
+        hf(classic, f"""
+from huggingface_hub import HfApi
+HfApi().upload_file(path_or_fileobj={os.path.join(files, 'parts.bin')!r}, path_in_repo="parts.bin", repo_id="org/model")
 """)
         hf(env, f"""
 from huggingface_hub import HfApi
@@ -142,12 +151,12 @@ for client, server in recorded:
     client, server = bytes(client), bytes(server)
     for token in xet_tokens:
         client = client.replace(token, PLACEHOLDER)
-    if not client or len(client) > MAX_SEED:
+    if not client:
         continue
     line = client.split(b"\r\n", 1)[0].decode("latin-1")
     label = re.sub(r"[^A-Za-z0-9]+", "_", line.split(" HTTP/")[0].split("?")[0])[:60].strip("_")
     digest = hashlib.sha1(client).hexdigest()[:8]
-    if digest not in seen:
+    if digest not in seen and len(client) <= MAX_SEED:  # a connection carrying MBs of upload is no seed
         seen.add(digest)
         with open(os.path.join(requests_out, f"{label}-{digest}"), "wb") as f:
             f.write(client)
@@ -162,7 +171,7 @@ for client, server in recorded:
         n = int(m.group(1)) if m else 0
         body = server[head_end + 4:head_end + 4 + n]
         at = head_end + 4 + n
-        if "application/json" in head and body and len(body) <= MAX_SEED:
+        if "json" in head.split("content-type:", 1)[-1].split("\r\n", 1)[0] and body and len(body) <= MAX_SEED:  # also git-lfs+json
             name = hashlib.sha1(body).hexdigest()[:8]
             if name not in seen:
                 seen.add(name)
