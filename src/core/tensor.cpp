@@ -1,11 +1,17 @@
 // Tensor storage, dtype tables and half-precision conversions.
 #include "detrq/core/tensor.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "detrq/core/allocation.h"
 #include "detrq/core/error.h"
 
 namespace detrq::core {
@@ -53,6 +59,52 @@ int64_t shape_numel(const Shape& shape) noexcept {
   return n;
 }
 
+std::optional<uint64_t> tensor_bytes(DType dtype, const Shape& shape) noexcept {
+  uint64_t n = dtype_size(dtype);
+  for (int64_t d : shape) {
+    if (d < 0) return std::nullopt;
+    if (d != 0 && n > UINT64_MAX / static_cast<uint64_t>(d)) return std::nullopt;
+    n *= static_cast<uint64_t>(d);
+  }
+  return n;
+}
+
+uint64_t memory_limit_bytes() noexcept {
+  uint64_t limit = UINT64_MAX;
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) limit = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+  for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    rlimit r{};
+    if (::getrlimit(resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) limit = std::min<uint64_t>(limit, r.rlim_cur);
+  }
+  return limit;
+}
+
+namespace {
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+}  // namespace
+
+void check_allocation(uint64_t bytes, const std::string& where, const std::string& what) {
+  const uint64_t limit = memory_limit_bytes();
+  if (bytes <= limit) return;
+  throw_invalid(where,
+                what + " needs " + gib(bytes) + ", more than this process can allocate (" + gib(limit) +
+                    ": the machine's memory or its ulimit)",
+                "the file declares an impossible size: it is corrupt or hostile, or was made for a far larger machine");
+}
+
+void check_tensor_allocation(DType dtype, const Shape& shape, const std::string& where) {
+  const std::optional<uint64_t> bytes = tensor_bytes(dtype, shape);
+  const std::string what = std::string(dtype_name(dtype)) + shape_to_string(shape);
+  if (!bytes) throw_invalid(where, what + " has a size that does not fit in 64 bits", "the file is corrupt or hostile");
+  check_allocation(*bytes, where, what);
+}
+
 std::string shape_to_string(const Shape& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -78,6 +130,8 @@ Tensor Tensor::empty(DType dtype, Shape shape) {
     if (d < 0) throw_invalid("tensor", "negative dimension in shape " + shape_to_string(shape));
   }
   if (dtype_size(dtype) == 0) throw_unsupported("tensor", std::string("dtype ") + dtype_name(dtype) + " has no storage");
+  // A shape whose size wraps around 64 bits would allocate a small buffer that the shape says is huge.
+  if (!tensor_bytes(dtype, shape)) throw_invalid("tensor", "shape " + shape_to_string(shape) + " is too large to exist");
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);

@@ -282,13 +282,11 @@ void HttpServer::worker_loop() {
   }
 }
 
-void HttpServer::serve(Connection c) {
-  HttpExchange ex(c.fd, limits_, std::move(c.buf));
-  bool keep = false;
+bool serve_exchange(HttpExchange& ex, const HttpHandler& handler, const std::atomic<bool>& stopping) {
   try {
-    while (!stopping_ && ex.read_head()) {
+    while (!stopping && ex.read_head()) {
       try {
-        handler_(ex);
+        handler(ex);
       } catch (const HttpProtocolError&) {
         throw;
       } catch (const std::exception& e) {
@@ -296,12 +294,9 @@ void HttpServer::serve(Connection c) {
         if (!ex.responded()) ex.send(500, {{"Content-Type", "application/json"}}, R"({"error":"internal error"})");
       }
       if (!ex.responded()) ex.send(500, {}, "");
-      if (!ex.keep_alive()) break;
+      if (!ex.keep_alive()) return false;
       // The next head is waited for by the event loop, not by this worker.
-      if (!ex.next_head_buffered()) {
-        keep = true;
-        break;
-      }
+      if (!ex.next_head_buffered()) return true;
     }
   } catch (const HttpProtocolError& e) {
     if (e.status > 0 && !ex.responded()) {
@@ -313,6 +308,12 @@ void HttpServer::serve(Connection c) {
     }
   } catch (...) {
   }
+  return false;
+}
+
+void HttpServer::serve(Connection c) {
+  HttpExchange ex(c.fd, limits_, std::move(c.buf));
+  const bool keep = serve_exchange(ex, handler_, stopping_);
   {
     std::lock_guard lock(mutex_);
     active_.erase(c.fd);

@@ -105,9 +105,17 @@ class HttpExchange {
   int64_t body_start_ms_ = 0;
 };
 
+using HttpHandler = std::function<void(HttpExchange&)>;
+
+// Serves the requests of one connection whose head is next in `ex`, as a worker does: each through
+// `handler` (a handler's exception other than HttpProtocolError answers 500, a protocol error answers its
+// status and ends the connection). Returns true when the connection stays open for a request whose head is
+// not read yet; false when it is to be closed. Stops early once `stopping` is set.
+bool serve_exchange(HttpExchange& ex, const HttpHandler& handler, const std::atomic<bool>& stopping);
+
 class HttpServer {
  public:
-  using Handler = std::function<void(HttpExchange&)>;
+  using Handler = HttpHandler;
   HttpServer(HttpServerLimits limits, Handler handler) : limits_(limits), handler_(std::move(handler)) {}
   ~HttpServer();
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "detrq/hub/hub_cache.h"
 #include "detrq/hub/http_client.h"
 #include "hub/digest.h"
+#include "hub/hub_answers.h"
 
 namespace detrq::hub {
 namespace {
@@ -448,25 +450,7 @@ RepoInfo HubClient::repo_info(const std::string& repo_id, const std::string& rev
   r.timeout_s = 60;
   const HttpResponse resp = session.send(r, true);
   if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, config_);
-  RepoInfo info;
-  try {
-    const json j = json::parse(resp.body);
-    info.id = j.value("id", repo_id);
-    info.sha = j.value("sha", "");
-    info.is_private = j.value("private", false);
-    if (j.contains("siblings") && j["siblings"].is_array()) {
-      for (const json& s : j["siblings"]) {
-        RepoFileInfo f;
-        f.path = s.value("rfilename", "");
-        f.size = s.contains("size") && s["size"].is_number_unsigned() ? s["size"].get<uint64_t>() : 0;
-        if (s.contains("lfs") && s["lfs"].is_object()) f.lfs_sha256 = s["lfs"].value("sha256", "");
-        info.files.push_back(f);
-      }
-    }
-  } catch (const json::exception&) {
-    throw Error(ErrorKind::kNetwork, repo_id, "the server sent malformed repository information");
-  }
-  if (!is_commit_hash(info.sha)) throw Error(ErrorKind::kNetwork, repo_id, "the server sent no commit id");
+  RepoInfo info = detail::parse_repo_info_answer(resp.body, repo_id);
   return info;
 }
 
@@ -564,15 +548,10 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
   }
   HttpResponse resp = session.send_json("POST", api + "/preupload/" + rev, pre, true);
   if (resp.status != 200) throw_http(resp, repo_id + "@" + revision, config_);
-  try {
-    const json j = json::parse(resp.body);
-    for (const json& f : j.at("files")) {
-      for (Prepared& p : files) {
-        if (p.item->path_in_repo == f.at("path").get<std::string>()) p.lfs = f.at("uploadMode") == "lfs";
-      }
+  for (const auto& [path, lfs] : detail::parse_preupload_answer(resp.body, repo_id)) {
+    for (Prepared& p : files) {
+      if (p.item->path_in_repo == path) p.lfs = lfs;
     }
-  } catch (const json::exception&) {
-    throw Error(ErrorKind::kNetwork, repo_id, "malformed preupload answer", "is HF_ENDPOINT a Hugging Face Hub?");
   }
   for (Prepared& p : files) {
     if (p.size == 0) p.lfs = false;  // empty files cannot be LFS objects
@@ -589,42 +568,32 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
     resp = session.send_json("POST", config_.endpoint + "/" + repo_id + ".git/info/lfs/objects/batch", batch, true,
                              "application/vnd.git-lfs+json");
     if (resp.status != 200) throw_http(resp, repo_id + " (LFS batch)", config_);
-    json answer;
-    try {
-      answer = json::parse(resp.body);
-    } catch (const json::exception&) {
-      throw Error(ErrorKind::kNetwork, repo_id, "malformed LFS batch answer");
-    }
-    for (const json& o : answer.value("objects", json::array())) {
-      const std::string oid = o.value("oid", "");
+    for (const detail::LfsBatchObject& o : detail::parse_lfs_batch_answer(resp.body, repo_id)) {
       const Prepared* p = nullptr;
       for (const Prepared* q : lfs)
-        if (q->sha256 == oid) p = q;
+        if (q->sha256 == o.oid) p = q;
       if (!p) continue;
-      if (o.contains("error")) {
-        throw Error(ErrorKind::kNetwork, p->item->local.string(),
-                    "the server refused the LFS object: " + o["error"].value("message", std::string("?")));
+      if (!o.error.empty()) {
+        throw Error(ErrorKind::kNetwork, p->item->local.string(), "the server refused the LFS object: " + o.error);
       }
-      if (!o.contains("actions") || !o["actions"].contains("upload")) {
+      if (!o.upload) {
         core::log_info("{}: already on the server", p->item->path_in_repo);
         continue;
       }
-      const json& up = o["actions"]["upload"];
-      const std::string href = up.value("href", "");
-      const json header = up.value("header", json::object());
+      const std::string& href = o.href;
       const auto start = std::chrono::steady_clock::now();
       core::Progress progress("upload " + p->item->path_in_repo, static_cast<int64_t>(p->size), "B");
-      if (header.contains("chunk_size")) {
-        const uint64_t chunk = std::stoull(header["chunk_size"].is_string() ? header["chunk_size"].get<std::string>()
-                                                                             : std::to_string(header["chunk_size"].get<uint64_t>()));
-        const uint64_t n = chunk == 0 ? 0 : (p->size + chunk - 1) / chunk;
+      if (o.chunk_size > 0) {
+        const uint64_t chunk = o.chunk_size;
+        const uint64_t n = (p->size + chunk - 1) / chunk;
         json parts = json::array();
         for (uint64_t i = 0; i < n; ++i) {
           const std::string key = std::to_string(i + 1);
-          if (!header.contains(key)) throw Error(ErrorKind::kNetwork, repo_id, "multipart answer lacks part " + key);
+          const auto url = o.part_urls.find(i + 1);
+          if (url == o.part_urls.end()) throw Error(ErrorKind::kNetwork, repo_id, "multipart answer lacks part " + key);
           HttpRequest r;
           r.method = "PUT";
-          r.url = header[key].get<std::string>();
+          r.url = url->second;
           r.body_file = p->item->local;
           r.body_offset = i * chunk;
           r.body_size = std::min(chunk, p->size - i * chunk);
@@ -642,9 +611,7 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
         r.url = href;
         r.body_file = p->item->local;
         r.body_size = p->size;
-        for (const auto& [k, v] : header.items()) {
-          if (v.is_string()) r.headers.emplace_back(k, v.get<std::string>());
-        }
+        r.headers = o.headers;
         int64_t shown = 0;
         const HttpResponse pr = session.send(r, true, {}, [&](uint64_t now, uint64_t) {
           progress.advance(static_cast<int64_t>(now) - shown);
@@ -656,9 +623,8 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       core::log_info("uploaded {} ({} bytes, {:.1f} MB/s)", p->item->path_in_repo, p->size,
                      s > 0 ? static_cast<double>(p->size) / 1e6 / s : 0.0);
-      if (o["actions"].contains("verify")) {
-        const std::string verify = o["actions"]["verify"].value("href", "");
-        resp = session.send_json("POST", verify, json{{"oid", p->sha256}, {"size", p->size}}, true,
+      if (!o.verify_href.empty()) {
+        resp = session.send_json("POST", o.verify_href, json{{"oid", p->sha256}, {"size", p->size}}, true,
                                  "application/vnd.git-lfs+json");
         if (resp.status != 200) throw_http(resp, p->item->path_in_repo + " (LFS verify)", config_);
       }
@@ -694,15 +660,164 @@ CommitResult HubClient::upload_files(const std::string& repo_id, const std::vect
   // A commit is not idempotent: only answers that say it was not processed (429, 502-504) are retried.
   resp = session.send(std::move(r), false);
   if (resp.status != 200 && resp.status != 201) throw_http(resp, repo_id + "@" + revision + " (commit)", config_);
-  CommitResult result;
-  try {
-    const json j = json::parse(resp.body);
-    result.commit = j.value("commitOid", "");
-    result.commit_url = j.value("commitUrl", "");
-  } catch (const json::exception&) {
-    throw Error(ErrorKind::kNetwork, repo_id, "malformed commit answer");
-  }
+  CommitResult result = detail::parse_commit_answer(resp.body, repo_id);
   return result;
 }
+
+// ---- the answers' parsing (hub_answers.h) ---------------------------------------------------------------
+
+namespace detail {
+
+namespace {
+
+[[noreturn]] void malformed(const std::string& repo_id, const std::string& what) {
+  throw Error(ErrorKind::kNetwork, repo_id, "the server sent a malformed " + what, "is HF_ENDPOINT a Hugging Face Hub?");
+}
+
+json parse_answer(const std::string& body, const std::string& repo_id, const std::string& what) {
+  try {
+    json j = json::parse(body);
+    if (!j.is_object()) malformed(repo_id, what + " (not a JSON object)");
+    return j;
+  } catch (const json::exception&) {
+    malformed(repo_id, what + " (not JSON)");
+  }
+}
+
+// A string member, or `fallback` when absent; present with another type is malformed.
+std::string string_member(const json& j, const char* name, const std::string& fallback, const std::string& repo_id,
+                          const std::string& what) {
+  const auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_string()) malformed(repo_id, what + " ('" + name + "' is not a string)");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+RepoInfo parse_repo_info_answer(const std::string& body, const std::string& repo_id) {
+  const std::string what = "repository information";
+  const json j = parse_answer(body, repo_id, what);
+  RepoInfo info;
+  info.id = string_member(j, "id", repo_id, repo_id, what);
+  info.sha = string_member(j, "sha", "", repo_id, what);
+  if (const auto p = j.find("private"); p != j.end() && p->is_boolean()) info.is_private = p->get<bool>();
+  if (const auto sib = j.find("siblings"); sib != j.end() && sib->is_array()) {
+    for (const json& s : *sib) {
+      if (!s.is_object()) malformed(repo_id, what + " (a sibling is not an object)");
+      RepoFileInfo f;
+      f.path = string_member(s, "rfilename", "", repo_id, what);
+      if (const auto size = s.find("size"); size != s.end() && size->is_number_unsigned()) f.size = size->get<uint64_t>();
+      if (const auto lfs = s.find("lfs"); lfs != s.end() && lfs->is_object()) {
+        f.lfs_sha256 = string_member(*lfs, "sha256", "", repo_id, what);
+      }
+      info.files.push_back(std::move(f));
+    }
+  }
+  if (!is_commit_hash(info.sha)) throw Error(ErrorKind::kNetwork, repo_id, "the server sent no commit id");
+  return info;
+}
+
+std::map<std::string, bool> parse_preupload_answer(const std::string& body, const std::string& repo_id) {
+  const std::string what = "preupload answer";
+  const json j = parse_answer(body, repo_id, what);
+  const auto files = j.find("files");
+  if (files == j.end() || !files->is_array()) malformed(repo_id, what + " (no 'files' list)");
+  std::map<std::string, bool> lfs;
+  for (const json& f : *files) {
+    if (!f.is_object()) malformed(repo_id, what + " (an entry is not an object)");
+    const std::string path = string_member(f, "path", "", repo_id, what);
+    const std::string mode = string_member(f, "uploadMode", "", repo_id, what);
+    if (path.empty() || mode.empty()) malformed(repo_id, what + " (an entry lacks 'path' or 'uploadMode')");
+    lfs[path] = mode == "lfs";
+  }
+  return lfs;
+}
+
+std::vector<LfsBatchObject> parse_lfs_batch_answer(const std::string& body, const std::string& repo_id) {
+  const std::string what = "LFS batch answer";
+  const json j = parse_answer(body, repo_id, what);
+  std::vector<LfsBatchObject> out;
+  const auto objects = j.find("objects");
+  if (objects == j.end()) return out;
+  if (!objects->is_array()) malformed(repo_id, what + " ('objects' is not a list)");
+  for (const json& o : *objects) {
+    if (!o.is_object()) malformed(repo_id, what + " (an object entry is not an object)");
+    LfsBatchObject b;
+    b.oid = string_member(o, "oid", "", repo_id, what);
+    if (const auto e = o.find("error"); e != o.end()) {
+      b.error = e->is_object() ? string_member(*e, "message", "?", repo_id, what) : "?";
+      if (b.error.empty()) b.error = "?";
+      out.push_back(std::move(b));
+      continue;
+    }
+    const auto actions = o.find("actions");
+    if (actions == o.end() || actions->is_null()) {
+      out.push_back(std::move(b));
+      continue;
+    }
+    if (!actions->is_object()) malformed(repo_id, what + " ('actions' is not an object)");
+    if (const auto verify = actions->find("verify"); verify != actions->end()) {
+      if (!verify->is_object()) malformed(repo_id, what + " ('verify' is not an object)");
+      b.verify_href = string_member(*verify, "href", "", repo_id, what);
+      if (b.verify_href.empty()) malformed(repo_id, what + " ('verify' has no 'href')");
+    }
+    const auto up = actions->find("upload");
+    if (up == actions->end()) {
+      out.push_back(std::move(b));
+      continue;
+    }
+    if (!up->is_object()) malformed(repo_id, what + " ('upload' is not an object)");
+    b.upload = true;
+    b.href = string_member(*up, "href", "", repo_id, what);
+    if (b.href.empty()) malformed(repo_id, what + " ('upload' has no 'href')");
+    const auto header = up->find("header");
+    if (header != up->end() && !header->is_null()) {
+      if (!header->is_object()) malformed(repo_id, what + " ('header' is not an object)");
+      if (const auto chunk = header->find("chunk_size"); chunk != header->end()) {
+        // huggingface_hub's server sends the chunk size as a string of digits; a number is accepted too.
+        if (chunk->is_number_unsigned()) {
+          b.chunk_size = chunk->get<uint64_t>();
+        } else if (chunk->is_string()) {
+          const std::string digits = chunk->get<std::string>();
+          if (digits.empty() || digits.size() > 19 ||
+              !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); })) {
+            malformed(repo_id, what + " ('chunk_size' is not a number)");
+          }
+          b.chunk_size = std::stoull(digits);
+        } else {
+          malformed(repo_id, what + " ('chunk_size' is not a number)");
+        }
+        if (b.chunk_size == 0) malformed(repo_id, what + " ('chunk_size' is 0)");
+        for (const auto& [key, value] : header->items()) {
+          if (key == "chunk_size") continue;
+          if (key.empty() || key.size() > 9 ||
+              !std::all_of(key.begin(), key.end(), [](unsigned char c) { return std::isdigit(c); })) {
+            continue;  // other headers of a multipart answer are not part URLs
+          }
+          if (!value.is_string()) malformed(repo_id, what + " (part " + key + "'s URL is not a string)");
+          b.part_urls[std::stoull(key)] = value.get<std::string>();
+        }
+      } else {
+        for (const auto& [key, value] : header->items()) {
+          if (value.is_string()) b.headers.emplace_back(key, value.get<std::string>());
+        }
+      }
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+CommitResult parse_commit_answer(const std::string& body, const std::string& repo_id) {
+  const std::string what = "commit answer";
+  const json j = parse_answer(body, repo_id, what);
+  CommitResult result;
+  result.commit = string_member(j, "commitOid", "", repo_id, what);
+  result.commit_url = string_member(j, "commitUrl", "", repo_id, what);
+  return result;
+}
+
+}  // namespace detail
 
 }  // namespace detrq::hub

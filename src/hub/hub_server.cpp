@@ -25,6 +25,7 @@
 #include "hub/card_data.h"
 #include "hub/digest.h"
 #include "hub/http_server.h"
+#include "hub/hub_tokens.h"
 #include "hub/repo_store.h"
 #include "hub/temp_file.h"
 #include "hub/xet_service.h"
@@ -125,6 +126,25 @@ ByteRange parse_range(const std::string& header, uint64_t size) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, bool>> detail::parse_tokens(const std::string& text, const std::string& source) {
+  std::vector<std::pair<std::string, bool>> tokens;
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream fields(line);
+    std::string token, role, extra;
+    if (!(fields >> token)) continue;
+    if (!(fields >> role) || (role != "read" && role != "write") || (fields >> extra)) {
+      throw_invalid(source + ":" + std::to_string(n), "expected '<token> read' or '<token> write'");
+    }
+    tokens.emplace_back(token, role == "write");
+  }
+  return tokens;
+}
+
 struct HubServer::Impl {
   HubServerOptions options;
   std::unique_ptr<detail::RepoStore> store;
@@ -141,20 +161,7 @@ struct HubServer::Impl {
   void load_tokens() {
     tokens.clear();
     if (options.tokens_file.empty()) return;
-    std::istringstream in(core::read_file(options.tokens_file));
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-      std::istringstream fields(line);
-      std::string token, role, extra;
-      if (!(fields >> token)) continue;
-      if (!(fields >> role) || (role != "read" && role != "write") || (fields >> extra)) {
-        throw_invalid(options.tokens_file.string() + ":" + std::to_string(n), "expected '<token> read' or '<token> write'");
-      }
-      tokens.emplace_back(token, role == "write");
-    }
+    tokens = detail::parse_tokens(core::read_file(options.tokens_file), options.tokens_file.string());
   }
 
   Access access_of(const HttpExchange& ex) const {
@@ -176,7 +183,7 @@ struct HubServer::Impl {
                     std::all_of(host.begin(), host.end(), [](unsigned char c) {
                       return std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
                     });
-    if (!ok) host = options.host + ":" + std::to_string(http->port());
+    if (!ok) host = options.host + ":" + std::to_string(http ? http->port() : options.port);
     return "http://" + host;
   }
 
@@ -892,7 +899,7 @@ HubServer::HubServer(HubServerOptions options) : impl_(std::make_unique<Impl>())
 
 HubServer::~HubServer() { stop(); }
 
-void HubServer::start() {
+void HubServer::open() {
   Impl& s = *impl_;
   if (s.options.root.empty()) throw Error(ErrorKind::kUsage, "hub-server", "no --root folder given");
   s.load_tokens();
@@ -903,6 +910,13 @@ void HubServer::start() {
   if (RAND_bytes(key, sizeof key) != 1) throw Error(ErrorKind::kInternal, "hub-server", "no randomness for the URL key");
   s.secret.assign(reinterpret_cast<const char*>(key), sizeof key);
   s.xet = std::make_unique<detail::XetService>(*s.store, s.secret + "xet");
+}
+
+void HubServer::handle(detail::HttpExchange& exchange) { impl_->handle(exchange); }
+
+void HubServer::start() {
+  Impl& s = *impl_;
+  open();
   detail::HttpServerLimits limits;
   limits.header_timeout_s = s.options.header_timeout_s;
   limits.io_timeout_s = s.options.io_timeout_s;

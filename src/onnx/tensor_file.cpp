@@ -103,8 +103,10 @@ Tensor parse_npy(const std::string& bytes, const std::string& source) {
     if (digits.size() > 12) throw_invalid(source, "has an absurd .npy dimension " + digits);
     shape.push_back(std::stoll(digits));
     digits.clear();
-    numel *= static_cast<uint64_t>(shape.back());
-    if (numel > (uint64_t{1} << 40)) throw_invalid(source, "has an absurd .npy shape");
+    // Checked before multiplying: (2^39, 2^25) would wrap around to 0 elements and match an empty file.
+    const auto d = static_cast<uint64_t>(shape.back());
+    if (d != 0 && numel > (uint64_t{1} << 40) / d) throw_invalid(source, "has an absurd .npy shape");
+    numel *= d;
   }
   const std::size_t data_start = header_start + header_len;
   const uint64_t want = numel * core::dtype_size(dtype);

@@ -2,6 +2,8 @@
 // post-processing together, so that detect, eval and the accuracy test see exactly the same pipeline.
 #include "detrq/pipeline/detector.h"
 
+#include <limits>
+
 #include "detrq/core/error.h"
 #include "detrq/engine/cpu/engine_file.h"
 #include "detrq/onnx/model.h"
@@ -55,6 +57,7 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
   }
   const onnx::ValueInfo& in = g.inputs[0];
   if (in.dtype != core::DType::kFloat32 || in.shape.size() != 4 || in.shape[1] != 3 || in.shape[2] <= 0 ||
+      in.shape[2] > std::numeric_limits<int>::max() ||
       in.shape[2] != in.shape[3] || (in.shape[0] != 1 && in.shape[0] != -1)) {
     throw_invalid(source, "input '" + in.name + "' is " + core::shape_to_string(in.shape) + ", expected float32 [1, 3, S, S]",
                   "export with a fixed square input, e.g. 512x512");
@@ -81,7 +84,11 @@ Detector Detector::open(const std::filesystem::path& path, const DetectorOptions
     ef.packed_states = std::move(packed_states);
     d.impl_ = std::make_unique<Impl>(engine::cpu::engine_session(std::move(ef), path, so), size);
   } else {
-    d.impl_ = std::make_unique<Impl>(runtime::Session(std::move(model), so), size);
+    try {
+      d.impl_ = std::make_unique<Impl>(runtime::Session(std::move(model), so), size);
+    } catch (const Error& e) {
+      throw Error(e.kind(), e.where().empty() ? source : source + ": " + e.where(), e.problem(), e.hint());
+    }
   }
   d.impl_->names = std::move(names);
   d.impl_->input_name = input_name;

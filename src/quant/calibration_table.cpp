@@ -158,7 +158,9 @@ CalibrationTable parse_calibration_table(const std::string& json_text, const std
   const std::string hint = "write it again with detrq calibrate --table";
   nlohmann::json j = nlohmann::json::parse(json_text, nullptr, false);
   if (j.is_discarded()) throw_invalid(source, "not valid JSON", hint);
-  if (!j.is_object() || j.value("format", "") != "detrq-calibration") {
+  // Checked by hand, not with value(): a "format" that is not a string must be this error, not an exception.
+  const auto format = j.is_object() ? j.find("format") : j.end();
+  if (!j.is_object() || format == j.end() || !format->is_string() || *format != "detrq-calibration") {
     throw_invalid(source, "not a detrq calibration table (no \"format\": \"detrq-calibration\")", hint);
   }
   CalibrationTable table;

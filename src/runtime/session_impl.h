@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "detrq/core/allocation.h"
 #include "detrq/core/error.h"
 #include "detrq/core/thread_pool.h"
 #include "detrq/runtime/kernel.h"
@@ -114,6 +115,9 @@ struct Session::Impl {
     return it == value_ids.end() ? -1 : it->second;
   }
   int add_value(const std::string& name, ValueKind kind, TensorType type) {
+    // Inputs and activations get memory from the plan, constants were read or will be computed: a type
+    // no machine could hold is refused here, before anything is allocated for it.
+    if (core::dtype_size(type.dtype) != 0) core::check_tensor_allocation(type.dtype, type.shape, "tensor '" + name + "'");
     const int id = static_cast<int>(values.size());
     values.push_back(Value{name, kind, std::move(type)});
     value_ids[name] = id;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "detrq/core/allocation.h"
 #include "detrq/core/error.h"
 #include "detrq/core/log.h"
 #include "detrq/onnx/graph_passes.h"
@@ -447,6 +448,7 @@ void Session::Impl::plan_memory(Planning& p) {
   }
   p.memory = detail::plan_memory(buffers);
   arena_bytes = p.memory.arena_bytes;
+  core::check_allocation(arena_bytes, "the activation arena", "the activations live at once");
 }
 
 // A constant that only kernels with a packed copy read is released: freed here (the source model dies

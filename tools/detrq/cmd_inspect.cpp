@@ -121,7 +121,14 @@ void add_inspect_command(CLI::App& app, CommandAction& action, const GlobalOptio
       runtime::SessionOptions options;
       options.input_shapes = parse_input_shapes(args->input_shapes);
       const onnx::Model model = onnx::load_model(args->model);
-      const runtime::ModelSummary s = runtime::summarize_model(model, options);
+      const runtime::ModelSummary s = [&] {
+        try {
+          return runtime::summarize_model(model, options);
+        } catch (const Error& e) {
+          // Name the file: plan errors only know nodes and tensors.
+          throw Error(e.kind(), e.where().empty() ? args->model : args->model + ": " + e.where(), e.problem(), e.hint());
+        }
+      }();
       // INT8 by work: a layer counts when both its data inputs come from DequantizeLinear.
       const quant::MacCount macs = s.planned ? quant::count_qdq_macs(model, options) : quant::MacCount{};
       if (global.json) {

@@ -10,6 +10,10 @@
 
 namespace detrq::hub {
 
+namespace detail {
+class HttpExchange;
+}
+
 struct HubServerOptions {
   std::filesystem::path root;           // repositories live under root/models/ORG/NAME (made if missing)
   std::string host = "127.0.0.1";       // listen address: loopback unless told otherwise
@@ -36,6 +40,11 @@ class HubServer {
 
   // Binds and starts serving on background threads; throws kIo/kNetwork when it cannot bind.
   void start();
+  // What start() does before it binds: reads the tokens file, opens the store under root. With handle(),
+  // the requests of one connection are served in-process, without a socket of the server's own (the
+  // fuzz target drives it so; see detail::serve_exchange).
+  void open();
+  void handle(detail::HttpExchange& exchange);
   // Stops accepting, waits for requests in flight.
   void stop();
   // Blocks until stop() is called from another thread or a signal handler sets request_stop().

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 
+#include "detrq/core/allocation.h"
 #include "detrq/core/error.h"
 
 namespace detrq::engine::cpu {
@@ -164,6 +165,24 @@ EngineHeader header_from(const json& h) {
   return e;
 }
 
+// The graph's declared values (inputs, outputs, value_info) that no process here could hold are refused
+// when the header is read, before a Session plans memory for them (and so `detrq inspect` says so too).
+void check_declared_sizes(const fs::path& path, const json& model) {
+  std::vector<onnx::ValueInfo> declared;
+  try {
+    for (const auto& v : model.at("inputs")) declared.push_back(value_info_from(v));
+    for (const auto& v : model.at("outputs")) declared.push_back(value_info_from(v));
+    for (const auto& [name, v] : model.at("value_info").items()) declared.push_back(value_info_from(v));
+  } catch (const json::exception& e) {
+    corrupt(path, std::string("graph description is malformed: ") + e.what());
+  }
+  for (const onnx::ValueInfo& v : declared) {
+    const bool is_static = std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d >= 0; });
+    if (!v.has_shape || !is_static || core::dtype_size(v.dtype) == 0) continue;
+    core::check_tensor_allocation(v.dtype, v.shape, path.string() + ": tensor '" + v.name + "'");
+  }
+}
+
 struct Parsed {
   Preamble pre;
   json doc;
@@ -200,6 +219,8 @@ Parsed parse_preamble_and_header(const fs::path& path, const std::byte* data, st
 }
 
 }  // namespace
+
+uint64_t engine_checksum(const std::byte* data, std::size_t size) { return checksum(data, size); }
 
 void write_engine_file(const onnx::Model& model, const std::map<std::string, runtime::PackedState>& packed_states,
                        const EngineHeader& header, const fs::path& path) {
@@ -311,11 +332,15 @@ void write_engine_file(const onnx::Model& model, const std::map<std::string, run
 EngineHeader read_engine_header(const fs::path& path) {
   auto map = core::MappedFile::open(path);
   Parsed p = parse_preamble_and_header(path, map->data(), map->size());
+  EngineHeader header;
   try {
-    return header_from(p.doc.at("engine"));
+    header = header_from(p.doc.at("engine"));
   } catch (const json::exception& e) {
     corrupt(path, std::string("header lacks a field: ") + e.what());
   }
+  if (!p.doc.contains("model")) corrupt(path, "header has no graph description");
+  check_declared_sizes(path, p.doc.at("model"));
+  return header;
 }
 
 bool is_engine_file(const fs::path& path) {
@@ -345,6 +370,8 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
                           (available_features == host_cpu_features() ? "" : ", as narrowed by --cpu-features") + ")",
                       "build the engine with `--cpu-features` naming only what the running CPU has");
   }
+  if (!p.doc.contains("model")) corrupt(path, "header has no graph description");
+  check_declared_sizes(path, p.doc.at("model"));
   const std::byte* payload = data + p.pre.payload_offset;
   if (checksum_releasing(*ef.mapping, p.pre.payload_offset, p.pre.payload_bytes) != p.pre.payload_checksum) {
     corrupt(path, "weights checksum mismatch");
@@ -368,10 +395,18 @@ EngineFile read_engine_file(const fs::path& path, const std::vector<std::string>
       const auto shape = t.at("shape").get<core::Shape>();
       const auto offset = t.at("offset").get<uint64_t>();
       const auto bytes = t.at("bytes").get<uint64_t>();
-      for (int64_t d : shape)
+      // The element count is multiplied out with an overflow check: dimensions whose product wraps around
+      // could otherwise match a small `bytes` and make a view far larger than the file.
+      uint64_t numel = 1;
+      for (int64_t d : shape) {
         if (d < 0) corrupt(path, "negative tensor dimension");
-      if (core::dtype_size(dtype) == 0 ||
-          static_cast<uint64_t>(core::shape_numel(shape)) * core::dtype_size(dtype) != bytes ||
+        if (d != 0 && numel > p.pre.payload_bytes / static_cast<uint64_t>(d)) {
+          corrupt(path, "a tensor's shape " + core::shape_to_string(shape) + " is larger than the file");
+        }
+        numel *= static_cast<uint64_t>(d);
+      }
+      if (core::dtype_size(dtype) == 0 || numel > p.pre.payload_bytes / core::dtype_size(dtype) ||
+          numel * core::dtype_size(dtype) != bytes ||
           offset % kAlign != 0 || offset > p.pre.payload_bytes || bytes > p.pre.payload_bytes - offset) {
         corrupt(path, "a tensor's recorded type, shape or place does not fit the file");
       }

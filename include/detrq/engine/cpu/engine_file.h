@@ -68,6 +68,10 @@ runtime::Session engine_session(EngineFile engine, const std::filesystem::path& 
 // Only the header, checked but without the CPU test or weight checksum (for inspection).
 EngineHeader read_engine_header(const std::filesystem::path& path);
 
+// The checksum the preamble records for the header and for the payload. Public so that the fuzz target can
+// repair a mutated file's checksums and reach the header and graph checks behind them.
+uint64_t engine_checksum(const std::byte* data, std::size_t size);
+
 // True when the file starts with the engine magic (tells an engine from an ONNX file).
 bool is_engine_file(const std::filesystem::path& path);
 
