@@ -138,22 +138,38 @@ class QAttentionSoftmax final : public Kernel {
   static std::size_t align64(std::size_t v) { return (v + 63) / 64 * 64; }
   std::size_t k_bytes() const { return align64(PackedInt8Weights::packed_bytes(d_, n_, isa_)); }
   std::size_t v_bytes() const { return align64(PackedInt8Weights::packed_bytes(n_, dv_, isa_)); }
-  std::size_t scores_bytes() const { return align64(static_cast<std::size_t>(kBlockRows * n_) * sizeof(float)); }
-  std::size_t codes_bytes() const { return align64(static_cast<std::size_t>(kBlockRows * n_)); }
-  std::size_t product_bytes() const { return align64(static_cast<std::size_t>(kBlockRows * dv_) * sizeof(float)); }
-  std::size_t gemm_bytes() const {
-    return align64(std::max(PackedInt8Weights::scratch_bytes_bound(kBlockRows, d_, n_, isa_),
-                            PackedInt8Weights::scratch_bytes_bound(kBlockRows, n_, dv_, isa_)));
+  // One thread's block: scores, probability codes, product and the GEMMs' activation scratch, sized and
+  // carved by the same calls.
+  struct Block {
+    float* scores;
+    uint8_t* codes;
+    float* product;
+    std::byte* gemm;
+  };
+  Block carve_block(ScratchLayout& layout) const {
+    Block b{};
+    b.scores = layout.take<float>(static_cast<std::size_t>(kBlockRows * n_));
+    b.codes = layout.take<uint8_t>(static_cast<std::size_t>(kBlockRows * n_));
+    b.product = layout.take<float>(static_cast<std::size_t>(kBlockRows * dv_));
+    b.gemm = layout.take<std::byte>(std::max(PackedInt8Weights::scratch_bytes_bound(kBlockRows, d_, n_, isa_),
+                                             PackedInt8Weights::scratch_bytes_bound(kBlockRows, n_, dv_, isa_)));
+    return b;
   }
-  std::size_t block_bytes() const { return scores_bytes() + codes_bytes() + product_bytes() + gemm_bytes(); }
+  std::size_t block_bytes() const {
+    ScratchLayout layout;
+    carve_block(layout);
+    return layout.bytes();
+  }
 
   void run_block(RunContext& ctx, const PackedInt8Weights& k, const PackedInt8Weights& v, int64_t e,
                  int64_t row0, std::byte* own) const {
     const int64_t rows = std::min(kBlockRows, m_ - row0);
-    auto* scores = reinterpret_cast<float*>(own);
-    auto* codes = reinterpret_cast<uint8_t*>(own + scores_bytes());
-    auto* product = reinterpret_cast<float*>(own + scores_bytes() + codes_bytes());
-    void* aligned = own + scores_bytes() + codes_bytes() + product_bytes();
+    ScratchLayout layout(std::span<std::byte>(own, block_bytes()));
+    const Block block = carve_block(layout);
+    float* scores = block.scores;
+    uint8_t* codes = block.codes;
+    float* product = block.product;
+    void* aligned = block.gemm;
     core::ThreadPool& serial = serial_;
     const Tensor& q = *ctx.inputs[0];
     const PermutedOperand& qo = operands_[0];

@@ -12,6 +12,7 @@
 
 #include "detrq/core/error.h"
 #include "runtime/kernels/int8_gemm/int8_gemm.h"
+#include "runtime/kernels/kernel_support.h"
 #include "runtime/kernels/quantization/quantization.h"
 
 namespace detrq::runtime::kernels {
@@ -98,7 +99,9 @@ class QConvF final : public Kernel {
 
   std::size_t scratch_bytes(int threads) const override {
     (void)threads;
-    return columns_bytes() + channels_last_bytes() + product_bytes() + gemm_scratch_bytes_;
+    ScratchLayout layout;
+    carve(layout);
+    return layout.bytes();
   }
 
   void run(RunContext& ctx) override {
@@ -113,16 +116,12 @@ class QConvF final : public Kernel {
     const float x_scale = ctx.inputs[1]->data<float>()[0];
     const int64_t k = channels_ * kernel_[0] * kernel_[1];
     const int64_t positions = out_h_ * out_w_;
-    // The scratch (planned into the arena): columns (none for pointwise convs), the channels-last input,
-    // the GEMM's float product and its activation scratch.
-    std::byte* at = ctx.scratch.data();
-    auto* cols = pointwise_ ? nullptr : reinterpret_cast<uint8_t*>(at);
-    at += columns_bytes();
-    auto* hwc = reinterpret_cast<uint8_t*>(at);
-    at += channels_last_bytes();
-    auto* gemm_out = reinterpret_cast<float*>(at);
-    at += product_bytes();
-    void* gemm_scratch = at;
+    ScratchLayout layout(ctx.scratch);
+    const Scratch scratch = carve(layout);
+    uint8_t* cols = scratch.cols;
+    uint8_t* hwc = scratch.hwc;
+    float* gemm_out = scratch.product;
+    void* gemm_scratch = scratch.gemm;
     const int64_t plane = in_h_ * in_w_;
     for (int64_t n = 0; n < batch_; ++n) {
       const auto* xs = static_cast<const uint8_t*>(x.raw_data()) + n * channels_ * plane;
@@ -183,13 +182,22 @@ class QConvF final : public Kernel {
   PackedInt8Weights packed_;
   std::vector<float> w_scale_, bias_;
   std::size_t gemm_scratch_bytes_ = 0;
-  static std::size_t align64(std::size_t v) { return (v + 63) / 64 * 64; }
-  std::size_t columns_bytes() const {
-    return pointwise_ ? 0 : align64(static_cast<std::size_t>(out_h_ * out_w_ * channels_ * kernel_[0] * kernel_[1]));
-  }
-  std::size_t channels_last_bytes() const { return align64(static_cast<std::size_t>(in_h_ * in_w_ * channels_)); }
-  std::size_t product_bytes() const {
-    return align64(static_cast<std::size_t>(out_h_ * out_w_ * out_channels_) * sizeof(float));
+  // The scratch (planned into the arena): columns (none for pointwise convs), the channels-last input, the
+  // GEMM's float product and its activation scratch; sized and carved by the same calls.
+  struct Scratch {
+    uint8_t* cols;
+    uint8_t* hwc;
+    float* product;
+    std::byte* gemm;
+  };
+  Scratch carve(ScratchLayout& layout) const {
+    Scratch s{};
+    const auto columns = static_cast<std::size_t>(out_h_ * out_w_ * channels_ * kernel_[0] * kernel_[1]);
+    s.cols = pointwise_ ? nullptr : layout.take<uint8_t>(columns);
+    s.hwc = layout.take<uint8_t>(static_cast<std::size_t>(in_h_ * in_w_ * channels_));
+    s.product = layout.take<float>(static_cast<std::size_t>(out_h_ * out_w_ * out_channels_));
+    s.gemm = layout.take<std::byte>(gemm_scratch_bytes_);
+    return s;
   }
 };
 
